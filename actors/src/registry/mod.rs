@@ -1,0 +1,1 @@
+//! The registry: names to process actors, restart policies, cron schedules, templates, shutdown.

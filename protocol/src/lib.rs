@@ -1,0 +1,22 @@
+//! The processmanager protocol: plain data and functions, no async runtime, no actix.
+//!
+//! Layout:
+//! - [`spec`]: what a process is ([`ProcessSpec`]): command, environment, logs, restarts, deadline, cron.
+//! - [`status`]: what a process is doing ([`ProcessInfo`], [`Status`], [`KernelState`]) and the events
+//!   that report changes ([`ProcessEvent`]).
+//! - [`error`]: the typed error ([`PmError`]) shared by the library API and the socket.
+//! - `heroscript`: the text grammar people type (`!!process.start name:'web' ...`).
+//! - `command`: typed commands, one file per command, parsed from and rendered back to heroscript.
+//! - `session`: the socket session's line state machine (secret, buffering, help, quit).
+//! - `response`: the wire strings and framing (`**RESULT**` ... `**ENDRESULT**`), text and JSON bodies.
+//! - `cron`: standard 5-field cron expressions converted for the `cron` crate, and next-fire times.
+
+pub mod error;
+pub mod logs;
+pub mod spec;
+pub mod status;
+
+pub use error::PmError;
+pub use logs::{LogLine, Stream};
+pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
+pub use status::{ExitInfo, EventKind, KernelState, ProcessEvent, ProcessInfo, Status};

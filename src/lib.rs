@@ -1,0 +1,1 @@
+//! processmanager: a process supervisor for Linux on actix.
