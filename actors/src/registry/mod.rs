@@ -1,1 +1,5 @@
 //! The registry: names to process actors, restart policies, cron schedules, templates, shutdown.
+
+pub mod messages;
+
+pub use messages::*;
