@@ -11,6 +11,7 @@
 //! - `response`: the wire strings and framing (`**RESULT**` ... `**ENDRESULT**`), text and JSON bodies.
 //! - `cron`: standard 5-field cron expressions converted for the `cron` crate, and next-fire times.
 
+pub mod cron;
 pub mod error;
 pub mod logs;
 pub mod spec;
