@@ -113,12 +113,30 @@ impl RotatingFile {
             if self.file.is_none() {
                 self.open()?;
             }
-            if self.size > 0 && self.size + bytes.len() as u64 > self.max_bytes {
-                self.rotate()?;
-            }
-            if let Some(f) = self.file.as_mut() {
-                f.write_all(bytes)?;
-                self.size += bytes.len() as u64;
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                // Whole lines that still fit; a single line longer than the limit gets a file of its own.
+                let room = self.max_bytes.saturating_sub(self.size) as usize;
+                let take = if rest.len() <= room {
+                    rest.len()
+                } else {
+                    match rest[..room].iter().rposition(|&b| b == b'\n') {
+                        Some(nl) => nl + 1,
+                        None if self.size > 0 => {
+                            self.rotate()?;
+                            continue;
+                        }
+                        None => rest
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(rest.len(), |n| n + 1),
+                    }
+                };
+                if let Some(f) = self.file.as_mut() {
+                    f.write_all(&rest[..take])?;
+                    self.size += take as u64;
+                }
+                rest = &rest[take..];
             }
             Ok::<(), std::io::Error>(())
         })();
