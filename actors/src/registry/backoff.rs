@@ -5,6 +5,21 @@ use std::time::Duration;
 use pm_protocol::{RestartPolicy, RestartSettings};
 
 /// What to do after a process ended by itself.
+///
+/// ```
+/// use std::time::Duration;
+/// use pm_actors::registry::backoff::{Backoff, Decision};
+/// use pm_protocol::{RestartPolicy, RestartSettings};
+///
+/// let two = RestartSettings { policy: RestartPolicy::OnFailure, max_restarts: 2, ..Default::default() };
+/// let mut b = Backoff::default();
+/// let up = Duration::ZERO;
+/// assert_eq!(b.decide(&two, true, "exited with code 0", up), Decision::Stay); // on-failure: a success stays
+/// b.decide(&two, false, "exited with code 1", up);
+/// b.decide(&two, false, "exited with code 1", up);
+/// let gave_up = "gave up after 2 restarts, last exit: exited with code 1".to_string();
+/// assert_eq!(b.decide(&two, false, "exited with code 1", up), Decision::GiveUp(gave_up));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The policy does not restart this exit.
@@ -23,12 +38,12 @@ pub enum Decision {
 /// use pm_protocol::{RestartPolicy, RestartSettings};
 ///
 /// let settings = RestartSettings { policy: RestartPolicy::Always, max_restarts: -1, ..Default::default() };
-/// let exit = ExitInfo { code: Some(1), signal: None, time: chrono::Local::now() };
 /// let mut b = Backoff::default();
 /// let up = Duration::from_millis(5);
-/// assert_eq!(b.decide(&settings, &exit, up), Decision::RestartAfter(Duration::ZERO));
-/// assert_eq!(b.decide(&settings, &exit, up), Decision::RestartAfter(Duration::from_millis(100)));
-/// assert_eq!(b.decide(&settings, &exit, up), Decision::RestartAfter(Duration::from_millis(200)));
+/// let last = "exited with code 1";
+/// assert_eq!(b.decide(&settings, false, last, up), Decision::RestartAfter(Duration::ZERO));
+/// assert_eq!(b.decide(&settings, false, last, up), Decision::RestartAfter(Duration::from_millis(100)));
+/// assert_eq!(b.decide(&settings, false, last, up), Decision::RestartAfter(Duration::from_millis(200)));
 /// assert_eq!(b.restarts, 3);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +89,15 @@ impl Backoff {
 }
 
 /// The delay before restart number `consecutive` (0-based): 0, initial, 2*initial, ... up to the cap.
+///
+/// ```
+/// use std::time::Duration;
+/// use pm_actors::registry::backoff::delay_for;
+/// let s = pm_protocol::RestartSettings::default(); // 100 ms doubling, capped at 30 s
+/// assert_eq!(delay_for(&s, 0), Duration::ZERO);
+/// assert_eq!(delay_for(&s, 3), Duration::from_millis(400));
+/// assert_eq!(delay_for(&s, 20), Duration::from_secs(30));
+/// ```
 pub fn delay_for(s: &RestartSettings, consecutive: u32) -> Duration {
     if consecutive == 0 {
         return Duration::ZERO;

@@ -66,6 +66,7 @@ pub use messages::*;
 /// ```
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
+    /// The log folder, the template folder and the state file.
     pub paths: RegistryPaths,
     /// The status tick of every process actor.
     pub status_interval: Duration,
@@ -81,6 +82,16 @@ pub struct RegistryConfig {
 
 impl RegistryConfig {
     /// Built-in defaults with the given folders.
+    ///
+    /// ```
+    /// use pm_actors::registry::{RegistryConfig, RegistryPaths};
+    /// let config = RegistryConfig::new(RegistryPaths {
+    ///     log_dir: "/tmp/pm/logs".into(),
+    ///     template_dir: "/tmp/pm/templates".into(),
+    ///     state_file: "/tmp/pm/state.json".into(),
+    /// });
+    /// assert_eq!(config.restart_defaults.backoff_max_ms, 30_000);
+    /// ```
     pub fn new(paths: RegistryPaths) -> Self {
         RegistryConfig {
             paths,
@@ -93,6 +104,12 @@ impl RegistryConfig {
     }
 
     /// Built-in defaults with everything under `dir`: `logs/`, `templates/`, `state.json`.
+    ///
+    /// ```
+    /// use pm_actors::registry::RegistryConfig;
+    /// let config = RegistryConfig::in_dir("/tmp/pm");
+    /// assert_eq!(config.paths.state_file, std::path::Path::new("/tmp/pm/state.json"));
+    /// ```
     pub fn in_dir(dir: impl AsRef<Path>) -> Self {
         let dir = dir.as_ref();
         RegistryConfig::new(RegistryPaths {
@@ -193,6 +210,15 @@ impl Registry {
     }
 
     /// Starts the actor in the current arbiter and answers its address.
+    ///
+    /// ```
+    /// use pm_actors::registry::{Registry, RegistryConfig, Shutdown};
+    /// actix::System::new().block_on(async {
+    ///     let dir = tempfile::tempdir().unwrap();
+    ///     let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+    ///     registry.send(Shutdown).await.unwrap().unwrap();
+    /// });
+    /// ```
     pub fn start(self) -> Addr<Registry> {
         Actor::start(self)
     }

@@ -15,9 +15,20 @@ use pm_protocol::PmError;
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 
 /// A template file that could not be used, and why.
+///
+/// ```
+/// use pm_actors::registry::template_store::read_all;
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("bad.json"), "{").unwrap();
+/// let (good, bad) = read_all(dir.path());
+/// assert!(good.is_empty());
+/// assert!(bad[0].path.ends_with("bad.json") && bad[0].reason.contains("EOF"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadTemplate {
+    /// The file (or the folder, when it cannot be listed).
     pub path: PathBuf,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -38,6 +49,16 @@ fn read_file(path: &Path) -> Result<Template, String> {
 }
 
 /// Reads `<dir>/<name>.json`.
+///
+/// ```
+/// use pm_actors::registry::template_store::{read_one, write_atomic};
+/// use pm_protocol::{template::Template, ProcessSpec};
+/// let dir = tempfile::tempdir().unwrap();
+/// let t = Template::from_spec(&ProcessSpec::shell("job", "date"), false);
+/// write_atomic(dir.path(), &t).unwrap();
+/// assert_eq!(read_one(dir.path(), "job").unwrap(), t);
+/// assert!(read_one(dir.path(), "other").is_err());
+/// ```
 pub fn read_one(dir: &Path, name: &str) -> Result<Template, PmError> {
     validate_name(name)?;
     let path = dir.join(file_name(name));
@@ -48,6 +69,18 @@ pub fn read_one(dir: &Path, name: &str) -> Result<Template, PmError> {
 }
 
 /// Reads every `*.json` in `dir`, sorted by name. A missing folder holds no templates.
+///
+/// ```
+/// use pm_actors::registry::template_store::{read_all, write_atomic};
+/// use pm_protocol::{template::Template, ProcessSpec};
+/// let dir = tempfile::tempdir().unwrap();
+/// for name in ["b", "a"] {
+///     write_atomic(dir.path(), &Template::from_spec(&ProcessSpec::shell(name, "date"), true)).unwrap();
+/// }
+/// let (good, bad) = read_all(dir.path());
+/// assert_eq!(good.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+/// assert!(bad.is_empty());
+/// ```
 pub fn read_all(dir: &Path) -> (Vec<Template>, Vec<BadTemplate>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
@@ -78,6 +111,15 @@ pub fn read_all(dir: &Path) -> (Vec<Template>, Vec<BadTemplate>) {
 
 /// Writes `<dir>/<name>.json` atomically: a temporary file in the same folder, fsync, rename, then
 /// fsync of the folder. Mode 0644. Creates the folder (0755) if needed.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// use pm_actors::registry::template_store::write_atomic;
+/// use pm_protocol::{template::Template, ProcessSpec};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = write_atomic(dir.path(), &Template::from_spec(&ProcessSpec::shell("job", "date"), false)).unwrap();
+/// assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o644);
+/// ```
 pub fn write_atomic(dir: &Path, template: &Template) -> Result<PathBuf, PmError> {
     validate_name(&template.name)?;
     let fail = |what: &str, e: std::io::Error| {
