@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use pm_actors::process::{EventSink, ProcessEventMsg};
-use pm_actors::registry::{GetStatus, Registry, RegistryConfig, StartProcess, StopProcess, SubscribeEvents};
+use pm_actors::registry::{
+    GetStatus, Registry, RegistryConfig, StartProcess, StopProcess, SubscribeEvents,
+};
 use pm_protocol::{PmError, ProcessInfo, ProcessSpec, RestartPolicy};
 use tokio::sync::oneshot;
 
@@ -38,8 +40,17 @@ impl Actor for Watcher {
         let setup = async move {
             // Subscribe first (to every process), so not even the first exit can be missed.
             let sink = EventSink::Recipient(me);
-            registry.send(SubscribeEvents { names: None, sink }).await.map_err(internal)??;
-            registry.send(StartProcess { spec, template: None }).await.map_err(internal)?
+            registry
+                .send(SubscribeEvents { names: None, sink })
+                .await
+                .map_err(internal)??;
+            registry
+                .send(StartProcess {
+                    spec,
+                    template: None,
+                })
+                .await
+                .map_err(internal)?
         };
         ctx.spawn(setup.into_actor(self).map(|res, act, ctx| {
             if let Err(e) = res {
@@ -75,8 +86,18 @@ impl Handler<ProcessEventMsg> for Watcher {
         // React to the second exit: stop it (which also ends the automatic restarts).
         let registry = self.registry.clone();
         let stop = async move {
-            registry.send(StopProcess { name: "demo".into() }).await.map_err(internal)??;
-            registry.send(GetStatus { name: "demo".into() }).await.map_err(internal)?
+            registry
+                .send(StopProcess {
+                    name: "demo".into(),
+                })
+                .await
+                .map_err(internal)??;
+            registry
+                .send(GetStatus {
+                    name: "demo".into(),
+                })
+                .await
+                .map_err(internal)?
         };
         ctx.spawn(stop.into_actor(self).map(|res, act, ctx| {
             let exits = std::mem::take(&mut act.exits);
@@ -91,12 +112,20 @@ pub fn run(dir: &std::path::Path) -> Result<Outcome, PmError> {
     System::new().block_on(async move {
         let registry = Registry::new(config).start();
         let (tx, rx) = oneshot::channel();
-        Watcher { registry: registry.clone(), exits: Vec::new(), done: Some(tx) }.start();
+        Watcher {
+            registry: registry.clone(),
+            exits: Vec::new(),
+            done: Some(tx),
+        }
+        .start();
         let outcome = tokio::time::timeout(Duration::from_secs(30), rx)
             .await
             .map_err(|_| PmError::Internal("the watcher did not finish in 30 s".into()))?
             .map_err(|_| PmError::Internal("the watcher stopped without an answer".into()))?;
-        registry.send(pm_actors::registry::Shutdown).await.map_err(internal)??;
+        registry
+            .send(pm_actors::registry::Shutdown)
+            .await
+            .map_err(internal)??;
         outcome
     })
 }

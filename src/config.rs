@@ -148,8 +148,12 @@ impl ConfigFile {
                 backoff_initial_ms: self
                     .restart_backoff_initial_ms
                     .unwrap_or(restart.backoff_initial_ms),
-                backoff_max_ms: self.restart_backoff_max_ms.unwrap_or(restart.backoff_max_ms),
-                reset_after_ms: self.restart_reset_after_ms.unwrap_or(restart.reset_after_ms),
+                backoff_max_ms: self
+                    .restart_backoff_max_ms
+                    .unwrap_or(restart.backoff_max_ms),
+                reset_after_ms: self
+                    .restart_reset_after_ms
+                    .unwrap_or(restart.reset_after_ms),
                 ..restart
             },
             log: LogSettings {
@@ -241,13 +245,23 @@ log-ring-lines: 10
         assert_eq!(c.status_interval, Duration::from_millis(250));
         assert_eq!(c.stop_grace, Duration::from_secs(3));
         assert_eq!(
-            (c.restart.backoff_initial_ms, c.restart.backoff_max_ms, c.restart.reset_after_ms),
+            (
+                c.restart.backoff_initial_ms,
+                c.restart.backoff_max_ms,
+                c.restart.reset_after_ms
+            ),
             (50, 5000, 2000)
         );
-        assert_eq!((c.log.max_bytes, c.log.keep_files, c.log.ring_lines), (1048576, 2, 10));
+        assert_eq!(
+            (c.log.max_bytes, c.log.keep_files, c.log.ring_lines),
+            (1048576, 2, 10)
+        );
         let r = c.registry_config();
         assert_eq!(r.paths.template_dir, Path::new("/etc/pm/templates"));
-        assert_eq!((r.stop_grace, r.status_interval), (c.stop_grace, c.status_interval));
+        assert_eq!(
+            (r.stop_grace, r.status_interval),
+            (c.stop_grace, c.status_interval)
+        );
         assert_eq!(r.restart_defaults.backoff_max_ms, 5000);
         assert!(r.load_templates);
         // The command line's socket wins, but explicit paths stay.
@@ -260,23 +274,33 @@ log-ring-lines: 10
 
     #[test]
     fn relative_paths_are_relative_to_the_file() {
-        let c = ConfigFile::parse("template-path: ./templates\n", Some(Path::new("/etc/pm/pm.conf")))
-            .unwrap()
-            .resolve(None);
+        let c = ConfigFile::parse(
+            "template-path: ./templates\n",
+            Some(Path::new("/etc/pm/pm.conf")),
+        )
+        .unwrap()
+        .resolve(None);
         assert_eq!(c.template_dir, Path::new("/etc/pm/./templates"));
     }
 
     #[test]
     fn empty_file_is_all_defaults() {
         assert_eq!(ConfigFile::parse("", None).unwrap(), ConfigFile::default());
-        assert_eq!(ConfigFile::parse("# nothing\n\n", None).unwrap(), ConfigFile::default());
+        assert_eq!(
+            ConfigFile::parse("# nothing\n\n", None).unwrap(),
+            ConfigFile::default()
+        );
     }
 
     #[test]
     fn bad_files_say_what_is_wrong() {
-        let e = ConfigFile::parse("template-path: /x\nsockett: /y\n", None).unwrap_err().to_string();
+        let e = ConfigFile::parse("template-path: /x\nsockett: /y\n", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sockett") && e.contains("pm.conf"), "{e}");
-        let e = ConfigFile::parse("status-interval-ms: soon\n", None).unwrap_err().to_string();
+        let e = ConfigFile::parse("status-interval-ms: soon\n", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("status-interval-ms"), "{e}");
         let e = ConfigFile::parse("[1, 2", None).unwrap_err().to_string();
         assert!(e.starts_with("invalid config file"), "{e}");
@@ -287,7 +311,10 @@ log-ring-lines: 10
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nope.conf");
         let e = ConfigFile::load(&path).unwrap_err().to_string();
-        assert!(e.contains("cannot read config file") && e.contains("nope.conf"), "{e}");
+        assert!(
+            e.contains("cannot read config file") && e.contains("nope.conf"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -14,5 +14,7 @@ fn the_supervise_example_runs() {
     assert!(outcome.last.restarts >= 1, "{:#?}", outcome.last);
     assert!(!outcome.last.status.is_alive(), "{:#?}", outcome.last);
     assert_ne!(outcome.last.status, Status::Backoff);
-    assert!(outcome.last.pid == 0 || std::fs::metadata(format!("/proc/{}", outcome.last.pid)).is_err());
+    assert!(
+        outcome.last.pid == 0 || std::fs::metadata(format!("/proc/{}", outcome.last.pid)).is_err()
+    );
 }

@@ -19,7 +19,10 @@ fn own_cpu_ticks() -> u64 {
 #[actix_rt::test]
 #[ignore = "a measurement: run with --ignored --nocapture"]
 async fn crash_loop_cpu_cost() {
-    let secs: u64 = std::env::var("PM_COST_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let secs: u64 = std::env::var("PM_COST_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
     let mut spec = ProcessSpec::shell("crash", "exit 1");
@@ -28,10 +31,26 @@ async fn crash_loop_cpu_cost() {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
 
     let (t0, c0) = (Instant::now(), own_cpu_ticks());
-    registry.send(StartProcess { spec, template: None }).await.unwrap().unwrap();
+    registry
+        .send(StartProcess {
+            spec,
+            template: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
     actix_rt::time::sleep(Duration::from_secs(secs)).await;
-    let (cpu, wall) = ((own_cpu_ticks() - c0) as f64 / hz, t0.elapsed().as_secs_f64());
-    let info = registry.send(GetStatus { name: "crash".into() }).await.unwrap().unwrap();
+    let (cpu, wall) = (
+        (own_cpu_ticks() - c0) as f64 / hz,
+        t0.elapsed().as_secs_f64(),
+    );
+    let info = registry
+        .send(GetStatus {
+            name: "crash".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     registry.send(Shutdown).await.unwrap().unwrap();
 
     let percent = 100.0 * cpu / wall;

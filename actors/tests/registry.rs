@@ -60,13 +60,24 @@ impl Harness {
     }
 
     async fn start(&self, spec: ProcessSpec) -> Result<ProcessInfo, PmError> {
-        let info = self.registry.send(StartProcess { spec, template: None }).await.unwrap()?;
+        let info = self
+            .registry
+            .send(StartProcess {
+                spec,
+                template: None,
+            })
+            .await
+            .unwrap()?;
         self.reaper.saw(&info);
         Ok(info)
     }
 
     async fn status(&self, name: &str) -> Result<ProcessInfo, PmError> {
-        let info = self.registry.send(GetStatus { name: name.into() }).await.unwrap()?;
+        let info = self
+            .registry
+            .send(GetStatus { name: name.into() })
+            .await
+            .unwrap()?;
         self.reaper.saw(&info);
         Ok(info)
     }
@@ -82,7 +93,10 @@ impl Harness {
                     return info.clone();
                 }
             }
-            assert!(Instant::now() < deadline, "timed out; last status: {info:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out; last status: {info:#?}"
+            );
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -95,7 +109,12 @@ impl Harness {
 fn alive(pid: i32) -> bool {
     // A zombie still has a /proc entry: read its state.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -111,12 +130,20 @@ fn crashing(name: &str, code: i32, max: i64, policy: RestartPolicy) -> ProcessSp
 async fn crash_loop_backs_off_and_shows_next_restart() {
     let h = Harness::new();
     let begun = Instant::now();
-    h.start(crashing("loop", 1, -1, RestartPolicy::OnFailure)).await.ok();
+    h.start(crashing("loop", 1, -1, RestartPolicy::OnFailure))
+        .await
+        .ok();
     let info = h
-        .until("loop", 20, |i| i.status == Status::Backoff && i.restarts >= 5)
+        .until("loop", 20, |i| {
+            i.status == Status::Backoff && i.restarts >= 5
+        })
         .await;
     // Restart 5 is scheduled (counted, waiting 800 ms): restarts 2, 3 and 4 waited 100 + 200 + 400 ms.
-    assert!(begun.elapsed() >= Duration::from_millis(700), "{:?}", begun.elapsed());
+    assert!(
+        begun.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        begun.elapsed()
+    );
     assert!(info.next_restart.is_some(), "{info:#?}");
     assert_eq!(info.exit_code, Some(1));
     h.shutdown().await;
@@ -125,11 +152,19 @@ async fn crash_loop_backs_off_and_shows_next_restart() {
 #[actix_rt::test]
 async fn restarts_run_out_with_a_clear_error() {
     let h = Harness::new();
-    h.start(crashing("three", 3, 3, RestartPolicy::OnFailure)).await.ok();
+    h.start(crashing("three", 3, 3, RestartPolicy::OnFailure))
+        .await
+        .ok();
     let info = h
-        .until("three", 20, |i| i.status == Status::Failed && !i.error.is_empty() && i.restarts == 3)
+        .until("three", 20, |i| {
+            i.status == Status::Failed && !i.error.is_empty() && i.restarts == 3
+        })
         .await;
-    assert!(info.error.contains("gave up after 3 restarts"), "{}", info.error);
+    assert!(
+        info.error.contains("gave up after 3 restarts"),
+        "{}",
+        info.error
+    );
     assert!(info.error.contains("exited with code 3"), "{}", info.error);
     assert!(info.next_restart.is_none());
     h.shutdown().await;
@@ -139,14 +174,30 @@ async fn restarts_run_out_with_a_clear_error() {
 async fn policies_decide_what_restarts() {
     let h = Harness::new();
     // on-failure does not restart a clean exit.
-    h.start(crashing("clean", 0, 5, RestartPolicy::OnFailure)).await.ok();
-    let info = h.until("clean", 10, |i| i.status == Status::Completed).await;
+    h.start(crashing("clean", 0, 5, RestartPolicy::OnFailure))
+        .await
+        .ok();
+    let info = h
+        .until("clean", 10, |i| i.status == Status::Completed)
+        .await;
     assert_eq!(info.restarts, 0);
     // always does, and a never policy with a count does not.
-    h.start(crashing("again", 0, 2, RestartPolicy::Always)).await.ok();
-    let info = h.until("again", 10, |i| i.restarts == 2 && i.status == Status::Failed).await;
-    assert!(info.error.contains("gave up after 2 restarts"), "{}", info.error);
-    h.start(crashing("never", 1, 5, RestartPolicy::Never)).await.ok();
+    h.start(crashing("again", 0, 2, RestartPolicy::Always))
+        .await
+        .ok();
+    let info = h
+        .until("again", 10, |i| {
+            i.restarts == 2 && i.status == Status::Failed
+        })
+        .await;
+    assert!(
+        info.error.contains("gave up after 2 restarts"),
+        "{}",
+        info.error
+    );
+    h.start(crashing("never", 1, 5, RestartPolicy::Never))
+        .await
+        .ok();
     let info = h.until("never", 10, |i| i.status == Status::Failed).await;
     assert_eq!(info.restarts, 0);
     h.shutdown().await;
@@ -167,7 +218,10 @@ async fn stays_down(h: &Harness, name: &str, pid: i32) {
     while Instant::now() < until {
         let info = h.status(name).await.unwrap();
         assert_eq!(info.restarts, 0, "{info:#?}");
-        assert!(!info.status.is_alive() && info.status != Status::Backoff, "{info:#?}");
+        assert!(
+            !info.status.is_alive() && info.status != Status::Backoff,
+            "{info:#?}"
+        );
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!alive(pid));
@@ -180,22 +234,52 @@ async fn no_restart_after_stop_kill_or_delete() {
     let b = h.start(immortal("killed")).await.unwrap();
     let c = h.start(immortal("deleted")).await.unwrap();
 
-    let info = h.registry.send(StopProcess { name: "stopped".into() }).await.unwrap().unwrap();
+    let info = h
+        .registry
+        .send(StopProcess {
+            name: "stopped".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(info.status, Status::Stopped);
-    let exit = h.registry.send(KillProcess { name: "killed".into() }).await.unwrap().unwrap();
+    let exit = h
+        .registry
+        .send(KillProcess {
+            name: "killed".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exit.signal.as_deref(), Some("SIGKILL"));
-    h.registry.send(DeleteProcess { name: "deleted".into() }).await.unwrap().unwrap();
+    h.registry
+        .send(DeleteProcess {
+            name: "deleted".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
 
     stays_down(&h, "stopped", a.pid).await;
     stays_down(&h, "killed", b.pid).await;
     assert!(!alive(c.pid));
-    assert_eq!(h.status("deleted").await.unwrap_err(), PmError::NotFound("deleted".into()));
+    assert_eq!(
+        h.status("deleted").await.unwrap_err(),
+        PmError::NotFound("deleted".into())
+    );
     let names: Vec<_> = h.registry.send(ListProcesses).await.unwrap().unwrap();
     let names: Vec<_> = names.into_iter().map(|i| i.name).collect();
     assert_eq!(names, ["killed", "stopped"]);
 
     // A restart lifts the hold; the name of a deleted process is free again.
-    let again = h.registry.send(RestartProcess { name: "stopped".into() }).await.unwrap().unwrap();
+    let again = h
+        .registry
+        .send(RestartProcess {
+            name: "stopped".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     h.reaper.saw(&again);
     assert_eq!(again.status, Status::Running);
     assert_ne!(again.pid, a.pid);
@@ -206,20 +290,35 @@ async fn no_restart_after_stop_kill_or_delete() {
 #[actix_rt::test]
 async fn names_are_checked_and_unique() {
     let h = Harness::new();
-    let e = h.start(ProcessSpec::shell("../x", "true")).await.unwrap_err();
+    let e = h
+        .start(ProcessSpec::shell("../x", "true"))
+        .await
+        .unwrap_err();
     assert_eq!(e, PmError::InvalidName("../x".into()));
-    h.start(ProcessSpec::shell("one", "sleep 30")).await.unwrap();
-    let e = h.start(ProcessSpec::shell("one", "sleep 30")).await.unwrap_err();
+    h.start(ProcessSpec::shell("one", "sleep 30"))
+        .await
+        .unwrap();
+    let e = h
+        .start(ProcessSpec::shell("one", "sleep 30"))
+        .await
+        .unwrap_err();
     assert_eq!(e, PmError::AlreadyExists("one".into()));
     let e = h.status("nobody").await.unwrap_err();
     assert_eq!(e, PmError::NotFound("nobody".into()));
     let mut bad = ProcessSpec::shell("badcron", "true");
     bad.cron = Some("0 0 30 2 *".into());
     let e = h.start(bad).await.unwrap_err().to_string();
-    assert!(e.contains("'0 0 30 2 *'") && e.contains("never fire"), "{e}");
+    assert!(
+        e.contains("'0 0 30 2 *'") && e.contains("never fire"),
+        "{e}"
+    );
     let e = h
         .registry
-        .send(SignalProcess { name: "one".into(), signal: "NOPE".into(), group: false })
+        .send(SignalProcess {
+            name: "one".into(),
+            signal: "NOPE".into(),
+            group: false,
+        })
         .await
         .unwrap()
         .unwrap_err();
@@ -253,7 +352,14 @@ async fn cron_fires_every_second_and_shows_next_run() {
     let info = h.until("tick", 5, |i| i.status == Status::Scheduled).await;
     assert!(info.next_run.is_some());
     // A stop holds the schedule.
-    let info = h.registry.send(StopProcess { name: "tick".into() }).await.unwrap().unwrap();
+    let info = h
+        .registry
+        .send(StopProcess {
+            name: "tick".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     assert!(info.next_run.is_none(), "{info:#?}");
     h.shutdown().await;
 }
@@ -273,7 +379,9 @@ async fn cron_skips_overlapping_runs_and_deadline_bounds_a_run() {
     bounded.deadline_secs = Some(1);
     bounded.grace_ms = 500;
     h.start(bounded).await.unwrap();
-    let run = h.until("bounded", 15, |i| i.pid > 0 && i.status == Status::Running).await;
+    let run = h
+        .until("bounded", 15, |i| i.pid > 0 && i.status == Status::Running)
+        .await;
     // The deadline ends the run well before its 30 s.
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(run.pid) {
@@ -298,19 +406,40 @@ async fn templates_load_at_startup_and_bad_files_are_skipped() {
             "boot.json",
             r#"{"name":"boot","cmd":"sleep","p_options":{"args":["30"],"run_on_startup":true}}"#,
         );
-        write(dir, "later.json", r#"{"name":"later","cmd":"sleep","p_options":{"args":["30"]}}"#);
+        write(
+            dir,
+            "later.json",
+            r#"{"name":"later","cmd":"sleep","p_options":{"args":["30"]}}"#,
+        );
         write(dir, "broken.json", "{ this is not json");
     });
     let info = h.until("boot", 10, |i| i.status == Status::Running).await;
     assert_eq!(info.command, "sleep 30");
-    assert_eq!(h.status("later").await.unwrap_err(), PmError::NotFound("later".into()));
+    assert_eq!(
+        h.status("later").await.unwrap_err(),
+        PmError::NotFound("later".into())
+    );
     let all = h.registry.send(GetAllTemplates).await.unwrap().unwrap();
     let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["boot", "later"]);
-    let info = h.registry.send(StartFromTemplate { name: "later".into() }).await.unwrap().unwrap();
+    let info = h
+        .registry
+        .send(StartFromTemplate {
+            name: "later".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     h.reaper.saw(&info);
     assert_eq!(info.status, Status::Running);
-    let e = h.registry.send(GetTemplate { name: "broken".into() }).await.unwrap().unwrap_err();
+    let e = h
+        .registry
+        .send(GetTemplate {
+            name: "broken".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(e.to_string().contains("broken.json"), "{e}");
     h.shutdown().await;
 }
@@ -324,14 +453,29 @@ async fn template_option_writes_a_file_that_loads_back() {
     spec.restart.policy = RestartPolicy::OnFailure;
     spec.deadline_secs = Some(100);
     spec.job_id = Some("job-7".into());
-    let opt = TemplateOption { run_on_startup: true };
-    let msg = StartProcess { spec: spec.clone(), template: Some(opt) };
+    let opt = TemplateOption {
+        run_on_startup: true,
+    };
+    let msg = StartProcess {
+        spec: spec.clone(),
+        template: Some(opt),
+    };
     let info = h.registry.send(msg).await.unwrap().unwrap();
     h.reaper.saw(&info);
     let path = h.dir.path().join("templates/saved.json");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
-    let back = h.registry.send(GetTemplate { name: "saved".into() }).await.unwrap().unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let back = h
+        .registry
+        .send(GetTemplate {
+            name: "saved".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back, spec);
     let t = Template::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(t.p_options.run_on_startup);
@@ -365,7 +509,10 @@ async fn shutdown_stops_everything_but_detached() {
         assert_eq!(unsafe { libc::kill(-pid, 0) }, -1, "group {pid} survived");
     }
     assert!(alive(keeper), "the detached process was stopped");
-    let e = h.start(ProcessSpec::shell("late", "true")).await.unwrap_err();
+    let e = h
+        .start(ProcessSpec::shell("late", "true"))
+        .await
+        .unwrap_err();
     assert_eq!(e, PmError::ShuttingDown);
 }
 
@@ -374,12 +521,21 @@ async fn subscribers_get_the_events_of_every_process() {
     let h = Harness::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = pm_actors::process::EventSink::Unbounded(tx);
-    h.registry.send(SubscribeEvents { names: None, sink }).await.unwrap().unwrap();
-    h.start(ProcessSpec::shell("brief", "exit 4")).await.unwrap();
+    h.registry
+        .send(SubscribeEvents { names: None, sink })
+        .await
+        .unwrap()
+        .unwrap();
+    h.start(ProcessSpec::shell("brief", "exit 4"))
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ev = tokio::time::timeout(left, rx.recv()).await.expect("no exit event").unwrap();
+        let ev = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("no exit event")
+            .unwrap();
         if ev.exit.is_some() {
             assert_eq!(ev.name, "brief");
             assert_eq!(ev.exit.unwrap().code, Some(4));
@@ -390,7 +546,9 @@ async fn subscribers_get_the_events_of_every_process() {
         .registry
         .send(SubscribeEvents {
             names: Some(vec!["ghost".into()]),
-            sink: pm_actors::process::EventSink::Unbounded(tokio::sync::mpsc::unbounded_channel().0),
+            sink: pm_actors::process::EventSink::Unbounded(
+                tokio::sync::mpsc::unbounded_channel().0,
+            ),
         })
         .await
         .unwrap()

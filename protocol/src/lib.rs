@@ -22,4 +22,4 @@ pub mod template;
 pub use error::PmError;
 pub use logs::{LogLine, Stream};
 pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
-pub use status::{ExitInfo, EventKind, KernelState, ProcessEvent, ProcessInfo, Status};
+pub use status::{EventKind, ExitInfo, KernelState, ProcessEvent, ProcessInfo, Status};

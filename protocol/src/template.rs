@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{validate_name, CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
+use crate::spec::{
+    validate_name, CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings,
+};
 use crate::PmError;
 
 /// A template file: the process definition plus whether the daemon starts it when it starts.
@@ -185,7 +187,9 @@ impl Template {
             return Err(bad("empty cmd"));
         }
         if o.shell && !o.args.is_empty() {
-            return Err(bad("args cannot be given with shell: true (put them in cmd)"));
+            return Err(bad(
+                "args cannot be given with shell: true (put them in cmd)",
+            ));
         }
         if o.restart < -1 {
             return Err(bad("restart must be -1 (unlimited), 0 or a positive count"));
@@ -292,7 +296,10 @@ mod tests {
             (r#"{"name":"a","cmd":"x","p_options":{"bogus":1}}"#, "bogus"),
             (r#"{"name":"a","cmd":"x","extra":1}"#, "extra"),
             (r#"{"name":"a"}"#, "cmd"),
-            (r#"{"name":"a","cmd":"x","p_options":{"restart":"many"}}"#, "expected i64"),
+            (
+                r#"{"name":"a","cmd":"x","p_options":{"restart":"many"}}"#,
+                "expected i64",
+            ),
             ("{not json", "line 1"),
         ];
         for (text, needle) in cases {
@@ -302,11 +309,21 @@ mod tests {
         let conv = [
             (r#"{"name":"../x","cmd":"x"}"#, "invalid process name"),
             (r#"{"name":"a","cmd":"  "}"#, "empty cmd"),
-            (r#"{"name":"a","cmd":"x","p_options":{"shell":true,"args":["y"]}}"#, "shell"),
-            (r#"{"name":"a","cmd":"x","p_options":{"restart":-2}}"#, "restart"),
+            (
+                r#"{"name":"a","cmd":"x","p_options":{"shell":true,"args":["y"]}}"#,
+                "shell",
+            ),
+            (
+                r#"{"name":"a","cmd":"x","p_options":{"restart":-2}}"#,
+                "restart",
+            ),
         ];
         for (text, needle) in conv {
-            let e = Template::from_json(text).unwrap().to_spec().unwrap_err().to_string();
+            let e = Template::from_json(text)
+                .unwrap()
+                .to_spec()
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
     }

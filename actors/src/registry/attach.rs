@@ -11,9 +11,9 @@ impl Handler<AttachProcess> for Registry {
     type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
 
     fn handle(&mut self, msg: AttachProcess, _ctx: &mut Context<Self>) -> Self::Result {
-        let adopted = self.check_new_name(&msg.name).and_then(|()| {
-            ProcessActor::attach(msg.pid, msg.name.clone(), self.process_options())
-        });
+        let adopted = self
+            .check_new_name(&msg.name)
+            .and_then(|()| ProcessActor::attach(msg.pid, msg.name.clone(), self.process_options()));
         let actor = match adopted {
             Ok(actor) => actor,
             Err(e) => return Box::pin(fut::ready(Err(e))),

@@ -103,7 +103,10 @@ pub fn delay_for(s: &RestartSettings, consecutive: u32) -> Duration {
         return Duration::ZERO;
     }
     let factor = 1u64.checked_shl(consecutive - 1).unwrap_or(u64::MAX);
-    let ms = s.backoff_initial_ms.saturating_mul(factor).min(s.backoff_max_ms);
+    let ms = s
+        .backoff_initial_ms
+        .saturating_mul(factor)
+        .min(s.backoff_max_ms);
     Duration::from_millis(ms)
 }
 
@@ -131,7 +134,9 @@ mod tests {
     #[test]
     fn delays_double_up_to_the_cap() {
         let s = settings(RestartPolicy::Always, -1);
-        let got: Vec<u64> = (0..12).map(|n| delay_for(&s, n).as_millis() as u64).collect();
+        let got: Vec<u64> = (0..12)
+            .map(|n| delay_for(&s, n).as_millis() as u64)
+            .collect();
         assert_eq!(
             got,
             [0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]
@@ -143,13 +148,25 @@ mod tests {
     fn policies() {
         let short = Duration::from_millis(1);
         let mut b = Backoff::default();
-        assert_eq!(decide(&mut b, &settings(RestartPolicy::Never, 5), &exit(1), short), Decision::Stay);
+        assert_eq!(
+            decide(&mut b, &settings(RestartPolicy::Never, 5), &exit(1), short),
+            Decision::Stay
+        );
         let onf = settings(RestartPolicy::OnFailure, 5);
         assert_eq!(decide(&mut b, &onf, &exit(0), short), Decision::Stay);
-        assert_eq!(decide(&mut b, &onf, &exit(2), short), Decision::RestartAfter(Duration::ZERO));
+        assert_eq!(
+            decide(&mut b, &onf, &exit(2), short),
+            Decision::RestartAfter(Duration::ZERO)
+        );
         let always = settings(RestartPolicy::Always, 5);
-        assert!(matches!(decide(&mut b, &always, &exit(0), short), Decision::RestartAfter(_)));
-        assert_eq!(decide(&mut b, &settings(RestartPolicy::Always, 0), &exit(1), short), Decision::Stay);
+        assert!(matches!(
+            decide(&mut b, &always, &exit(0), short),
+            Decision::RestartAfter(_)
+        ));
+        assert_eq!(
+            decide(&mut b, &settings(RestartPolicy::Always, 0), &exit(1), short),
+            Decision::Stay
+        );
     }
 
     #[test]
@@ -157,8 +174,14 @@ mod tests {
         let s = settings(RestartPolicy::OnFailure, 2);
         let mut b = Backoff::default();
         let short = Duration::from_millis(1);
-        assert!(matches!(decide(&mut b, &s, &exit(3), short), Decision::RestartAfter(_)));
-        assert!(matches!(decide(&mut b, &s, &exit(3), short), Decision::RestartAfter(_)));
+        assert!(matches!(
+            decide(&mut b, &s, &exit(3), short),
+            Decision::RestartAfter(_)
+        ));
+        assert!(matches!(
+            decide(&mut b, &s, &exit(3), short),
+            Decision::RestartAfter(_)
+        ));
         assert_eq!(
             decide(&mut b, &s, &exit(3), short),
             Decision::GiveUp("gave up after 2 restarts, last exit: exited with code 3".into())

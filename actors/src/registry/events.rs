@@ -63,7 +63,10 @@ impl Registry {
             return;
         }
         let uptime = entry.started_at.map(|t| t.elapsed()).unwrap_or_default();
-        match entry.backoff.decide(&entry.spec.restart, success, last, uptime) {
+        match entry
+            .backoff
+            .decide(&entry.spec.restart, success, last, uptime)
+        {
             Decision::Stay => {}
             Decision::GiveUp(why) => {
                 tracing::warn!(process = name, "{why}");

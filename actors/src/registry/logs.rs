@@ -14,7 +14,10 @@ impl Handler<GetLogs> for Registry {
         let addr = self.entry(&msg.name).map(|e| e.addr.clone());
         Box::pin(async move {
             let ask = process::GetLogs { lines: msg.lines };
-            addr?.send(ask).await.map_err(|e| PmError::Internal(e.to_string()))
+            addr?
+                .send(ask)
+                .await
+                .map_err(|e| PmError::Internal(e.to_string()))
         })
     }
 }

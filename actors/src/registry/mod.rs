@@ -48,7 +48,9 @@ use actix::prelude::*;
 use chrono::{DateTime, Local};
 use pm_protocol::cron::CronSchedule;
 use pm_protocol::spec::validate_name;
-use pm_protocol::{LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings, Status};
+use pm_protocol::{
+    LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings, Status,
+};
 use tokio::sync::mpsc;
 
 use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Subscribe};
@@ -224,7 +226,8 @@ impl Registry {
     }
 
     fn process_options(&self) -> ProcessOptions {
-        ProcessOptions::new(self.config.paths.log_dir.clone()).with_tick(self.config.status_interval)
+        ProcessOptions::new(self.config.paths.log_dir.clone())
+            .with_tick(self.config.status_interval)
     }
 
     /// The spec with the configured defaults where it kept the built-in ones.
@@ -286,8 +289,17 @@ impl Registry {
     }
 
     /// Wires a new process actor: the registry's own event stream and every global subscriber.
-    fn register(&mut self, name: String, spec: ProcessSpec, addr: Addr<ProcessActor>, attached: bool) {
-        let cron = spec.cron.as_deref().and_then(|c| CronSchedule::parse(c).ok());
+    fn register(
+        &mut self,
+        name: String,
+        spec: ProcessSpec,
+        addr: Addr<ProcessActor>,
+        attached: bool,
+    ) {
+        let cron = spec
+            .cron
+            .as_deref()
+            .and_then(|c| CronSchedule::parse(c).ok());
         addr.do_send(Subscribe(EventSink::Unbounded(self.events_tx.clone())));
         self.global_sinks.retain(subscribe::sink_open);
         for sink in &self.global_sinks {
@@ -324,7 +336,11 @@ impl Registry {
     }
 
     /// Starts a defined process now, or arms its schedule if it has one; answers its status.
-    fn launch(&mut self, name: String, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
+    fn launch(
+        &mut self,
+        name: String,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let scheduled = self.entries.get(&name).is_some_and(|e| e.cron.is_some());
         if scheduled {
             self.arm_cron(&name, ctx);
@@ -382,7 +398,10 @@ impl Registry {
 
     /// Cancels the pending restart and cron timers of an entry.
     fn cancel_timers(entry: &mut Entry, ctx: &mut Context<Self>) {
-        for t in [entry.restart_timer.take(), entry.cron_timer.take()].into_iter().flatten() {
+        for t in [entry.restart_timer.take(), entry.cron_timer.take()]
+            .into_iter()
+            .flatten()
+        {
             ctx.cancel_future(t.handle);
         }
     }

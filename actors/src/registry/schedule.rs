@@ -38,7 +38,10 @@ impl Registry {
         if let Some(old) = entry.cron_timer.take() {
             ctx.cancel_future(old.handle);
         }
-        let wait = (at - Local::now()).to_std().unwrap_or_default().min(MAX_SLEEP);
+        let wait = (at - Local::now())
+            .to_std()
+            .unwrap_or_default()
+            .min(MAX_SLEEP);
         let (id, owned) = (entry.id, name.to_string());
         let handle = ctx.run_later(wait, move |act, ctx| act.cron_wake(owned, id, at, ctx));
         entry.cron_timer = Some(Timer { handle, at });

@@ -17,7 +17,10 @@ impl Handler<SignalProcess> for Registry {
                 signal: msg.signal,
                 group: msg.group,
             };
-            addr?.send(signal).await.map_err(|e| PmError::Internal(e.to_string()))?
+            addr?
+                .send(signal)
+                .await
+                .map_err(|e| PmError::Internal(e.to_string()))?
         })
     }
 }

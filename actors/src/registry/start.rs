@@ -23,7 +23,8 @@ impl Handler<StartProcess> for Registry {
         };
         // The template is written before the start; if it cannot be, the process is not defined.
         let dir = self.config.paths.template_dir.clone();
-        let write = tokio::task::spawn_blocking(move || template_store::write_atomic(&dir, &template));
+        let write =
+            tokio::task::spawn_blocking(move || template_store::write_atomic(&dir, &template));
         Box::pin(write.into_actor(self).then(move |res, act, ctx| {
             let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
             let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {

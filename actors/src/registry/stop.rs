@@ -9,7 +9,11 @@ use crate::process::{Kill, ProcessActor, StopAndWait};
 
 impl Registry {
     /// Holds the process (no restart, no cron fire) and answers its actor's address and definition id.
-    fn hold(&mut self, name: &str, ctx: &mut Context<Self>) -> Result<(Addr<ProcessActor>, u64), PmError> {
+    fn hold(
+        &mut self,
+        name: &str,
+        ctx: &mut Context<Self>,
+    ) -> Result<(Addr<ProcessActor>, u64), PmError> {
         let entry = self.entry_mut(name)?;
         entry.held = true;
         entry.gave_up = None;
@@ -37,13 +41,18 @@ impl Handler<StopProcess> for Registry {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
-        Box::pin(addr.send(StopAndWait::default()).into_actor(self).then(move |res, act, _| {
-            let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match stopped(res) {
-                Ok(()) => act.info_of(name),
-                Err(e) => Box::pin(fut::ready(Err(e))),
-            };
-            next
-        }))
+        Box::pin(
+            addr.send(StopAndWait::default())
+                .into_actor(self)
+                .then(move |res, act, _| {
+                    let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> =
+                        match stopped(res) {
+                            Ok(()) => act.info_of(name),
+                            Err(e) => Box::pin(fut::ready(Err(e))),
+                        };
+                    next
+                }),
+        )
     }
 }
 
@@ -54,7 +63,9 @@ impl Handler<KillProcess> for Registry {
         let held = self.hold(&msg.name, ctx);
         Box::pin(async move {
             let (addr, _) = held?;
-            addr.send(Kill).await.map_err(|e| PmError::Internal(e.to_string()))?
+            addr.send(Kill)
+                .await
+                .map_err(|e| PmError::Internal(e.to_string()))?
         })
     }
 }
@@ -68,13 +79,17 @@ impl Handler<DeleteProcess> for Registry {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
-        Box::pin(addr.send(StopAndWait::default()).into_actor(self).map(move |res, act, _| {
-            stopped(res)?;
-            // Forget this definition only: the name may have been deleted and defined again meanwhile.
-            if act.entries.get(&name).is_some_and(|e| e.id == id) {
-                act.entries.remove(&name);
-            }
-            Ok(())
-        }))
+        Box::pin(
+            addr.send(StopAndWait::default())
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    stopped(res)?;
+                    // Forget this definition only: the name may have been deleted and defined again meanwhile.
+                    if act.entries.get(&name).is_some_and(|e| e.id == id) {
+                        act.entries.remove(&name);
+                    }
+                    Ok(())
+                }),
+        )
     }
 }

@@ -43,7 +43,10 @@ fn read_file(path: &Path) -> Result<Template, String> {
     t.to_spec().map_err(|e| e.to_string())?;
     let expected = t.file_name();
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
-        return Err(format!("holds process '{}', so it must be named {expected}", t.name));
+        return Err(format!(
+            "holds process '{}', so it must be named {expected}",
+            t.name
+        ));
     }
     Ok(t)
 }
@@ -63,7 +66,10 @@ pub fn read_one(dir: &Path, name: &str) -> Result<Template, PmError> {
     validate_name(name)?;
     let path = dir.join(file_name(name));
     if !path.exists() {
-        return Err(PmError::Template(format!("no template for '{name}' in {}", dir.display())));
+        return Err(PmError::Template(format!(
+            "no template for '{name}' in {}",
+            dir.display()
+        )));
     }
     read_file(&path).map_err(|reason| PmError::Template(format!("{}: {reason}", path.display())))
 }
@@ -127,7 +133,11 @@ pub fn write_atomic(dir: &Path, template: &Template) -> Result<PathBuf, PmError>
     };
     fs::create_dir_all(dir).map_err(|e| fail("create the folder", e))?;
     let path = dir.join(template.file_name());
-    let tmp = dir.join(format!(".{}.{}.tmp", template.file_name(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        template.file_name(),
+        std::process::id()
+    ));
     let write = || -> std::io::Result<()> {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -168,7 +178,10 @@ mod tests {
         assert_eq!(back, t);
         assert_eq!(back.to_spec().unwrap(), spec);
         // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["job.1.json"]);
     }
 
@@ -178,12 +191,19 @@ mod tests {
         let good = Template::from_spec(&ProcessSpec::shell("good", "true"), false);
         write_atomic(dir.path(), &good).unwrap();
         fs::write(dir.path().join("broken.json"), "{ nope").unwrap();
-        fs::write(dir.path().join("other.json"), r#"{"name":"misnamed","cmd":"true"}"#).unwrap();
+        fs::write(
+            dir.path().join("other.json"),
+            r#"{"name":"misnamed","cmd":"true"}"#,
+        )
+        .unwrap();
         fs::write(dir.path().join("notes.txt"), "not a template").unwrap();
         let (ok, bad) = read_all(dir.path());
         assert_eq!(ok, [good]);
         assert_eq!(bad.len(), 2);
-        assert!(bad[0].path.ends_with("broken.json") && bad[0].reason.contains("line 1"), "{bad:?}");
+        assert!(
+            bad[0].path.ends_with("broken.json") && bad[0].reason.contains("line 1"),
+            "{bad:?}"
+        );
         assert!(bad[1].reason.contains("misnamed.json"), "{bad:?}");
     }
 
@@ -192,7 +212,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = read_one(dir.path(), "ghost").unwrap_err().to_string();
         assert!(e.contains("no template for 'ghost'"), "{e}");
-        assert!(matches!(read_one(dir.path(), "../x"), Err(PmError::InvalidName(_))));
+        assert!(matches!(
+            read_one(dir.path(), "../x"),
+            Err(PmError::InvalidName(_))
+        ));
         let (ok, bad) = read_all(&dir.path().join("absent"));
         assert!(ok.is_empty() && bad.is_empty());
     }
