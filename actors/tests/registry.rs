@@ -200,6 +200,18 @@ async fn policies_decide_what_restarts() {
         .ok();
     let info = h.until("never", 10, |i| i.status == Status::Failed).await;
     assert_eq!(info.restarts, 0);
+    // A spawn failure is an error, recorded, and counts as a failed run for the restart policy.
+    let mut missing = ProcessSpec::exec("missing", "/nonexistent/program", Vec::<String>::new());
+    missing.restart = crashing("-", 1, 2, RestartPolicy::OnFailure).restart;
+    let e = h.start(missing).await.unwrap_err();
+    assert!(matches!(e, PmError::Spawn { .. }), "{e:?}");
+    let info = h
+        .until("missing", 10, |i| {
+            i.restarts == 2 && i.error.contains("gave up")
+        })
+        .await;
+    assert!(info.error.contains("cannot spawn"), "{}", info.error);
+    assert_eq!(info.status, Status::Failed);
     h.shutdown().await;
 }
 
@@ -360,6 +372,7 @@ async fn cron_fires_every_second_and_shows_next_run() {
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(info.status, Status::Stopped);
     assert!(info.next_run.is_none(), "{info:#?}");
     h.shutdown().await;
 }

@@ -168,6 +168,14 @@ impl Entry {
                 info.error.clone_from(why);
             } else if self.cron_timer.is_some() {
                 info.status = Status::Scheduled;
+            } else if self.held
+                && matches!(
+                    info.status,
+                    Status::Failed | Status::Completed | Status::Initial
+                )
+            {
+                // A user's stop while it waited (backoff, schedule, never run) still ends in `stopped`.
+                info.status = Status::Stopped;
             }
         }
         info
