@@ -61,3 +61,56 @@ async fn crash_loop_cpu_cost() {
     assert!(info.restarts >= 5, "{info:#?}");
     assert!(percent < 1.0, "{percent:.3}% of a core");
 }
+
+#[actix_rt::test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn restart_latency_from_exit_to_new_pid() {
+    use pm_protocol::{EventKind, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = pm_actors::process::EventSink::Unbounded(tx);
+    registry
+        .send(SubscribeEvents { names: None, sink })
+        .await
+        .unwrap()
+        .unwrap();
+    let mut spec = ProcessSpec::shell("flap", "exit 1");
+    spec.restart.policy = RestartPolicy::OnFailure;
+    spec.restart.max_restarts = -1;
+    // Every run counts as having stayed up long enough: every restart is immediate.
+    spec.restart.reset_after_ms = 0;
+    registry
+        .send(StartProcess {
+            spec,
+            template: None,
+        })
+        .await
+        .unwrap()
+        .ok();
+    let (mut exited, mut gaps) = (None, Vec::new());
+    while gaps.len() < 200 {
+        let ev = rx.recv().await.unwrap();
+        match ev.kind {
+            EventKind::Status {
+                new: Status::Failed,
+                ..
+            } if ev.exit.is_some() => exited = Some(ev.time),
+            EventKind::Status {
+                new: Status::Running,
+                ..
+            } => {
+                if let Some(t) = exited.take() {
+                    gaps.push((ev.time - t).num_microseconds().unwrap_or(i64::MAX));
+                }
+            }
+            _ => {}
+        }
+    }
+    registry.send(Shutdown).await.unwrap().unwrap();
+    gaps.sort_unstable();
+    println!(
+        "restart latency (exit event to running event, 200 restarts): median {} us, p90 {} us",
+        gaps[100], gaps[180]
+    );
+}
