@@ -11,11 +11,13 @@
 //! - `response`: the wire strings and framing (`**RESULT**` ... `**ENDRESULT**`), text and JSON bodies.
 //! - [`cron`]: standard 5-field cron expressions converted for the `cron` crate, and next-fire times.
 //! - [`template`]: the template file format (`<name>.json`, Ligato's keys plus ours) and its specs.
+//! - [`state`]: the state file format (`state.json`): what survives a daemon restart.
 
 pub mod cron;
 pub mod error;
 pub mod logs;
 pub mod spec;
+pub mod state;
 pub mod status;
 pub mod template;
 

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal as NixSignal};
 use nix::unistd::Pid;
 use pm_protocol::{
-    CommandLine, EventKind, ExitInfo, KernelState, PmError, ProcessEvent, ProcessInfo, ProcessSpec,
+    CommandLine, EventKind, ExitInfo, KernelState, LogLine, PmError, ProcessEvent, ProcessInfo, ProcessSpec,
     Status, Stream,
 };
 use tokio::sync::oneshot;
@@ -207,12 +207,54 @@ impl ProcessActor {
         Self::attach_checked(pid, name, Some(start_ticks), opts)
     }
 
+    /// Takes up again a run of `spec` that an earlier daemon started (its pid and start time, from the
+    /// state file). The actor is the process's own: when the run ends it may be started again. The
+    /// run's exit status cannot be known (it is not our child), so its end counts as a failure.
+    /// `log_tail` refills the in-memory ring. A pid that no longer has `start_ticks` is
+    /// `PmError::NoSuchPid`, and is never signalled.
+    pub fn adopt(
+        spec: ProcessSpec,
+        pid: i32,
+        start_ticks: u64,
+        log_tail: Vec<LogLine>,
+        opts: ProcessOptions,
+    ) -> Result<ProcessActor, PmError> {
+        let (run, _) = Self::adoptable_run(pid, Some(start_ticks))?;
+        let mut actor = ProcessActor::new(spec, opts);
+        if let Ok(mut ring) = actor.ring.lock() {
+            for line in log_tail {
+                ring.push(line);
+            }
+        }
+        actor.take_up(run);
+        Ok(actor)
+    }
+
     fn attach_checked(
         pid: i32,
         name: String,
         expected: Option<u64>,
         opts: ProcessOptions,
     ) -> Result<ProcessActor, PmError> {
+        let (run, cmdline) = Self::adoptable_run(pid, expected)?;
+        let (program, args) = match cmdline.split_first() {
+            Some((p, a)) => (p.clone(), a.to_vec()),
+            None => (String::new(), Vec::new()),
+        };
+        let mut spec = ProcessSpec::exec(name, program, args);
+        spec.detach = true; // not ours to kill when the daemon goes
+        let mut actor = ProcessActor::new(spec, opts);
+        actor.attached = true;
+        actor.info.attached = true;
+        actor.info.detached = false;
+        actor.info.command = cmdline.join(" ");
+        actor.take_up(run);
+        Ok(actor)
+    }
+
+    /// A run for a process the daemon did not spawn itself, checked to exist (with the expected start
+    /// time, if given), and its command line.
+    fn adoptable_run(pid: i32, expected: Option<u64>) -> Result<(Run, Vec<String>), PmError> {
         if pid <= 0 {
             return Err(PmError::NoSuchPid { pid });
         }
@@ -230,22 +272,11 @@ impl ProcessActor {
             return Err(PmError::NoSuchPid { pid });
         }
         let cmdline = procfs::read_cmdline(pid);
-        let (program, args) = match cmdline.split_first() {
-            Some((p, a)) => (p.clone(), a.to_vec()),
-            None => (String::new(), Vec::new()),
-        };
-        let mut spec = ProcessSpec::exec(name, program, args);
-        spec.detach = true; // not ours to kill when the daemon goes
-        let mut actor = ProcessActor::new(spec, opts);
-        actor.attached = true;
-        actor.info.attached = true;
-        actor.info.detached = false;
-        actor.info.command = cmdline.join(" ");
         let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
             .ok()
             .map(|p| p.as_raw())
             .filter(|&g| g == pid && g != nix::unistd::getpgrp().as_raw());
-        actor.pending_attach = Some(Run {
+        let run = Run {
             id: 0,
             pid,
             child: None,
@@ -257,13 +288,18 @@ impl ProcessActor {
             stop: None,
             deadline: None,
             guarded: false,
-        });
-        actor.info.pid = pid;
-        actor.info.status = Status::Running;
-        actor.info.start_time = boot_relative_time(stat.start_time)
+        };
+        Ok((run, cmdline))
+    }
+
+    /// Makes `run` the pending run, taken up when the actor starts, and shows it as running.
+    fn take_up(&mut self, run: Run) {
+        self.info.pid = run.pid;
+        self.info.status = Status::Running;
+        self.info.start_time = boot_relative_time(run.start_ticks)
             .map(now_rfc3339)
             .unwrap_or_default();
-        Ok(actor)
+        self.pending_attach = Some(run);
     }
 
     /// The start time (field 22 of stat) of an attached process, for a state file.
@@ -499,6 +535,10 @@ impl ProcessActor {
                 Some(StopReason::Deadline(secs)) => {
                     (Status::Stopped, format!("deadline of {secs} s exceeded"))
                 }
+                None if run.child.is_none() => (
+                    Status::Failed,
+                    "ended while adopted after a daemon restart (exit status unknown)".to_string(),
+                ),
                 None if exit.success() => (Status::Completed, String::new()),
                 None => (Status::Failed, exit.describe()),
             }

@@ -9,6 +9,7 @@ mod actor;
 mod events;
 pub mod guard;
 mod handle;
+pub mod log_tail;
 pub mod logs;
 pub mod messages;
 mod options;

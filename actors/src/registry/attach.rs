@@ -4,13 +4,15 @@ use actix::prelude::*;
 use pm_protocol::{PmError, ProcessInfo, ProcessSpec};
 
 use super::messages::AttachProcess;
+use pm_protocol::state::SavedRun;
+
 use super::Registry;
 use crate::process::ProcessActor;
 
 impl Handler<AttachProcess> for Registry {
     type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
 
-    fn handle(&mut self, msg: AttachProcess, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: AttachProcess, ctx: &mut Context<Self>) -> Self::Result {
         let adopted = self
             .check_new_name(&msg.name)
             .and_then(|()| ProcessActor::attach(msg.pid, msg.name.clone(), self.process_options()));
@@ -22,6 +24,13 @@ impl Handler<AttachProcess> for Registry {
         let mut spec = ProcessSpec::exec(msg.name.clone(), String::new(), Vec::<String>::new());
         spec.detach = true;
         self.register(msg.name.clone(), spec, actor.start(), true);
-        self.info_of(msg.name)
+        if let Some(entry) = self.entries.get_mut(&msg.name) {
+            entry.wanted = true;
+            entry.run = crate::process::procfs::read_stat(msg.pid)
+                .ok()
+                .map(|s| SavedRun { pid: msg.pid, start_ticks: s.start_time });
+        }
+        self.state_changed(ctx);
+        Registry::when_durable(self.info_of(msg.name))
     }
 }

@@ -28,6 +28,7 @@ impl StreamHandler<ProcessEvent> for Registry {
         let EventKind::Status { new, .. } = event.kind else {
             return;
         };
+        self.track_run(&event.name, event.pid, new.is_alive(), ctx);
         let Some(exit) = event.exit else {
             return;
         };
@@ -63,10 +64,16 @@ impl Registry {
             return;
         }
         let uptime = entry.started_at.map(|t| t.elapsed()).unwrap_or_default();
-        match entry
+        let decision = entry
             .backoff
-            .decide(&entry.spec.restart, success, last, uptime)
-        {
+            .decide(&entry.spec.restart, success, last, uptime);
+        // A schedule stays wanted between its runs; anything else that will not run again does not.
+        entry.wanted = entry.cron.is_some() || matches!(decision, Decision::RestartAfter(_));
+        self.state_changed(ctx);
+        let Some(entry) = self.entries.get_mut(name) else {
+            return;
+        };
+        match decision {
             Decision::Stay => {}
             Decision::GiveUp(why) => {
                 tracing::warn!(process = name, "{why}");

@@ -24,6 +24,7 @@
 //! registry reads as a stream; a self-exit (`completed` or `failed`) is decided at once by [`backoff`],
 //! and the first restart is a `Start` sent in the same turn. Nothing polls on that path.
 
+pub mod atomic_file;
 mod attach;
 pub mod backoff;
 mod events;
@@ -34,6 +35,7 @@ mod schedule;
 mod shutdown;
 mod signal;
 mod start;
+mod state;
 mod status;
 mod stop;
 mod subscribe;
@@ -48,6 +50,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Local};
 use pm_protocol::cron::CronSchedule;
 use pm_protocol::spec::validate_name;
+use pm_protocol::state::SavedRun;
 use pm_protocol::{
     LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings, Status,
 };
@@ -57,6 +60,7 @@ use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Su
 
 pub use backoff::{Backoff, Decision};
 pub use messages::*;
+pub use state::{ENV_NAME, ENV_STATE};
 
 /// How a [`Registry`] runs: its folders and the defaults for processes that set none.
 ///
@@ -80,6 +84,8 @@ pub struct RegistryConfig {
     pub log_defaults: LogSettings,
     /// Read the template folder when the registry starts, and start those with `run_on_startup`.
     pub load_templates: bool,
+    /// Keep the state file (`paths.state_file`): read it when the registry starts, write every change.
+    pub persist_state: bool,
 }
 
 impl RegistryConfig {
@@ -102,6 +108,7 @@ impl RegistryConfig {
             restart_defaults: RestartSettings::default(),
             log_defaults: LogSettings::default(),
             load_templates: true,
+            persist_state: true,
         }
     }
 
@@ -146,6 +153,11 @@ pub(crate) struct Entry {
     cron: Option<CronSchedule>,
     cron_timer: Option<Timer>,
     skipped_runs: u64,
+    /// The live run as the state file records it (pid and kernel start time).
+    run: Option<SavedRun>,
+    /// Should be running (or scheduled): started and not since stopped by a user, ended for good or
+    /// given up. A daemon restart starts it again.
+    wanted: bool,
 }
 
 impl Entry {
@@ -193,6 +205,7 @@ pub struct Registry {
     /// Subscribers to every process, present and future.
     global_sinks: Vec<EventSink>,
     shutting_down: bool,
+    state: state::StateBook,
 }
 
 impl Registry {
@@ -216,6 +229,7 @@ impl Registry {
             events_rx: Some(events_rx),
             global_sinks: Vec::new(),
             shutting_down: false,
+            state: state::StateBook::default(),
         }
     }
 
@@ -327,6 +341,8 @@ impl Registry {
             cron,
             cron_timer: None,
             skipped_runs: 0,
+            run: None,
+            wanted: false,
         };
         self.entries.insert(name, entry);
     }
@@ -337,7 +353,7 @@ impl Registry {
         if let Some(expr) = &spec.cron {
             CronSchedule::parse(expr)?;
         }
-        let spec = self.apply_defaults(spec);
+        let spec = self.with_marker(self.apply_defaults(spec));
         let addr = ProcessActor::new(spec.clone(), self.process_options()).start();
         self.register(spec.name.clone(), spec, addr, false);
         Ok(())
@@ -349,18 +365,27 @@ impl Registry {
         name: String,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
-        let scheduled = self.entries.get(&name).is_some_and(|e| e.cron.is_some());
+        let scheduled = match self.entries.get_mut(&name) {
+            Some(e) => {
+                e.wanted = true;
+                e.cron.is_some()
+            }
+            None => false,
+        };
+        self.state_changed(ctx);
         if scheduled {
             self.arm_cron(&name, ctx);
-            return self.info_of(name);
+            return Self::when_durable(self.info_of(name));
         }
-        Box::pin(self.start_run(name.clone()).then(move |res, act, _| {
-            let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
-                Ok(_) => act.info_of(name),
-                Err(e) => Box::pin(fut::ready(Err(e))),
-            };
-            next
-        }))
+        Self::when_durable(Box::pin(self.start_run(name.clone()).then(
+            move |res, act, _| {
+                let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
+                    Ok(_) => act.info_of(name),
+                    Err(e) => Box::pin(fut::ready(Err(e))),
+                };
+                next
+            },
+        )))
     }
 
     /// Sends `Start` to the process and keeps the books: the start time, and on a spawn failure the
@@ -370,6 +395,7 @@ impl Registry {
             return Box::pin(fut::ready(Err(PmError::NotFound(name))));
         };
         let id = entry.id;
+        entry.wanted = true;
         let req = entry.addr.send(Start);
         Box::pin(req.into_actor(self).map(move |res, act, ctx| {
             let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
@@ -423,7 +449,10 @@ impl Actor for Registry {
         if let Some(rx) = self.events_rx.take() {
             ctx.add_stream(events::EventStream(rx));
         }
-        if self.config.load_templates {
+        if self.config.persist_state {
+            // Also loads the templates, once the state's processes are known.
+            self.restore_at_startup(ctx);
+        } else if self.config.load_templates {
             self.load_templates_at_startup(ctx);
         }
     }

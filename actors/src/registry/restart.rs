@@ -16,6 +16,7 @@ impl Handler<RestartProcess> for Registry {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         entry.held = false;
+        entry.wanted = true;
         entry.gave_up = None;
         if let Some(t) = entry.restart_timer.take() {
             ctx.cancel_future(t.handle);
@@ -27,6 +28,7 @@ impl Handler<RestartProcess> for Registry {
         if scheduled {
             self.arm_cron(&msg.name, ctx);
         }
+        self.state_changed(ctx);
         let name = msg.name;
         Box::pin(
             addr.send(IsAlive)

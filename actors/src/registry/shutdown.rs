@@ -21,7 +21,9 @@ impl Handler<Shutdown> for Registry {
                 stops.push((name.clone(), entry.addr.send(StopAndWait::default())));
             }
         }
+        let durable = self.durable();
         Box::pin(async move {
+            durable.await;
             for (name, stop) in stops {
                 match stop.await {
                     Ok(Ok(_)) | Ok(Err(PmError::NotRunning(_))) => {}

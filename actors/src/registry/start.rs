@@ -31,6 +31,7 @@ impl Handler<StartProcess> for Registry {
                 Ok(_) => act.launch(name, ctx),
                 Err(e) => {
                     act.entries.remove(&name);
+                    act.state_changed(ctx);
                     Box::pin(fut::ready(Err(e)))
                 }
             };

@@ -16,9 +16,11 @@ impl Registry {
     ) -> Result<(Addr<ProcessActor>, u64), PmError> {
         let entry = self.entry_mut(name)?;
         entry.held = true;
+        entry.wanted = false;
         entry.gave_up = None;
         let found = (entry.addr.clone(), entry.id);
         Registry::cancel_timers(entry, ctx);
+        self.state_changed(ctx);
         Ok(found)
     }
 }
@@ -41,7 +43,7 @@ impl Handler<StopProcess> for Registry {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
-        Box::pin(
+        Registry::when_durable(Box::pin(
             addr.send(StopAndWait::default())
                 .into_actor(self)
                 .then(move |res, act, _| {
@@ -52,7 +54,7 @@ impl Handler<StopProcess> for Registry {
                         };
                     next
                 }),
-        )
+        ))
     }
 }
 
@@ -61,11 +63,15 @@ impl Handler<KillProcess> for Registry {
 
     fn handle(&mut self, msg: KillProcess, ctx: &mut Context<Self>) -> Self::Result {
         let held = self.hold(&msg.name, ctx);
+        let durable = self.durable();
         Box::pin(async move {
             let (addr, _) = held?;
-            addr.send(Kill)
+            let exit = addr
+                .send(Kill)
                 .await
-                .map_err(|e| PmError::Internal(e.to_string()))?
+                .map_err(|e| PmError::Internal(e.to_string()))?;
+            durable.await;
+            exit
         })
     }
 }
@@ -82,11 +88,12 @@ impl Handler<DeleteProcess> for Registry {
         Box::pin(
             addr.send(StopAndWait::default())
                 .into_actor(self)
-                .map(move |res, act, _| {
+                .map(move |res, act, ctx| {
                     stopped(res)?;
                     // Forget this definition only: the name may have been deleted and defined again meanwhile.
                     if act.entries.get(&name).is_some_and(|e| e.id == id) {
                         act.entries.remove(&name);
+                        act.state_changed(ctx);
                     }
                     Ok(())
                 }),

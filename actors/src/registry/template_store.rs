@@ -3,13 +3,13 @@
 //! These functions block on file I/O: the registry calls them on `spawn_blocking`.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use pm_protocol::spec::validate_name;
 use pm_protocol::template::{file_name, Template};
 use pm_protocol::PmError;
+
+use super::atomic_file;
 
 /// Templates larger than this are refused (a template is a few hundred bytes).
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
@@ -128,33 +128,12 @@ pub fn read_all(dir: &Path) -> (Vec<Template>, Vec<BadTemplate>) {
 /// ```
 pub fn write_atomic(dir: &Path, template: &Template) -> Result<PathBuf, PmError> {
     validate_name(&template.name)?;
-    let fail = |what: &str, e: std::io::Error| {
-        PmError::Template(format!("cannot {what} in {}: {e}", dir.display()))
-    };
-    fs::create_dir_all(dir).map_err(|e| fail("create the folder", e))?;
     let path = dir.join(template.file_name());
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        template.file_name(),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        // The umask may have narrowed the mode given at creation.
-        f.set_permissions(fs::Permissions::from_mode(0o644))?;
-        f.write_all(template.to_json().as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        fail("write the template", e)
+    atomic_file::write_atomic(&path, template.to_json().as_bytes(), 0o644).map_err(|e| {
+        PmError::Template(format!(
+            "cannot write the template in {}: {e}",
+            dir.display()
+        ))
     })?;
     Ok(path)
 }
@@ -162,6 +141,7 @@ pub fn write_atomic(dir: &Path, template: &Template) -> Result<PathBuf, PmError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use pm_protocol::ProcessSpec;
 
     #[test]

@@ -52,7 +52,12 @@ impl Registry {
                 Err(e) => return tracing::error!("reading templates: {e}"),
             };
             report(&bad);
-            for t in good.into_iter().filter(|t| t.p_options.run_on_startup) {
+            // A process the state file brought back is already defined: its state wins.
+            let wanted: Vec<_> = good
+                .into_iter()
+                .filter(|t| t.p_options.run_on_startup && !act.entries.contains_key(&t.name))
+                .collect();
+            for t in wanted {
                 let started = t.to_spec().and_then(|spec| act.define(spec));
                 match started {
                     Ok(()) => {
