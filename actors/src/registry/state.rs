@@ -31,6 +31,30 @@ pub const ENV_NAME: &str = "PROCESSMANAGER_NAME";
 /// Every child's environment holds the state file of the daemon that started it here.
 pub const ENV_STATE: &str = "PROCESSMANAGER_STATE";
 
+/// How many times the state file has been written since the registry started (for tests and
+/// benchmarks: a status query must not write).
+///
+/// ```
+/// # use pm_actors::registry::*;
+/// # actix::System::new().block_on(async {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+/// let before = registry.send(StateWrites).await.unwrap();
+/// registry.send(ListProcesses).await.unwrap().unwrap();
+/// assert_eq!(registry.send(StateWrites).await.unwrap(), before);
+/// # });
+/// ```
+#[derive(Message, Debug, Clone, Copy, Default)]
+#[rtype(result = "u64")]
+pub struct StateWrites;
+
+impl Handler<StateWrites> for Registry {
+    type Result = u64;
+    fn handle(&mut self, _: StateWrites, _: &mut Context<Self>) -> u64 {
+        self.state.writes
+    }
+}
+
 /// After a failed write, the next attempt waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -47,6 +71,8 @@ pub(crate) struct StateBook {
     /// config says so.
     enabled: bool,
     last_error: Option<String>,
+    /// Completed writes.
+    writes: u64,
     waiters: Vec<(u64, oneshot::Sender<()>)>,
 }
 
@@ -116,6 +142,7 @@ impl Registry {
                         tracing::info!("the state file is written again");
                     }
                     act.state.written = generation;
+                    act.state.writes += 1;
                 }
                 Err(e) => {
                     // Said once per distinct error, not once per attempt.
