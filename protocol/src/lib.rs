@@ -19,4 +19,4 @@ pub mod status;
 pub use error::PmError;
 pub use logs::{LogLine, Stream};
 pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
-pub use status::{ExitInfo, EventKind, KernelState, ProcessEvent, ProcessInfo, Status};
+pub use status::{EventKind, ExitInfo, KernelState, ProcessEvent, ProcessInfo, Status};
