@@ -1,6 +1,7 @@
 //! processmanager: a process supervisor for Linux on actix, its socket daemon and its client library.
 //!
 //! Layout of this crate (the binaries and what they share):
+//! - [`config`]: `pm.conf`, the daemon's YAML configuration, and its socket-derived defaults.
 //! - [`paths`]: where a daemon keeps its files, all derived from its socket path (`S`, `S.d/...`).
 //! - [`secret`]: the shared secret: given, read from a file, or generated and written to `S.d/secret`.
 //! - [`argv`]: the original's single-dash long flags (`-socket`, `-name`) accepted beside `--socket`.
@@ -16,6 +17,7 @@
 
 pub mod argv;
 pub mod client;
+pub mod config;
 pub mod listener;
 pub mod paths;
 pub mod secret;

@@ -1,12 +1,11 @@
-//! Where a daemon keeps its files: everything hangs off its socket path `S`, in the directory `S.d/`.
+//! The daemon's own directory `S.d/` (mode 0700) and its secret file; `pm.conf` may move logs and state.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The socket a daemon listens on, and a client connects to, when none is given.
-pub const DEFAULT_SOCKET: &str = "/tmp/processmanager.sock";
+pub use crate::config::DEFAULT_SOCKET;
 
 /// The files of one daemon, derived from its socket path (see the README, "Files the daemon uses").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,32 +20,15 @@ impl DaemonPaths {
     /// The paths of the daemon listening on `socket`.
     pub fn for_socket(socket: impl Into<PathBuf>) -> Self {
         let socket = socket.into();
-        let mut dir = socket.clone().into_os_string();
-        dir.push(".d");
         DaemonPaths {
+            dir: crate::config::daemon_dir(&socket),
             socket,
-            dir: PathBuf::from(dir),
         }
     }
 
     /// `S.d/secret`: the generated secret, which `pmclient` reads by default.
     pub fn secret_file(&self) -> PathBuf {
         self.dir.join("secret")
-    }
-
-    /// `S.d/logs/`: captured output of processes started with `log:true`.
-    pub fn log_dir(&self) -> PathBuf {
-        self.dir.join("logs")
-    }
-
-    /// `S.d/templates/`: templates, unless `pm.conf` names another folder.
-    pub fn template_dir(&self) -> PathBuf {
-        self.dir.join("templates")
-    }
-
-    /// `S.d/state.json`: definitions and pids that survive a daemon restart.
-    pub fn state_file(&self) -> PathBuf {
-        self.dir.join("state.json")
     }
 
     /// Creates `S.d/` (mode 0700) if needed, and tightens its mode if it exists.
@@ -73,8 +55,6 @@ mod tests {
         let p = DaemonPaths::for_socket("/run/x/pm.sock");
         assert_eq!(p.dir, PathBuf::from("/run/x/pm.sock.d"));
         assert_eq!(p.secret_file(), PathBuf::from("/run/x/pm.sock.d/secret"));
-        assert_eq!(p.log_dir(), PathBuf::from("/run/x/pm.sock.d/logs"));
-        assert_eq!(p.state_file(), PathBuf::from("/run/x/pm.sock.d/state.json"));
     }
 
     #[test]
