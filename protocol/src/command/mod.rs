@@ -77,7 +77,9 @@ impl Format {
             "json" => Some(Format::Json),
             _ => None,
         };
-        Ok(action.typed("format", "json or text", read)?.unwrap_or_default())
+        Ok(action
+            .typed("format", "json or text", read)?
+            .unwrap_or_default())
     }
 
     /// Writes `format:json` when JSON (text is the default and is left out).
