@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
-use crate::wire;
+use pm_protocol::response::{self, Frame, FrameReader};
 
 /// How long the daemon may take to greet and to answer the secret (a wrong one is answered after ~1 s).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,21 +49,9 @@ pub enum ClientError {
     Io { socket: PathBuf, cause: io::Error },
 }
 
-/// One framed result: `**RESULT** <jobid>`, the body, `**ENDRESULT**`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// The job id of the script's first action (empty when it had none).
-    pub job_id: String,
-    /// The body, every line with its newline.
-    pub body: String,
-}
-
-impl Reply {
-    /// Whether the daemon answered with an error (bodies of errors start with `Error`).
-    pub fn is_error(&self) -> bool {
-        self.body.starts_with("Error")
-    }
-}
+/// One framed result (`**RESULT** <jobid>`, the body, `**ENDRESULT**`); `is_error()` when the daemon
+/// answered an error.
+pub type Reply = Frame;
 
 /// An authenticated connection to a daemon.
 pub struct Client {
@@ -105,7 +93,7 @@ impl Client {
 
     async fn handshake(&mut self, secret: &str) -> Result<(), ClientError> {
         let greeting = self.read_line().await?.ok_or_else(|| self.closed())?;
-        if greeting.trim_end() != wire::GREETING {
+        if greeting.trim_end() != response::GREETING.trim_end() {
             return Err(ClientError::Refused {
                 socket: self.socket.clone(),
                 message: greeting.trim().to_string(),
@@ -113,15 +101,18 @@ impl Client {
         }
         self.write(format!("{secret}\n").as_bytes()).await?;
         let answer = self.read_line().await?.ok_or_else(|| self.closed())?;
-        match answer.trim_end() {
-            wire::AUTHENTICATED => Ok(()),
-            wire::INVALID_SECRET => Err(ClientError::WrongSecret {
+        let answer = answer.trim_end();
+        if answer == response::AUTHENTICATED.trim_end() {
+            Ok(())
+        } else if answer == response::INVALID_SECRET.trim_end() {
+            Err(ClientError::WrongSecret {
                 socket: self.socket.clone(),
-            }),
-            other => Err(ClientError::Refused {
+            })
+        } else {
+            Err(ClientError::Refused {
                 socket: self.socket.clone(),
-                message: other.trim().to_string(),
-            }),
+                message: answer.trim().to_string(),
+            })
         }
     }
 
@@ -151,28 +142,16 @@ impl Client {
     /// Reads the next framed result; `None` when the daemon closed the connection between results.
     /// Lines outside a frame are skipped.
     pub async fn read_reply(&mut self) -> Result<Option<Reply>, ClientError> {
-        let job_id = loop {
+        let mut frames = FrameReader::new();
+        loop {
             match self.read_line().await? {
-                None => return Ok(None),
                 Some(line) => {
-                    if let Some(id) = line
-                        .trim_end_matches(['\r', '\n'])
-                        .strip_prefix(wire::RESULT_START)
-                    {
-                        break id.trim().to_string();
+                    if let Some(frame) = frames.push_line(&line) {
+                        return Ok(Some(frame));
                     }
                 }
-            }
-        };
-        let mut body = String::new();
-        loop {
-            let line = self.read_line().await?.ok_or_else(|| self.closed())?;
-            if line.trim_end_matches(['\r', '\n']) == wire::RESULT_END {
-                return Ok(Some(Reply { job_id, body }));
-            }
-            body.push_str(&line);
-            if !line.ends_with('\n') {
-                body.push('\n');
+                None if frames.in_frame() => return Err(self.closed()),
+                None => return Ok(None),
             }
         }
     }
@@ -215,7 +194,7 @@ mod tests {
     /// A one-connection fake daemon: greets, checks the secret, answers each script with a canned frame.
     async fn fake_daemon(listener: UnixListener, secret: &'static str, frame: &'static str) {
         let (mut s, _) = listener.accept().await.unwrap();
-        s.write_all(format!("{}\n", wire::GREETING).as_bytes())
+        s.write_all(format!("{}\n", response::GREETING.trim_end()).as_bytes())
             .await
             .unwrap();
         let mut r = BufReader::new(&mut s);
@@ -223,9 +202,9 @@ mod tests {
         r.read_line(&mut line).await.unwrap();
         let ok = line.trim_end() == secret;
         let answer = if ok {
-            wire::AUTHENTICATED
+            response::AUTHENTICATED.trim_end()
         } else {
-            wire::INVALID_SECRET
+            response::INVALID_SECRET.trim_end()
         };
         drop(r);
         s.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
@@ -257,7 +236,7 @@ mod tests {
         assert_eq!(
             reply,
             Reply {
-                job_id: "e42".into(),
+                jobid: "e42".into(),
                 body: "Error: x\n\ny\n".into()
             }
         );

@@ -7,7 +7,6 @@
 //! - [`argv`]: the original's single-dash long flags (`-socket`, `-name`) accepted beside `--socket`.
 //! - [`listener`]: the Unix socket: stale-socket detection, mode 0600, the connection limit, and the
 //!   accept loop that starts one `Session` actor (in `pm-actors`) per connection.
-//! - [`wire`]: the wire strings (greeting, authentication answers, result framing).
 //! - [`client`]: the client library (async, tokio): connect, authenticate, send heroscript, read framed
 //!   results. `pmclient` is a thin command line over it.
 //! - `bin/processmanager.rs`: the daemon; `bin/pmclient.rs`: the command-line client.
@@ -21,4 +20,3 @@ pub mod config;
 pub mod listener;
 pub mod paths;
 pub mod secret;
-pub mod wire;
