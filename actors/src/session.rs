@@ -250,3 +250,6 @@ impl StreamHandler<Result<Incoming, io::Error>> for Session {
         self.on_events(events, true, ctx);
     }
 }
+
+#[cfg(test)]
+mod tests;
