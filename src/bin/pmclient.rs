@@ -70,7 +70,7 @@ enum Policy {
 #[derive(Debug, Subcommand)]
 enum Action {
     /// Define a process and start it (or schedule it with --cron).
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Every process, as a table (or JSON).
     List {
         #[arg(long, value_enum, default_value_t)]

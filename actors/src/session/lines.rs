@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_long_line_is_reported_once_and_the_next_line_survives() {
-        let long = vec![b'x'; 25];
+        let long = [b'x'; 25];
         assert_eq!(
             decode_all(10, &[b"ok\n", &long[..12], &long[12..], b"\nnext\n"]),
             [line("ok"), Incoming::TooLong, line("next")]

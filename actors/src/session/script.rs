@@ -155,7 +155,7 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
     match command {
         Command::Start(s) => {
             let name = s.name.clone();
-            let template = s.template.then(|| TemplateOption {
+            let template = s.template.then_some(TemplateOption {
                 run_on_startup: s.run_on_startup,
             });
             let answer = match s.to_spec() {

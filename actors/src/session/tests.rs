@@ -266,7 +266,7 @@ async fn a_long_line_gets_an_error_frame_and_the_session_goes_on() {
     let registry = FakeRegistry::default().start();
     let mut c = authenticated(&registry).await;
     let mut long = b"!!process.start name:x command:'".to_vec();
-    long.extend(std::iter::repeat(b'y').take(1_000_000));
+    long.extend_from_slice(&vec![b'y'; 1_000_000]);
     long.extend_from_slice(b"'\n\n!!process.list\n\n");
     let (mut r, mut w) = c.split();
     let (_, got) = tokio::join!(async { w.write_all(&long).await.unwrap() }, async {
