@@ -1,5 +1,6 @@
 //! Running a session's scripts: each command becomes a registry request, the answers one framed result.
 
+use actix::prelude::*;
 use pm_protocol::command::{Command, Format};
 use pm_protocol::response::{self, frame, Operation};
 use pm_protocol::{PmError, ProcessEvent};
@@ -150,6 +151,39 @@ fn flatten<T>(answer: Result<Result<T, PmError>, actix::MailboxError>) -> Result
     answer.unwrap_or(Err(PmError::ShuttingDown))
 }
 
+/// A request about one process, answered with its sentence (`Process 'x' stopped successfully`).
+async fn act<M, T>(op: Operation, to: &Recipient<M>, msg: M) -> String
+where
+    M: Message<Result = Result<T, PmError>> + Named + Send + 'static,
+    T: Send + 'static,
+{
+    let name = msg.name().to_string();
+    response::outcome(op, &name, &flatten(to.send(msg).await))
+}
+
+/// The process a request is about.
+trait Named {
+    fn name(&self) -> &str;
+}
+
+macro_rules! named {
+    ($($msg:ty),*) => {
+        $(impl Named for $msg {
+            fn name(&self) -> &str {
+                &self.name
+            }
+        })*
+    };
+}
+named!(
+    StopProcess,
+    RestartProcess,
+    DeleteProcess,
+    KillProcess,
+    SignalProcess,
+    AttachProcess
+);
+
 /// One command's body.
 async fn run_command(command: Command, registry: &RegistryLink) -> String {
     match command {
@@ -165,71 +199,51 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             response::outcome(Operation::Start, &name, &answer)
         }
         Command::Stop(c) => {
-            let answer = flatten(
-                registry
-                    .stop
-                    .send(StopProcess {
-                        name: c.name.clone(),
-                    })
-                    .await,
-            );
-            response::outcome(Operation::Stop, &c.name, &answer)
+            act(
+                Operation::Stop,
+                &registry.stop,
+                StopProcess { name: c.name },
+            )
+            .await
         }
         Command::Restart(c) => {
-            let answer = flatten(
-                registry
-                    .restart
-                    .send(RestartProcess {
-                        name: c.name.clone(),
-                    })
-                    .await,
-            );
-            response::outcome(Operation::Restart, &c.name, &answer)
+            act(
+                Operation::Restart,
+                &registry.restart,
+                RestartProcess { name: c.name },
+            )
+            .await
         }
         Command::Delete(c) => {
-            let answer = flatten(
-                registry
-                    .delete
-                    .send(DeleteProcess {
-                        name: c.name.clone(),
-                    })
-                    .await,
-            );
-            response::outcome(Operation::Delete, &c.name, &answer)
+            act(
+                Operation::Delete,
+                &registry.delete,
+                DeleteProcess { name: c.name },
+            )
+            .await
         }
         Command::Kill(c) => {
-            let answer = flatten(
-                registry
-                    .kill
-                    .send(KillProcess {
-                        name: c.name.clone(),
-                    })
-                    .await,
-            );
-            response::outcome(Operation::Kill, &c.name, &answer)
+            act(
+                Operation::Kill,
+                &registry.kill,
+                KillProcess { name: c.name },
+            )
+            .await
         }
         Command::Signal(c) => {
             let msg = SignalProcess {
-                name: c.name.clone(),
+                name: c.name,
                 signal: c.signal,
                 group: c.group,
             };
-            response::outcome(
-                Operation::Signal,
-                &c.name,
-                &flatten(registry.signal.send(msg).await),
-            )
+            act(Operation::Signal, &registry.signal, msg).await
         }
         Command::Attach(c) => {
             let msg = AttachProcess {
                 pid: c.pid,
-                name: c.name.clone(),
+                name: c.name,
             };
-            response::outcome(
-                Operation::Attach,
-                &c.name,
-                &flatten(registry.attach.send(msg).await),
-            )
+            act(Operation::Attach, &registry.attach, msg).await
         }
         Command::Status(c) => match flatten(registry.status.send(GetStatus { name: c.name }).await)
         {
