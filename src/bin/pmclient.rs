@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use pm_protocol::command::{self as cmd, Command, Format};
 use pm_protocol::heroscript::parse_duration;
-use pm_protocol::{CommandLine, RestartPolicy};
+use pm_protocol::RestartPolicy;
 
 use processmanager::client::{Client, ClientError, Reply};
 use processmanager::paths::{DaemonPaths, DEFAULT_SOCKET};
@@ -19,6 +19,7 @@ use processmanager::secret::{self, SECRET_ENV};
 
 const EXIT_DAEMON_ERROR: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 2;
+const EXIT_USAGE: u8 = 64;
 /// How often `logs -f` asks for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -212,10 +213,6 @@ impl StartArgs {
             (Some(command), None) => cmd::Start::shell(&self.name, command),
             (None, None) => return Err("give --command or --program".into()),
         };
-        s.command = match s.command {
-            CommandLine::Shell(c) => CommandLine::Shell(c),
-            exec => exec,
-        };
         s.log = self.log;
         s.deadline = self.deadline;
         s.cron = self.cron.clone();
@@ -255,6 +252,11 @@ fn main() -> ExitCode {
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
+        // Usage errors exit 64, so that 2 always means "the daemon cannot be reached".
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => e.exit(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -275,7 +277,7 @@ fn main() -> ExitCode {
         }
         Err(Failure::Usage(message)) => {
             eprintln!("pmclient: {message}");
-            ExitCode::from(64)
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }
