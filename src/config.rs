@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pm_actors::registry::RegistryPaths;
+use pm_actors::registry::{RegistryConfig, RegistryPaths};
 use pm_protocol::{LogSettings, RestartSettings};
 use serde::Deserialize;
 use thiserror::Error;
@@ -187,6 +187,17 @@ impl Config {
             state_file: self.state_file(),
         }
     }
+
+    /// The registry's configuration: folders, status tick and the per-process defaults.
+    pub fn registry_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            status_interval: self.status_interval,
+            stop_grace: self.stop_grace,
+            restart_defaults: self.restart.clone(),
+            log_defaults: self.log.clone(),
+            ..RegistryConfig::new(self.registry_paths())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +256,14 @@ log-ring-lines: 10
             (c.log.max_bytes, c.log.keep_files, c.log.ring_lines),
             (1048576, 2, 10)
         );
+        let r = c.registry_config();
+        assert_eq!(r.paths.template_dir, Path::new("/etc/pm/templates"));
+        assert_eq!(
+            (r.stop_grace, r.status_interval),
+            (c.stop_grace, c.status_interval)
+        );
+        assert_eq!(r.restart_defaults.backoff_max_ms, 5000);
+        assert!(r.load_templates);
         // The command line's socket wins, but explicit paths stay.
         let c = ConfigFile::parse(text, None)
             .unwrap()

@@ -27,43 +27,24 @@ struct FieldKind {
     names: &'static [&'static str],
 }
 
-const SECOND: FieldKind = FieldKind {
-    what: "second",
-    min: 0,
-    max: 59,
-    names: &[],
-};
-const MINUTE: FieldKind = FieldKind {
-    what: "minute",
-    min: 0,
-    max: 59,
-    names: &[],
-};
-const HOUR: FieldKind = FieldKind {
-    what: "hour",
-    min: 0,
-    max: 23,
-    names: &[],
-};
-const DOM: FieldKind = FieldKind {
-    what: "day of month",
-    min: 1,
-    max: 31,
-    names: &[],
-};
-const MONTH: FieldKind = FieldKind {
-    what: "month",
-    min: 1,
-    max: 12,
-    names: &MONTHS,
-};
+impl FieldKind {
+    const fn new(what: &'static str, min: u32, max: u32, names: &'static [&'static str]) -> Self {
+        FieldKind {
+            what,
+            min,
+            max,
+            names,
+        }
+    }
+}
+
+const SECOND: FieldKind = FieldKind::new("second", 0, 59, &[]);
+const MINUTE: FieldKind = FieldKind::new("minute", 0, 59, &[]);
+const HOUR: FieldKind = FieldKind::new("hour", 0, 23, &[]);
+const DOM: FieldKind = FieldKind::new("day of month", 1, 31, &[]);
+const MONTH: FieldKind = FieldKind::new("month", 1, 12, &MONTHS);
 // 7 is accepted for Sunday and folded into 0.
-const DOW: FieldKind = FieldKind {
-    what: "day of week",
-    min: 0,
-    max: 7,
-    names: &DAYS,
-};
+const DOW: FieldKind = FieldKind::new("day of week", 0, 7, &DAYS);
 
 /// The values a field allows, and whether it was written as a wildcard.
 #[derive(Debug, Clone, PartialEq, Eq)]
