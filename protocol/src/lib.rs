@@ -26,4 +26,4 @@ pub use heroscript::ParseError;
 pub use logs::{LogLine, Stream};
 pub use session::{SessionEvent, SessionMachine};
 pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
-pub use status::{ExitInfo, EventKind, KernelState, ProcessEvent, ProcessInfo, Status};
+pub use status::{EventKind, ExitInfo, KernelState, ProcessEvent, ProcessInfo, Status};

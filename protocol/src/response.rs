@@ -180,7 +180,11 @@ pub fn list_text(processes: &[ProcessInfo]) -> String {
         rows.push([
             p.name.clone(),
             p.status.to_string(),
-            if p.pid > 0 { p.pid.to_string() } else { "-".into() },
+            if p.pid > 0 {
+                p.pid.to_string()
+            } else {
+                "-".into()
+            },
             format!("{:.1}%", p.cpu_percent),
             format!("{:.1} MB", p.memory_mb),
             p.uptime_secs.map_or_else(|| "-".into(), uptime_text),
@@ -218,7 +222,13 @@ pub fn list_json(processes: &[ProcessInfo]) -> String {
 pub fn logs_text(lines: &[LogLine]) -> String {
     let mut out = String::new();
     for l in lines {
-        let _ = writeln!(out, "{} [{}] {}", l.time.to_rfc3339(), l.stream.as_str(), l.text);
+        let _ = writeln!(
+            out,
+            "{} [{}] {}",
+            l.time.to_rfc3339(),
+            l.stream.as_str(),
+            l.text
+        );
     }
     out
 }

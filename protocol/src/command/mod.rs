@@ -77,7 +77,9 @@ impl Format {
             "json" => Some(Format::Json),
             _ => None,
         };
-        Ok(action.typed("format", "json or text", read)?.unwrap_or_default())
+        Ok(action
+            .typed("format", "json or text", read)?
+            .unwrap_or_default())
     }
 
     /// Writes `format:json` when JSON (text is the default and is left out).
@@ -92,6 +94,8 @@ impl Format {
 macro_rules! commands {
     ($($(#[$doc:meta])* $variant:ident($ty:ty)),* $(,)?) => {
         /// A command read from heroscript.
+        // Commands live for one request each, so an unboxed `Start` costs nothing worth the `Box` noise.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Command {
             $($(#[$doc])* $variant($ty),)*

@@ -92,7 +92,9 @@ impl Start {
         let mut spec = ProcessSpec::shell(&self.name, "");
         spec.command = self.command.clone();
         spec.log.enabled = self.log;
-        spec.deadline_secs = self.deadline.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        spec.deadline_secs = self
+            .deadline
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
         spec.cron = self.cron.clone();
         spec.job_id = self.jobid.clone();
         spec.env = self.env.clone();
@@ -140,7 +142,9 @@ fn policy_name(p: RestartPolicy) -> &'static str {
 fn read_command(a: &Action) -> Result<CommandLine, ParseError> {
     let invalid = |msg: &str| a.error(ParseErrorKind::Invalid(msg.to_string()));
     match (a.non_empty("command"), a.non_empty("program")) {
-        (Some(_), Some(_)) => Err(invalid("give either 'command' or 'program' (with 'args'), not both")),
+        (Some(_), Some(_)) => Err(invalid(
+            "give either 'command' or 'program' (with 'args'), not both",
+        )),
         (Some(command), None) => {
             if a.param("args").is_some() {
                 return Err(invalid("'args' goes with 'program', not with 'command'"));
@@ -202,13 +206,21 @@ impl Verb for Start {
         let name = a.required("name")?.to_string();
         let command = read_command(a)?;
         let text = |key: &str| a.non_empty(key).map(str::to_string);
-        let restarts = a.typed("restarts", "a count of restarts, or -1 for unlimited", |v| {
-            v.parse::<i64>().ok().filter(|n| *n >= -1)
-        })?;
+        let restarts = a.typed(
+            "restarts",
+            "a count of restarts, or -1 for unlimited",
+            |v| v.parse::<i64>().ok().filter(|n| *n >= -1),
+        )?;
         let template = a.flag("template")?;
         let run_on_startup = a.flag("run_on_startup")?;
-        if let Some(p) = a.param("run_on_startup").filter(|_| run_on_startup && !template) {
-            return Err(Action::value_error(p, "false unless template:true is given"));
+        if let Some(p) = a
+            .param("run_on_startup")
+            .filter(|_| run_on_startup && !template)
+        {
+            return Err(Action::value_error(
+                p,
+                "false unless template:true is given",
+            ));
         }
         Ok(Start {
             name,
@@ -220,7 +232,11 @@ impl Verb for Start {
             env: read_env(a)?,
             cwd: text("cwd"),
             restarts,
-            restart_policy: a.typed("restart_policy", "always, on-failure or never", read_policy)?,
+            restart_policy: a.typed(
+                "restart_policy",
+                "always, on-failure or never",
+                read_policy,
+            )?,
             detach: a.flag("detach")?,
             template,
             run_on_startup,

@@ -21,41 +21,83 @@ fn err(script: &str) -> String {
 #[test]
 fn the_seed_commands_parse() {
     let cmd = one("!!process.start name:'processname' command:'command which can be multiline' log:true deadline:30 cron:'0 0 * * *' jobid:'e42'");
-    let Command::Start(s) = &cmd else { panic!("{cmd:?}") };
+    let Command::Start(s) = &cmd else {
+        panic!("{cmd:?}")
+    };
     assert_eq!(s.name, "processname");
-    assert_eq!(s.command, CommandLine::Shell("command which can be multiline".into()));
+    assert_eq!(
+        s.command,
+        CommandLine::Shell("command which can be multiline".into())
+    );
     assert!(s.log);
     assert_eq!(s.deadline, Some(Duration::from_secs(30)));
     assert_eq!(s.cron.as_deref(), Some("0 0 * * *"));
     assert_eq!(cmd.job_id(), "e42");
-    assert_eq!(one("!!process.list format:json"), Command::List(List { format: Format::Json }));
-    assert_eq!(one("!!process.list"), Command::List(List { format: Format::Text }));
+    assert_eq!(
+        one("!!process.list format:json"),
+        Command::List(List {
+            format: Format::Json
+        })
+    );
+    assert_eq!(
+        one("!!process.list"),
+        Command::List(List {
+            format: Format::Text
+        })
+    );
     assert_eq!(
         one("!!process.status name:'p' format:json"),
-        Command::Status(Status { name: "p".into(), format: Format::Json })
+        Command::Status(Status {
+            name: "p".into(),
+            format: Format::Json
+        })
     );
-    assert_eq!(one("!!process.stop name:'p'"), Command::Stop(Stop { name: "p".into() }));
-    assert_eq!(one("!!process.restart name:'p'"), Command::Restart(Restart { name: "p".into() }));
-    assert_eq!(one("!!process.delete name:'p'"), Command::Delete(Delete { name: "p".into() }));
+    assert_eq!(
+        one("!!process.stop name:'p'"),
+        Command::Stop(Stop { name: "p".into() })
+    );
+    assert_eq!(
+        one("!!process.restart name:'p'"),
+        Command::Restart(Restart { name: "p".into() })
+    );
+    assert_eq!(
+        one("!!process.delete name:'p'"),
+        Command::Delete(Delete { name: "p".into() })
+    );
 }
 
 #[test]
 fn the_new_commands_parse() {
     assert_eq!(
         one("!!process.logs name:'x' lines:100"),
-        Command::Logs(Logs { name: "x".into(), lines: Some(100) })
+        Command::Logs(Logs {
+            name: "x".into(),
+            lines: Some(100)
+        })
     );
     assert_eq!(
         one("!!process.signal name:'x' signal:'HUP'"),
-        Command::Signal(Signal { name: "x".into(), signal: "HUP".into(), group: false })
+        Command::Signal(Signal {
+            name: "x".into(),
+            signal: "HUP".into(),
+            group: false
+        })
     );
-    assert_eq!(one("!!process.kill name:'x'"), Command::Kill(Kill { name: "x".into() }));
+    assert_eq!(
+        one("!!process.kill name:'x'"),
+        Command::Kill(Kill { name: "x".into() })
+    );
     assert_eq!(
         one("!!process.attach pid:123 name:'x'"),
-        Command::Attach(Attach { pid: 123, name: "x".into() })
+        Command::Attach(Attach {
+            pid: 123,
+            name: "x".into()
+        })
     );
     assert_eq!(one("!!process.watch"), Command::Watch(Watch::default()));
-    let Command::Watch(w) = one("!!process.watch name:a name:b") else { panic!() };
+    let Command::Watch(w) = one("!!process.watch name:a name:b") else {
+        panic!()
+    };
     assert_eq!(w.filter(), Some(vec!["a".to_string(), "b".to_string()]));
     assert_eq!(one("!!help"), Command::Help(Help));
     assert_eq!(one("!!quit"), Command::Quit(Quit));
@@ -64,7 +106,8 @@ fn the_new_commands_parse() {
 
 #[test]
 fn the_original_clients_empty_values_mean_unset() {
-    let Command::Start(s) = one("!!process.start name:'a' command:'b' log:false deadline:0 cron:'' jobid:''")
+    let Command::Start(s) =
+        one("!!process.start name:'a' command:'b' log:false deadline:0 cron:'' jobid:''")
     else {
         panic!()
     };
@@ -85,9 +128,18 @@ fn error_messages() {
     assert!(unknown.starts_with("line 1, col 1: unknown action 'process.strat' (did you mean 'process.start'?); known actions: process.start, process.list,"), "{unknown}");
     assert!(unknown.ends_with("help, quit, exit"), "{unknown}");
     assert!(err("!!job.run").contains("unknown action 'job.run'; known actions: process.start"));
-    assert_eq!(err("!!process.stop"), "line 1, col 1: missing required parameter 'name' for process.stop");
-    assert_eq!(err("!!process.stop name:''"), "line 1, col 1: missing required parameter 'name' for process.stop");
-    assert_eq!(err("!!process.start name:x"), "line 1, col 1: missing required parameter 'command' for process.start");
+    assert_eq!(
+        err("!!process.stop"),
+        "line 1, col 1: missing required parameter 'name' for process.stop"
+    );
+    assert_eq!(
+        err("!!process.stop name:''"),
+        "line 1, col 1: missing required parameter 'name' for process.stop"
+    );
+    assert_eq!(
+        err("!!process.start name:x"),
+        "line 1, col 1: missing required parameter 'command' for process.start"
+    );
     assert_eq!(
         err("!!process.start name:x command:y deadline:soon"),
         "line 1, col 43: invalid value 'soon' for 'deadline': expected a duration such as 30, 30s, 5m or 1h30m"
@@ -135,21 +187,37 @@ fn a_full_start_converts_to_a_spec() {
     let script = "!!process.start name:web program:/bin/echo args:'a b' args:c log:yes deadline:1m30s\n  \
                   cron:'*/5 * * * *' jobid:j1 env:'A=1' env:'B=x=y' cwd:/tmp restarts:3 detach:on\n  \
                   template:true run_on_startup:1 stop_signal:INT grace:2s user:nobody group:nogroup";
-    let Command::Start(s) = one(script) else { panic!() };
+    let Command::Start(s) = one(script) else {
+        panic!()
+    };
     assert!(s.template && s.run_on_startup);
     let spec = s.to_spec().unwrap();
-    assert_eq!(spec.command, CommandLine::Exec { program: "/bin/echo".into(), args: vec!["a b".into(), "c".into()] });
+    assert_eq!(
+        spec.command,
+        CommandLine::Exec {
+            program: "/bin/echo".into(),
+            args: vec!["a b".into(), "c".into()]
+        }
+    );
     assert!(spec.log.enabled && spec.detach);
     assert_eq!(spec.deadline_secs, Some(90));
     assert_eq!(spec.cron.as_deref(), Some("*/5 * * * *"));
     assert_eq!(spec.job_id.as_deref(), Some("j1"));
-    let env: BTreeMap<String, String> = [("A", "1"), ("B", "x=y")].map(|(k, v)| (k.into(), v.into())).into();
+    let env: BTreeMap<String, String> = [("A", "1"), ("B", "x=y")]
+        .map(|(k, v)| (k.into(), v.into()))
+        .into();
     assert_eq!(spec.env, env);
     assert_eq!(spec.cwd.as_deref(), Some(std::path::Path::new("/tmp")));
-    assert_eq!((spec.restart.policy, spec.restart.max_restarts), (RestartPolicy::OnFailure, 3));
+    assert_eq!(
+        (spec.restart.policy, spec.restart.max_restarts),
+        (RestartPolicy::OnFailure, 3)
+    );
     assert_eq!(spec.stop_signal, "INT");
     assert_eq!(spec.grace_ms, 2000);
-    assert_eq!((spec.user.as_deref(), spec.group.as_deref()), (Some("nobody"), Some("nogroup")));
+    assert_eq!(
+        (spec.user.as_deref(), spec.group.as_deref()),
+        (Some("nobody"), Some("nogroup"))
+    );
 }
 
 #[test]
@@ -172,8 +240,14 @@ fn restart_policy_defaults() {
 
 #[test]
 fn to_spec_refuses_bad_names_and_empty_commands() {
-    assert_eq!(Start::shell("a/b", "x").to_spec(), Err(crate::PmError::InvalidName("a/b".into())));
-    assert!(matches!(Start::shell("a", "  ").to_spec(), Err(crate::PmError::Invalid(_))));
+    assert_eq!(
+        Start::shell("a/b", "x").to_spec(),
+        Err(crate::PmError::InvalidName("a/b".into()))
+    );
+    assert!(matches!(
+        Start::shell("a", "  ").to_spec(),
+        Err(crate::PmError::Invalid(_))
+    ));
     assert!(Start::exec("a", "ls", vec!["-l".into()]).to_spec().is_ok());
 }
 
@@ -210,7 +284,10 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 }
 
 fn duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![(0u64..200_000).prop_map(Duration::from_secs), (0u64..10_000_000).prop_map(Duration::from_millis)]
+    prop_oneof![
+        (0u64..200_000).prop_map(Duration::from_secs),
+        (0u64..10_000_000).prop_map(Duration::from_millis)
+    ]
 }
 
 fn format() -> impl Strategy<Value = Format> {
@@ -226,16 +303,35 @@ fn command_line() -> impl Strategy<Value = CommandLine> {
 }
 
 fn policy() -> impl Strategy<Value = RestartPolicy> {
-    prop_oneof![Just(RestartPolicy::Always), Just(RestartPolicy::OnFailure), Just(RestartPolicy::Never)]
+    prop_oneof![
+        Just(RestartPolicy::Always),
+        Just(RestartPolicy::OnFailure),
+        Just(RestartPolicy::Never)
+    ]
 }
 
 fn start() -> impl Strategy<Value = Start> {
     let env = proptest::collection::btree_map("[A-Za-z_][A-Za-z0-9_]{0,8}", text(), 0..3);
     (
-        (non_empty(), command_line(), any::<bool>(), proptest::option::of(duration().prop_filter("deadline 0 is none", |d| !d.is_zero()))),
+        (
+            non_empty(),
+            command_line(),
+            any::<bool>(),
+            proptest::option::of(duration().prop_filter("deadline 0 is none", |d| !d.is_zero())),
+        ),
         (opt_text(), opt_text(), env, opt_text()),
-        (proptest::option::of(-1i64..1000), proptest::option::of(policy()), any::<bool>(), any::<(bool, bool)>()),
-        (opt_text(), proptest::option::of(duration()), opt_text(), opt_text()),
+        (
+            proptest::option::of(-1i64..1000),
+            proptest::option::of(policy()),
+            any::<bool>(),
+            any::<(bool, bool)>(),
+        ),
+        (
+            opt_text(),
+            proptest::option::of(duration()),
+            opt_text(),
+            opt_text(),
+        ),
     )
         .prop_map(|(a, b, c, d)| {
             let mut s = Start::shell(a.0, "");
@@ -259,11 +355,19 @@ fn command() -> impl Strategy<Value = Command> {
         non_empty().prop_map(|name| Command::Stop(Stop { name })),
         non_empty().prop_map(|name| Command::Restart(Restart { name })),
         non_empty().prop_map(|name| Command::Delete(Delete { name })),
-        (non_empty(), proptest::option::of(any::<usize>())).prop_map(|(name, lines)| Command::Logs(Logs { name, lines })),
-        (non_empty(), non_empty(), any::<bool>()).prop_map(|(name, signal, group)| Command::Signal(Signal { name, signal, group })),
+        (non_empty(), proptest::option::of(any::<usize>()))
+            .prop_map(|(name, lines)| Command::Logs(Logs { name, lines })),
+        (non_empty(), non_empty(), any::<bool>()).prop_map(
+            |(name, signal, group)| Command::Signal(Signal {
+                name,
+                signal,
+                group
+            })
+        ),
         non_empty().prop_map(|name| Command::Kill(Kill { name })),
         (1..=i32::MAX, non_empty()).prop_map(|(pid, name)| Command::Attach(Attach { pid, name })),
-        (proptest::collection::vec(non_empty(), 0..3), format()).prop_map(|(names, format)| Command::Watch(Watch { names, format })),
+        (proptest::collection::vec(non_empty(), 0..3), format())
+            .prop_map(|(names, format)| Command::Watch(Watch { names, format })),
         Just(Command::Help(Help)),
         Just(Command::Quit(Quit)),
     ]

@@ -88,7 +88,11 @@ impl Action {
 
     /// A duration (`30` seconds, `30s`, `5m`, `1h30m`, `500ms`), if given (an empty value counts as absent).
     pub fn duration(&self, key: &str) -> Result<Option<Duration>, ParseError> {
-        self.typed(key, "a duration such as 30, 30s, 5m or 1h30m", parse_duration)
+        self.typed(
+            key,
+            "a duration such as 30, 30s, 5m or 1h30m",
+            parse_duration,
+        )
     }
 
     /// Reads a non-empty value with `read`; a value it refuses is an error naming key, value and `expected`.

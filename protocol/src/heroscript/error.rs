@@ -34,7 +34,9 @@ pub enum ParseErrorKind {
         suggestion: Option<String>,
         known: String,
     },
-    #[error("text outside an action: a script starts with an action line such as '!!process.list'")]
+    #[error(
+        "text outside an action: a script starts with an action line such as '!!process.list'"
+    )]
     TextOutsideAction,
     #[error("parameters on a continuation line must be indented by at least two spaces or a tab")]
     NotIndented,

@@ -171,12 +171,21 @@ impl Parser {
                 i += 1;
             }
             if i == key_start {
-                let found: String = chars[i..].iter().take_while(|c| !c.is_whitespace()).collect();
+                let found: String = chars[i..]
+                    .iter()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
                 return Err(self.err(key_start, ParseErrorKind::ExpectedKey(found)));
             }
-            let key: String = chars[key_start..i].iter().collect::<String>().to_lowercase();
+            let key: String = chars[key_start..i]
+                .iter()
+                .collect::<String>()
+                .to_lowercase();
             if i >= chars.len() || chars[i] != ':' {
-                let word: String = chars[key_start..].iter().take_while(|c| !c.is_whitespace()).collect();
+                let word: String = chars[key_start..]
+                    .iter()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
                 return Err(self.err(key_start, ParseErrorKind::ExpectedColon(word)));
             }
             i += 1;
@@ -238,7 +247,13 @@ impl Parser {
         Ok(None)
     }
 
-    fn push_param(&mut self, key: String, value: String, key_pos: (usize, usize), value_pos: (usize, usize)) {
+    fn push_param(
+        &mut self,
+        key: String,
+        value: String,
+        key_pos: (usize, usize),
+        value_pos: (usize, usize),
+    ) {
         if let Some(action) = self.actions.last_mut() {
             action.params.push(Param {
                 key,

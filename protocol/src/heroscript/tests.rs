@@ -14,9 +14,18 @@ fn err(script: &str) -> String {
 
 #[test]
 fn action_names_are_case_insensitive_with_one_to_four_bangs() {
-    for script in ["!process.list", "!!Process.List", "!!!PROCESS.list", "  !!!!process.list"] {
+    for script in [
+        "!process.list",
+        "!!Process.List",
+        "!!!PROCESS.list",
+        "  !!!!process.list",
+    ] {
         let a = one(script);
-        assert_eq!((a.actor.as_str(), a.name.as_str()), ("process", "list"), "{script}");
+        assert_eq!(
+            (a.actor.as_str(), a.name.as_str()),
+            ("process", "list"),
+            "{script}"
+        );
     }
     assert_eq!(one("!!help").full_name(), "help");
     assert_eq!(
@@ -27,7 +36,10 @@ fn action_names_are_case_insensitive_with_one_to_four_bangs() {
         err("!!process..list"),
         "line 1, col 3: invalid action name 'process..list': expected '!!actor.action'"
     );
-    assert_eq!(err("!! process.list"), "line 1, col 3: invalid action name '': expected '!!actor.action'");
+    assert_eq!(
+        err("!! process.list"),
+        "line 1, col 3: invalid action name '': expected '!!actor.action'"
+    );
 }
 
 #[test]
@@ -48,7 +60,9 @@ fn an_empty_value_at_the_end_of_a_line() {
 
 #[test]
 fn bare_single_and_double_quoted_values_with_escapes() {
-    let a = one(r#"!!x.y a:bare b:'it\'s' c:"say \"hi\"" d:'back\\slash' e:'C:\temp' f:"it's" g:'"q"'"#);
+    let a = one(
+        r#"!!x.y a:bare b:'it\'s' c:"say \"hi\"" d:'back\\slash' e:'C:\temp' f:"it's" g:'"q"'"#,
+    );
     assert_eq!(a.str("a"), Some("bare"));
     assert_eq!(a.str("b"), Some("it's"));
     assert_eq!(a.str("c"), Some(r#"say "hi""#));
@@ -60,10 +74,18 @@ fn bare_single_and_double_quoted_values_with_escapes() {
 
 #[test]
 fn multi_line_quotes_keep_blank_lines_and_indentation() {
-    let script = "!!process.start name:web command:'\n  cd /tmp\n\n    echo \"x\"\n\tdone' log:true\n";
+    let script =
+        "!!process.start name:web command:'\n  cd /tmp\n\n    echo \"x\"\n\tdone' log:true\n";
     let a = one(script);
-    assert_eq!(a.str("command"), Some("\n  cd /tmp\n\n    echo \"x\"\n\tdone"));
-    assert_eq!(a.str("log"), Some("true"), "parameters go on after the closing quote");
+    assert_eq!(
+        a.str("command"),
+        Some("\n  cd /tmp\n\n    echo \"x\"\n\tdone")
+    );
+    assert_eq!(
+        a.str("log"),
+        Some("true"),
+        "parameters go on after the closing quote"
+    );
 }
 
 #[test]
@@ -109,7 +131,10 @@ fn syntax_errors_have_line_and_column() {
         err("!!process.start =x"),
         "line 1, col 17: expected a parameter (key:value), found '=x'"
     );
-    assert_eq!(err("!!x.y a:'b'c"), "line 1, col 12: expected white space after the closing quote");
+    assert_eq!(
+        err("!!x.y a:'b'c"),
+        "line 1, col 12: expected white space after the closing quote"
+    );
 }
 
 #[test]
@@ -124,7 +149,10 @@ fn typed_reads_name_the_key_and_value() {
     assert_eq!(a.bool("t").unwrap(), Some(true));
     assert_eq!(a.bool("f").unwrap(), Some(false));
     assert!(a.bool("n").is_err());
-    assert_eq!(a.duration("d").unwrap(), Some(std::time::Duration::from_secs(5400)));
+    assert_eq!(
+        a.duration("d").unwrap(),
+        Some(std::time::Duration::from_secs(5400))
+    );
     assert_eq!(
         a.duration("dd").unwrap_err().to_string(),
         "line 1, col 43: invalid value 'soon' for 'dd': expected a duration such as 30, 30s, 5m or 1h30m"
@@ -134,7 +162,10 @@ fn typed_reads_name_the_key_and_value() {
 #[test]
 fn long_values_are_clipped_in_errors() {
     let long = "x".repeat(500);
-    let msg = one(&format!("!!x.y n:{long}")).int::<u8>("n").unwrap_err().to_string();
+    let msg = one(&format!("!!x.y n:{long}"))
+        .int::<u8>("n")
+        .unwrap_err()
+        .to_string();
     assert!(msg.len() < 200, "{msg}");
     assert!(msg.contains("xxx..."), "{msg}");
 }
@@ -154,7 +185,19 @@ fn the_parser_reports_an_open_quote_line_by_line() {
 
 #[test]
 fn quoting_renders_values_that_parse_back() {
-    for value in ["web", "", "a b", "it's", r"back\slash", "x\ny", "\"", "é ü 字", "tab\there", "#x", "//y"] {
+    for value in [
+        "web",
+        "",
+        "a b",
+        "it's",
+        r"back\slash",
+        "x\ny",
+        "\"",
+        "é ü 字",
+        "tab\there",
+        "#x",
+        "//y",
+    ] {
         let mut w = ActionWriter::new("x.y");
         w.param("v", value);
         let text = w.finish();

@@ -127,7 +127,13 @@ mod tests {
 
     #[test]
     fn durations_format_and_read_back() {
-        for (ms, text) in [(0, "0s"), (45_000, "45s"), (5_400_000, "1h30m"), (1_500, "1500ms"), (90_061_000, "1d1h1m1s")] {
+        for (ms, text) in [
+            (0, "0s"),
+            (45_000, "45s"),
+            (5_400_000, "1h30m"),
+            (1_500, "1500ms"),
+            (90_061_000, "1d1h1m1s"),
+        ] {
             let d = Duration::from_millis(ms);
             assert_eq!(format_duration(d), text);
             assert_eq!(parse_duration(text), Some(d));
