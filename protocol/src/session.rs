@@ -119,7 +119,8 @@ impl SessionMachine {
                 events.push(SessionEvent::Help);
             }
             _ => {
-                if is_action_line(&text) {
+                // Comments before the first action stay with it.
+                if is_action_line(&text) && !self.parser.is_empty() {
                     events.extend(self.run_pending());
                 }
                 self.append(&text);

@@ -94,6 +94,8 @@ impl Format {
 macro_rules! commands {
     ($($(#[$doc:meta])* $variant:ident($ty:ty)),* $(,)?) => {
         /// A command read from heroscript.
+        // Commands live for one request each, so an unboxed `Start` costs nothing worth the `Box` noise.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Command {
             $($(#[$doc])* $variant($ty),)*

@@ -389,3 +389,16 @@ proptest! {
         prop_assert_eq!(parse_script(&text).map_err(|e| TestCaseError::fail(e.to_string()))?, cmds);
     }
 }
+
+#[test]
+fn many_repeated_parameters_stay_fast() {
+    // Duplicate checks are linear: 100k repeated `args` parse in well under the test timeout.
+    let args: String = (0..100_000).map(|i| format!(" args:a{i}")).collect();
+    let Command::Start(s) = one(&format!("!!process.start name:x program:echo{args}")) else {
+        panic!()
+    };
+    let CommandLine::Exec { args, .. } = &s.command else {
+        panic!()
+    };
+    assert_eq!(args.len(), 100_000);
+}

@@ -130,7 +130,8 @@ impl Action {
 
     /// Checks that every key is one of `known` and that only `repeatable` keys appear more than once.
     pub fn check_params(&self, known: &[&str], repeatable: &[&str]) -> Result<(), ParseError> {
-        for (i, p) in self.params.iter().enumerate() {
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.params {
             if !known.contains(&p.key.as_str()) {
                 return Err(ParseError::new(
                     p.line,
@@ -142,7 +143,7 @@ impl Action {
                     },
                 ));
             }
-            let repeated = self.params[..i].iter().any(|q| q.key == p.key);
+            let repeated = !seen.insert(p.key.as_str());
             if repeated && !repeatable.contains(&p.key.as_str()) {
                 return Err(ParseError::new(
                     p.line,

@@ -26,9 +26,9 @@ impl ParseError {
 pub enum ParseErrorKind {
     #[error("too many '!' ({0}): an action starts with one to four '!'")]
     TooManyBangs(usize),
-    #[error("invalid action name '{0}': expected '!!actor.action'")]
+    #[error("invalid action name '{}': expected '!!actor.action'", clip(.0))]
     BadActionName(String),
-    #[error("unknown action '{name}'{}; known actions: {known}", did_you_mean(.suggestion))]
+    #[error("unknown action '{}'{}; known actions: {known}", clip(.name), did_you_mean(.suggestion))]
     UnknownAction {
         name: String,
         suggestion: Option<String>,
@@ -56,7 +56,7 @@ pub enum ParseErrorKind {
     },
     #[error("missing required parameter '{key}' for {action}")]
     MissingParameter { key: String, action: String },
-    #[error("parameter '{0}' is given more than once")]
+    #[error("parameter '{}' is given more than once", clip(.0))]
     DuplicateParameter(String),
     #[error("invalid value '{}' for '{key}': expected {expected}", clip(.value))]
     InvalidValue {

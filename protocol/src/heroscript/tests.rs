@@ -204,3 +204,15 @@ fn quoting_renders_values_that_parse_back() {
         assert_eq!(one(&text).str("v"), Some(value), "{text}");
     }
 }
+
+#[test]
+fn huge_names_are_clipped_in_errors() {
+    let long = "y".repeat(100_000);
+    for script in [format!("!!{long}.x"), format!("!!a.{long}..b")] {
+        let Err(e) = crate::command::parse_script(&script) else {
+            panic!("should fail")
+        };
+        let msg = e.to_string();
+        assert!(msg.len() < 400, "message of {} bytes", msg.len());
+    }
+}
