@@ -5,9 +5,12 @@ use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use pm_actors::registry::{Registry, Shutdown};
+use pm_actors::session::{RegistryLink, Session, SessionSettings};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
@@ -122,21 +125,34 @@ async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e}", paths.socket.display()))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let settings = session_settings(args, secret);
-    let _ = (config, settings);
+    let registry = Registry::new(config.registry_config()).start();
+    let link = RegistryLink::new(&registry);
+    let settings = Arc::new(session_settings(args, &secret));
     let accept = listener::accept_loop(listener, args.max_connections, |stream, permit| {
-        drop((stream, permit));
+        Session::start(stream, link.clone(), settings.clone(), Some(permit));
     });
     tokio::select! {
         _ = accept => {}
-        _ = sigterm.recv() => tracing::info!("SIGTERM: stopping every process and exiting"),
-        _ = sigint.recv() => tracing::info!("SIGINT: stopping every process and exiting"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM: stopping every process, then exiting"),
+        _ = sigint.recv() => tracing::info!("SIGINT: stopping every process, then exiting"),
+    }
+    // A second signal does not wait for the children's grace times.
+    tokio::select! {
+        answer = registry.send(Shutdown) => match answer {
+            Ok(Ok(())) => tracing::info!("every process stopped"),
+            Ok(Err(e)) => tracing::warn!("shutdown: {e}"),
+            Err(e) => tracing::warn!("shutdown: the registry is gone: {e}"),
+        },
+        _ = sigterm.recv() => tracing::warn!("second signal: exiting without waiting"),
+        _ = sigint.recv() => tracing::warn!("second signal: exiting without waiting"),
     }
     Ok(())
 }
 
-fn session_settings(args: &Args, secret: Secret) -> (Secret, Duration) {
-    (secret, Duration::from_millis(args.auth_timeout_ms))
+fn session_settings(args: &Args, secret: &Secret) -> SessionSettings {
+    let mut settings = SessionSettings::new(secret.expose());
+    settings.auth_timeout = Duration::from_millis(args.auth_timeout_ms);
+    settings
 }
 
 /// The first log line says where the daemon listens and where its secret comes from.
