@@ -31,28 +31,35 @@ pub enum BindError {
     Io { path: PathBuf, cause: io::Error },
 }
 
+/// A bound socket, and whether a stale socket file had to be replaced for it.
+#[derive(Debug)]
+pub struct Bound {
+    pub listener: StdUnixListener,
+    pub replaced_stale: bool,
+}
+
 /// Binds the socket at `path` with mode 0600.
 ///
 /// A socket file nobody answers (left by a daemon that died) is replaced; one that a live daemon answers is
 /// [`BindError::AnotherDaemon`]; any other file at `path` is left alone and is [`BindError::NotASocket`].
-pub fn bind(path: &Path) -> Result<StdUnixListener, BindError> {
+pub fn bind(path: &Path) -> Result<Bound, BindError> {
     let io_err = |cause| BindError::Io {
         path: path.to_path_buf(),
         cause,
     };
-    match std::fs::symlink_metadata(path) {
+    let replaced_stale = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match StdUnixStream::connect(path) {
             Ok(_) => return Err(BindError::AnotherDaemon(path.to_path_buf())),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                tracing::info!(socket = %path.display(), "replacing a stale socket left by a daemon that is gone");
                 std::fs::remove_file(path).map_err(io_err)?;
+                true
             }
             Err(e) => return Err(io_err(e)),
         },
         Ok(_) => return Err(BindError::NotASocket(path.to_path_buf())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(io_err(e)),
-    }
+    };
     // The umask makes the socket 0600 from its first moment; the chmod makes sure of it.
     // SAFETY: umask only swaps the process's file mode mask; it has no memory-safety preconditions.
     let old_mask = unsafe { libc::umask(0o177) };
@@ -65,7 +72,10 @@ pub fn bind(path: &Path) -> Result<StdUnixListener, BindError> {
     })?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
     listener.set_nonblocking(true).map_err(io_err)?;
-    Ok(listener)
+    Ok(Bound {
+        listener,
+        replaced_stale,
+    })
 }
 
 /// Accepts connections forever, handing each one to `on_connection` with a permit that counts it against
@@ -111,6 +121,7 @@ mod tests {
         let path = tmp.path().join("pm.sock");
         drop(StdUnixListener::bind(&path).unwrap()); // the file stays, nobody listens
         let live = bind(&path).unwrap();
+        assert!(live.replaced_stale);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let err = bind(&path).unwrap_err();

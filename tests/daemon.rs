@@ -207,6 +207,11 @@ fn a_stale_socket_is_replaced_and_a_second_daemon_refuses() {
     d.launch(&[], true);
     assert!(d.pmclient(&["list"]).status.success());
     assert_eq!(mode(&d.socket), 0o600);
+    assert!(
+        d.stderr().contains("replaced a stale socket"),
+        "{}",
+        d.stderr()
+    );
 
     let mut second = d.spawn(&[], true);
     let status = second.wait().unwrap();

@@ -207,6 +207,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!("client connected");
         self.send(response::GREETING, ctx);
         ctx.run_later(self.settings.auth_timeout, |act, ctx| {
             if !act.machine.is_authenticated() {
@@ -218,6 +219,12 @@ impl Actor for Session {
                 ctx.stop();
             }
         });
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tracing::debug!("client disconnected");
     }
 }
 

@@ -95,9 +95,9 @@ async fn run(args: Args) -> Result<(), String> {
     let paths = DaemonPaths::for_socket(&config.socket);
 
     // Bind first: a live daemon on this socket keeps its secret file untouched.
-    let std_listener = listener::bind(&paths.socket).map_err(|e| e.to_string())?;
+    let bound = listener::bind(&paths.socket).map_err(|e| e.to_string())?;
     let socket_inode = std::fs::metadata(&paths.socket).map(|m| m.ino()).ok();
-    let result = serve(&args, &config, &paths, std_listener).await;
+    let result = serve(&args, &config, &paths, bound).await;
     remove_socket_if_ours(&paths.socket, socket_inode);
     result
 }
@@ -106,7 +106,7 @@ async fn serve(
     args: &Args,
     config: &Config,
     paths: &DaemonPaths,
-    std_listener: std::os::unix::net::UnixListener,
+    bound: listener::Bound,
 ) -> Result<(), String> {
     paths
         .create_dir()
@@ -120,8 +120,11 @@ async fn serve(
     )
     .map_err(|e| e.to_string())?;
     log_start(&paths.socket, &origin);
+    if bound.replaced_stale {
+        tracing::info!("replaced a stale socket left by a daemon that is gone");
+    }
 
-    let listener = tokio::net::UnixListener::from_std(std_listener)
+    let listener = tokio::net::UnixListener::from_std(bound.listener)
         .map_err(|e| format!("cannot listen on {}: {e}", paths.socket.display()))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
