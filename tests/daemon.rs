@@ -182,18 +182,25 @@ fn a_client_that_never_reads_does_not_hold_up_another() {
     let stuck = d.session();
     let flood = "!!process.list format:json\n\n".repeat(50_000);
     let mut w = stuck.stream.try_clone().unwrap();
-    let flooder = std::thread::spawn(move || {
-        // Fails once the daemon drops this client, as it should.
-        let _ = std::io::Write::write_all(&mut w, flood.as_bytes());
-    });
+    // Sends a flood of commands and never reads an answer; the write fails once the daemon drops it.
+    let flooder = std::thread::spawn(move || std::io::Write::write_all(&mut w, flood.as_bytes()));
     for i in 0..5 {
         let out = d.pmclient(&["start", "--name", &format!("p{i}"), "--command", "sleep 30"]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let out = d.pmclient(&["list"]);
     assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
-    stuck.stream.shutdown(std::net::Shutdown::Both).unwrap();
-    flooder.join().unwrap();
+    wait_for(
+        "the daemon to drop the client that never reads",
+        Duration::from_secs(60),
+        || flooder.is_finished(),
+    );
+    assert!(
+        flooder.join().unwrap().is_err(),
+        "the daemon closed the connection"
+    );
+    assert!(d.pmclient(&["list"]).status.success());
+    drop(stuck);
 }
 
 #[test]

@@ -108,6 +108,7 @@ impl Session {
             Ok(()) => {}
             Err(OutboxError::Full) => {
                 tracing::info!("client does not read its results: dropping the connection");
+                self.outbox.abandon();
                 ctx.stop();
             }
             Err(OutboxError::Closed) => ctx.stop(),
@@ -184,6 +185,10 @@ impl Session {
         match after {
             After::Continue => {}
             After::Close => ctx.stop(),
+            After::Abandon => {
+                self.outbox.abandon();
+                ctx.stop();
+            }
             After::Watch(stream) => self.start_watch(stream, ctx),
         }
     }
@@ -191,7 +196,10 @@ impl Session {
     fn start_watch(&mut self, stream: WatchStream, ctx: &mut Context<Self>) {
         let forward = stream.forward(self.outbox.clone());
         // The forwarding ends by itself only when the client cannot keep up or is gone.
-        self.watch = Some(ctx.spawn(forward.into_actor(self).map(|_, _, ctx| ctx.stop())));
+        self.watch = Some(ctx.spawn(forward.into_actor(self).map(|_, act, ctx| {
+            act.outbox.abandon();
+            ctx.stop();
+        })));
     }
 
     /// Any line from the client ends a watch; dropping the receiver ends the subscription.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::AbortHandle;
 
 /// Why bytes could not be queued: the client is not reading (queue full) or is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,10 +14,12 @@ pub enum OutboxError {
     Closed,
 }
 
-/// The sending side; cheap to clone. Dropping every clone lets the writer flush what is queued and close.
+/// The sending side; cheap to clone. Dropping every clone lets the writer flush what is queued and close;
+/// [`Outbox::abandon`] closes at once.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     tx: mpsc::Sender<Vec<u8>>,
+    writer: AbortHandle,
 }
 
 impl Outbox {
@@ -27,8 +30,14 @@ impl Outbox {
         W: AsyncWrite + Unpin + 'static,
     {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        actix_rt::spawn(drain(rx, writer, write_timeout));
-        Outbox { tx }
+        let writer = actix_rt::spawn(drain(rx, writer, write_timeout)).abort_handle();
+        Outbox { tx, writer }
+    }
+
+    /// Drops what is queued and the writing half now (for a client that does not read: waiting for it
+    /// to take the queue would keep its connection open).
+    pub fn abandon(&self) {
+        self.writer.abort();
     }
 
     /// Queues bytes without waiting.
@@ -72,6 +81,24 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     #[actix_rt::test]
+    async fn abandon_closes_the_connection_at_once() {
+        let (a, mut b) = tokio::io::duplex(16);
+        let outbox = Outbox::spawn(a, 2, Duration::from_secs(3600));
+        outbox.push(vec![b'x'; 64]).unwrap();
+        outbox.abandon();
+        let mut got = Vec::new();
+        // Ends (EOF) although the writer would otherwise wait an hour for the reader.
+        tokio::time::timeout(Duration::from_secs(10), b.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            got.len() < 64,
+            "the queued chunk was dropped, not delivered"
+        );
+    }
+
+    #[actix_rt::test]
     async fn bytes_arrive_in_order_and_the_writer_closes_after_the_last_sender() {
         let (a, mut b) = tokio::io::duplex(64);
         let outbox = Outbox::spawn(a, 4, Duration::from_secs(5));
@@ -96,6 +123,7 @@ mod tests {
         }
         assert!(full, "the queue is bounded");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // Without `abandon`, the write timeout ends the writer.
         while !outbox.is_closed() {
             assert!(
                 tokio::time::Instant::now() < deadline,

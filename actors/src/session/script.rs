@@ -33,7 +33,10 @@ pub(super) enum Step {
 /// What the session does once the steps are done.
 pub(super) enum After {
     Continue,
+    /// Close once what is queued is written (a quit).
     Close,
+    /// The client does not read (or is gone): close now, dropping what is queued.
+    Abandon,
     /// Stream events until the client sends a line.
     Watch(WatchStream),
 }
@@ -68,7 +71,7 @@ pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, outbox: 
             Step::Script { commands, jobid } => {
                 let (body, after) = run_script(commands, &registry).await;
                 if !body.is_empty() && outbox.push(frame(&jobid, &body)).is_err() {
-                    return After::Close;
+                    return After::Abandon;
                 }
                 match after {
                     After::Continue => continue,
@@ -77,7 +80,7 @@ pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, outbox: 
             }
         };
         if outbox.push(reply).is_err() {
-            return After::Close;
+            return After::Abandon;
         }
     }
     After::Continue
