@@ -73,6 +73,8 @@ pub struct Session {
     machine: SessionMachine,
     outbox: Outbox,
     wrong_secrets: u32,
+    /// Who is on the other end (from SO_PEERCRED), for the log.
+    peer: String,
     /// The future forwarding watch events, while a watch runs.
     watch: Option<SpawnHandle>,
     /// Counts this connection against the daemon's cap until the actor is gone.
@@ -87,6 +89,10 @@ impl Session {
         settings: Arc<SessionSettings>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Addr<Session> {
+        let peer = match stream.peer_cred() {
+            Ok(c) => format!("pid {} uid {}", c.pid().unwrap_or(0), c.uid()),
+            Err(_) => "unknown peer".to_string(),
+        };
         let (read, write) = stream.into_split();
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, LineCodec::new(settings.max_line)));
@@ -96,6 +102,7 @@ impl Session {
                 settings,
                 machine: SessionMachine::new(),
                 wrong_secrets: 0,
+                peer,
                 watch: None,
                 _permit: permit,
             }
@@ -107,7 +114,7 @@ impl Session {
         match self.outbox.push(text) {
             Ok(()) => {}
             Err(OutboxError::Full) => {
-                tracing::info!("client does not read its results: dropping the connection");
+                tracing::info!(peer = %self.peer, "client does not read its results: dropping the connection");
                 self.outbox.abandon();
                 ctx.stop();
             }
@@ -127,7 +134,7 @@ impl Session {
         }
         self.wrong_secrets += 1;
         let last = self.wrong_secrets >= self.settings.max_secret_attempts;
-        tracing::warn!(attempt = self.wrong_secrets, "wrong secret");
+        tracing::warn!(attempt = self.wrong_secrets, peer = %self.peer, "wrong secret");
         // A timer, not a sleep: the actor's thread serves others meanwhile; this client's next lines wait.
         let delay = tokio::time::sleep(self.settings.wrong_secret_delay);
         ctx.wait(delay.into_actor(self).map(move |_, act, ctx| {
@@ -215,11 +222,12 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        tracing::debug!("client connected");
+        tracing::debug!(peer = %self.peer, "client connected");
         self.send(response::GREETING, ctx);
         ctx.run_later(self.settings.auth_timeout, |act, ctx| {
             if !act.machine.is_authenticated() {
                 let secs = act.settings.auth_timeout.as_secs_f64();
+                tracing::info!(peer = %act.peer, "not authenticated within {secs} s: closing");
                 act.send(
                     &format!("Error: not authenticated within {secs} s; closing\n"),
                     ctx,
@@ -232,7 +240,7 @@ impl Actor for Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        tracing::debug!("client disconnected");
+        tracing::debug!(peer = %self.peer, "client disconnected");
     }
 }
 
