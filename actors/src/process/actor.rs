@@ -170,10 +170,14 @@ impl ProcessActor {
         info.detached = spec.detach;
         let ring = Arc::new(Mutex::new(LogRing::new(spec.log.ring_lines)));
         let log_file = spec.log.enabled.then(|| {
-            Arc::new(Mutex::new(RotatingFile::new(
-                opts.log_dir.join(format!("{}.log", spec.name)),
-                &spec.log,
-            )))
+            let mut file =
+                RotatingFile::new(opts.log_dir.join(format!("{}.log", spec.name)), &spec.log);
+            // An unknown user is reported by the start; the file then stays the daemon's.
+            file.owner = super::user::run_as(&spec)
+                .ok()
+                .flatten()
+                .map(|who| (who.uid, who.gid));
+            Arc::new(Mutex::new(file))
         });
         ProcessActor {
             spec,

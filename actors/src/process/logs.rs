@@ -64,6 +64,8 @@ pub struct RotatingFile {
     keep: u32,
     /// The last write error (disk full, ...), cleared by the next successful write.
     pub error: Option<String>,
+    /// The user and group the file is given to when it is created (a process run as another user).
+    pub owner: Option<(u32, u32)>,
 }
 
 impl RotatingFile {
@@ -75,6 +77,7 @@ impl RotatingFile {
             max_bytes: settings.max_bytes.max(1),
             keep: settings.keep_files,
             error: None,
+            owner: None,
         }
     }
 
@@ -86,6 +89,9 @@ impl RotatingFile {
             .create(true)
             .append(true)
             .open(&self.path)?;
+        if let Some((uid, gid)) = self.owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
         self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
         self.file = Some(f);
         Ok(())

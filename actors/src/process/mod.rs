@@ -17,6 +17,7 @@ mod pidfd;
 pub mod procfs;
 pub mod signal;
 mod spawn;
+pub mod user;
 
 pub use actor::ProcessActor;
 pub use guard::GroupGuard;

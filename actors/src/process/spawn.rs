@@ -44,6 +44,7 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
         name: spec.name.clone(),
         cause,
     };
+    let run_as = super::user::run_as(spec)?;
     let mut cmd = match &spec.command {
         CommandLine::Shell(line) => {
             let mut c = Command::new("/bin/sh");
@@ -90,6 +91,10 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
                 OpenOptions::new().create(true).append(true).open(&path)
             };
             let out = open().map_err(|e| fail(format!("cannot open {}: {e}", path.display())))?;
+            if let Some(who) = &run_as {
+                super::user::give(&path, who)
+                    .map_err(|e| fail(format!("cannot give {} to its user: {e}", path.display())))?;
+            }
             let err = out
                 .try_clone()
                 .map_err(|e| fail(format!("cannot open {}: {e}", path.display())))?;
@@ -108,6 +113,9 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
         }
     } else {
         cmd.process_group(0);
+    }
+    if let Some(who) = &run_as {
+        super::user::switch_in_child(&mut cmd, who);
     }
     cmd.spawn()
         .map_err(|e| fail(describe_spawn_error(spec, &e)))

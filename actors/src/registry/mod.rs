@@ -365,27 +365,34 @@ impl Registry {
         name: String,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
-        let scheduled = match self.entries.get_mut(&name) {
+        let (scheduled, detached) = match self.entries.get_mut(&name) {
             Some(e) => {
                 e.wanted = true;
-                e.cron.is_some()
+                (e.cron.is_some(), e.spec.detach)
             }
-            None => false,
+            None => (false, false),
         };
         self.state_changed(ctx);
         if scheduled {
             self.arm_cron(&name, ctx);
             return Self::when_durable(self.info_of(name));
         }
-        Self::when_durable(Box::pin(self.start_run(name.clone()).then(
-            move |res, act, _| {
+        // A detached child outlives a crash of the daemon: its definition is on disk before the child
+        // exists, so that a restarted daemon always knows (and adopts) it.
+        let defined: ResponseActFuture<Self, ()> = if detached {
+            Box::pin(self.durable().into_actor(self))
+        } else {
+            Box::pin(fut::ready(()))
+        };
+        Self::when_durable(Box::pin(defined.then(move |(), act, _| {
+            act.start_run(name.clone()).then(move |res, act, _| {
                 let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
                     Ok(_) => act.info_of(name),
                     Err(e) => Box::pin(fut::ready(Err(e))),
                 };
                 next
-            },
-        )))
+            })
+        })))
     }
 
     /// Sends `Start` to the process and keeps the books: the start time, and on a spawn failure the
