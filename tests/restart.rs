@@ -20,6 +20,13 @@ fn pid_of(v: &Value) -> i32 {
     v["pid"].as_i64().unwrap_or(0) as i32
 }
 
+/// Has `d` kill `pid`'s group when dropped (never 0 or less: that would be the test's own group).
+fn track(d: &mut Daemon, pid: i32) {
+    if pid > 0 {
+        d.extra_groups.push(pid);
+    }
+}
+
 fn start(d: &Daemon, args: &[&str]) {
     let out = d.pmclient(&[&["start"], args].concat());
     assert!(out.status.success(), "start {args:?}: {}", common::stderr(&out));
@@ -58,7 +65,7 @@ fn a_killed_daemon_comes_back_with_every_process() {
     let w = status(&d, "web");
     assert_eq!((w["status"].as_str(), pid_of(&w)), (Some("running"), web), "adopted");
     let j = status(&d, "job");
-    d.extra_groups.push(pid_of(&j));
+    track(&mut d, pid_of(&j));
     assert_eq!(j["status"].as_str(), Some("running"));
     assert_ne!(pid_of(&j), job);
     assert_eq!(j["restarts"].as_i64(), Some(1), "started again, counted as a restart");
@@ -71,7 +78,7 @@ fn a_killed_daemon_comes_back_with_every_process() {
     d.launch(&[], true);
     assert_eq!(pid_of(&status(&d, "web")), web);
     let j2 = status(&d, "job");
-    d.extra_groups.push(pid_of(&j2));
+    track(&mut d, pid_of(&j2));
     assert_eq!(j2["status"].as_str(), Some("running"), "wanted processes come back after a clean stop too");
     assert!(d.pmclient(&["kill", "--name", "web"]).status.success());
     assert!(!alive(web));
@@ -84,7 +91,7 @@ fn two_daemons_on_two_sockets_of_one_folder_share_nothing() {
     a.launch(&[], true);
     start(&a, &["--name", "mine", "--command", "exec sleep 300", "--detach"]);
     let mine = pid_of(&status(&a, "mine"));
-    a.extra_groups.push(mine);
+    track(&mut a, mine);
 
     let mut b = Daemon::unstarted();
     b.socket = a.dir.path().join("b.sock");
@@ -94,7 +101,8 @@ fn two_daemons_on_two_sockets_of_one_folder_share_nothing() {
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(0), "{}", stdout(&out));
     start(&b, &["--name", "mine", "--command", "exec sleep 300"]);
-    b.extra_groups.push(pid_of(&status(&b, "mine")));
+    let theirs = pid_of(&status(&b, "mine"));
+    track(&mut b, theirs);
     assert!(a.dir.path().join("a.sock.d/state.json").exists());
     assert!(a.dir.path().join("b.sock.d/state.json").exists());
 
@@ -125,7 +133,7 @@ fn a_stop_leaves_none_of_fifty_grandchildren_that_ignore_sigterm() {
     start(&d, &["--name", "brood", "--command", script, "--grace", "1s"]);
     let pgid = pid_of(&status(&d, "brood"));
     let mut cleanup = Daemon::unstarted();
-    cleanup.extra_groups.push(pgid);
+    track(&mut cleanup, pgid);
     wait_for("fifty grandchildren", Duration::from_secs(20), || {
         group_members(pgid).len() == 51
     });
