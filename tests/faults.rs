@@ -20,7 +20,11 @@ use serde_json::Value;
 
 fn status(d: &Daemon, name: &str) -> Value {
     let out = d.pmclient(&["status", "--name", name, "--format", "json"]);
-    assert!(out.status.success(), "status {name}: {}", common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "status {name}: {}",
+        common::stderr(&out)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -132,11 +136,15 @@ fn a_sigkill_during_a_burst_of_100_starts_loses_nothing_and_runs_nothing_twice()
         c.join().unwrap();
     }
     let answered = answered.lock().unwrap().clone();
-    wait_for("the guard to end the non-detached", Duration::from_secs(20), || {
-        marked(&state_file)
-            .keys()
-            .all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0)
-    });
+    wait_for(
+        "the guard to end the non-detached",
+        Duration::from_secs(20),
+        || {
+            marked(&state_file)
+                .keys()
+                .all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0)
+        },
+    );
     let survivors = marked(&state_file);
     for &pid in survivors.values().flatten() {
         d.extra_groups.push(pid);
@@ -145,7 +153,8 @@ fn a_sigkill_during_a_burst_of_100_starts_loses_nothing_and_runs_nothing_twice()
         assert_eq!(pids.len(), 1, "{name} runs {} times", pids.len());
     }
     let text = std::fs::read_to_string(&state_file).unwrap();
-    let saved: Value = serde_json::from_str(&text).expect("the state file is whole after a SIGKILL");
+    let saved: Value =
+        serde_json::from_str(&text).expect("the state file is whole after a SIGKILL");
     eprintln!(
         "killed after {} answers; {} defined on file; {} detached alive",
         answered.len(),
@@ -162,21 +171,33 @@ fn a_sigkill_during_a_burst_of_100_starts_loses_nothing_and_runs_nothing_twice()
         track(&mut d, pid_of(p));
     }
     for name in &answered {
-        assert!(listed.contains_key(name), "{name} was answered but is unknown");
+        assert!(
+            listed.contains_key(name),
+            "{name} was answered but is unknown"
+        );
     }
     for (name, pids) in &survivors {
-        let p = listed.get(name).unwrap_or_else(|| panic!("{name} runs but is unknown"));
+        let p = listed
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} runs but is unknown"));
         assert_eq!(pid_of(p), pids[0], "{name} adopted with its pid");
     }
-    wait_for("every defined process running", Duration::from_secs(30), || {
-        list(&d).iter().all(|p| p["status"] == "running")
-    });
+    wait_for(
+        "every defined process running",
+        Duration::from_secs(30),
+        || list(&d).iter().all(|p| p["status"] == "running"),
+    );
     let now = marked(&state_file);
     for p in list(&d) {
         track(&mut d, pid_of(&p));
     }
     for (name, pids) in &now {
-        assert_eq!(pids.len(), 1, "{name} runs {} times after the restart", pids.len());
+        assert_eq!(
+            pids.len(),
+            1,
+            "{name} runs {} times after the restart",
+            pids.len()
+        );
         assert!(listed.contains_key(name), "{name} runs unmanaged");
     }
     assert_eq!(now.len(), listed.len());
@@ -226,10 +247,17 @@ fn a_full_log_disk_is_reported_while_the_child_and_the_daemon_go_on() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     let pid = pid_of(&status(&d, "chatty"));
     track(&mut d, pid);
-    wait_for("the full disk in the status", Duration::from_secs(30), || {
-        let e = status(&d, "chatty")["error"].as_str().unwrap_or("").to_string();
-        e.contains("cannot write log file") && e.contains("No space left")
-    });
+    wait_for(
+        "the full disk in the status",
+        Duration::from_secs(30),
+        || {
+            let e = status(&d, "chatty")["error"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            e.contains("cannot write log file") && e.contains("No space left")
+        },
+    );
     let s = status(&d, "chatty");
     assert_eq!((s["status"].as_str(), pid_of(&s)), (Some("running"), pid));
     // Output still reaches the ring, and the daemon answers everyone.
@@ -238,7 +266,9 @@ fn a_full_log_disk_is_reported_while_the_child_and_the_daemon_go_on() {
         common::stdout(&out)
     };
     let before = last(&d);
-    wait_for("new lines in the ring", Duration::from_secs(10), || last(&d) != before);
+    wait_for("new lines in the ring", Duration::from_secs(10), || {
+        last(&d) != before
+    });
     assert_eq!(list(&d).len(), 1);
     // Room again: writing resumes and the error clears.
     for e in std::fs::read_dir(&logs).unwrap().flatten() {
@@ -280,7 +310,9 @@ fn set_limit(pid: i32, resource: &str, soft: u64, user: Option<u32>) {
 }
 
 fn open_fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 #[test]
@@ -310,7 +342,10 @@ fn a_low_fd_limit_fails_starts_clearly_and_the_daemon_recovers() {
         track(&mut d, pid_of(&p));
     }
     let refusal = refusal.expect("a start fails once the fds run out");
-    eprintln!("{} starts before the limit; refusal: {refusal}", started.len());
+    eprintln!(
+        "{} starts before the limit; refusal: {refusal}",
+        started.len()
+    );
     assert!(
         refusal.contains("Too many open files") || refusal.contains("os error 24"),
         "{refusal}"
@@ -320,7 +355,14 @@ fn a_low_fd_limit_fails_starts_clearly_and_the_daemon_recovers() {
     assert!(body_or_closed(&mut s).is_some());
     // Resources come back: new connections, new starts.
     set_limit(pid, "nofile", 4096, None);
-    let out = d.pmclient(&["start", "--name", "after", "--command", "exec sleep 300", "--log"]);
+    let out = d.pmclient(&[
+        "start",
+        "--name",
+        "after",
+        "--command",
+        "exec sleep 300",
+        "--log",
+    ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let after = pid_of(&status(&d, "after"));
     track(&mut d, after);
@@ -343,7 +385,9 @@ fn fork_failures_are_clear_errors_and_the_daemon_recovers() {
     std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     let mut cmd = std::process::Command::new(common::DAEMON);
-    cmd.arg("--socket").arg(&d.socket).env("PM_SECRET", common::SECRET);
+    cmd.arg("--socket")
+        .arg(&d.socket)
+        .env("PM_SECRET", common::SECRET);
     let stderr = std::fs::File::create(&d.stderr_file).unwrap();
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -385,7 +429,9 @@ fn fork_failures_are_clear_errors_and_the_daemon_recovers() {
     let mut refusal = None;
     let mut started = Vec::new();
     for i in 0..10 {
-        s.send(&format!("!!process.start name:'n{i}' command:'exec sleep 300'\n\n"));
+        s.send(&format!(
+            "!!process.start name:'n{i}' command:'exec sleep 300'\n\n"
+        ));
         let body = body_or_closed(&mut s).expect("the daemon answers at its process limit");
         if body.contains("started successfully") {
             started.push(format!("n{i}"));
@@ -398,7 +444,10 @@ fn fork_failures_are_clear_errors_and_the_daemon_recovers() {
         track(&mut d, pid_of(&p));
     }
     let refusal = refusal.expect("a start fails once fork does");
-    eprintln!("{} starts before the limit; refusal: {refusal}", started.len());
+    eprintln!(
+        "{} starts before the limit; refusal: {refusal}",
+        started.len()
+    );
     assert!(
         refusal.contains("Resource temporarily unavailable") || refusal.contains("os error 11"),
         "{refusal}"

@@ -12,7 +12,11 @@ use serde_json::Value;
 
 fn status(d: &Daemon, name: &str) -> Value {
     let out = d.pmclient(&["status", "--name", name, "--format", "json"]);
-    assert!(out.status.success(), "status {name}: {}", common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "status {name}: {}",
+        common::stderr(&out)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -29,7 +33,11 @@ fn track(d: &mut Daemon, pid: i32) {
 
 fn start(d: &Daemon, args: &[&str]) {
     let out = d.pmclient(&[&["start"], args].concat());
-    assert!(out.status.success(), "start {args:?}: {}", common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "start {args:?}: {}",
+        common::stderr(&out)
+    );
 }
 
 /// SIGKILL to the daemon, and wait for it.
@@ -43,7 +51,17 @@ fn crash(d: &mut Daemon) {
 #[test]
 fn a_killed_daemon_comes_back_with_every_process() {
     let mut d = Daemon::start();
-    start(&d, &["--name", "web", "--command", "exec sleep 300", "--detach", "--log"]);
+    start(
+        &d,
+        &[
+            "--name",
+            "web",
+            "--command",
+            "exec sleep 300",
+            "--detach",
+            "--log",
+        ],
+    );
     start(&d, &["--name", "job", "--command", "exec sleep 300"]);
     start(&d, &["--name", "idle", "--command", "exec sleep 300"]);
     assert!(d.pmclient(&["stop", "--name", "idle"]).status.success());
@@ -53,9 +71,11 @@ fn a_killed_daemon_comes_back_with_every_process() {
 
     crash(&mut d);
     // The group guard kills the non-detached group; the detached one lives on.
-    wait_for("the non-detached child to go with the daemon", Duration::from_secs(20), || {
-        !alive(job)
-    });
+    wait_for(
+        "the non-detached child to go with the daemon",
+        Duration::from_secs(20),
+        || !alive(job),
+    );
     assert!(alive(web));
     let saved = std::fs::read_to_string(d.dir.path().join("pm.sock.d/state.json")).unwrap();
     let saved: Value = serde_json::from_str(&saved).expect("the state file is whole");
@@ -63,12 +83,20 @@ fn a_killed_daemon_comes_back_with_every_process() {
 
     d.launch(&[], true);
     let w = status(&d, "web");
-    assert_eq!((w["status"].as_str(), pid_of(&w)), (Some("running"), web), "adopted");
+    assert_eq!(
+        (w["status"].as_str(), pid_of(&w)),
+        (Some("running"), web),
+        "adopted"
+    );
     let j = status(&d, "job");
     track(&mut d, pid_of(&j));
     assert_eq!(j["status"].as_str(), Some("running"));
     assert_ne!(pid_of(&j), job);
-    assert_eq!(j["restarts"].as_i64(), Some(1), "started again, counted as a restart");
+    assert_eq!(
+        j["restarts"].as_i64(),
+        Some(1),
+        "started again, counted as a restart"
+    );
     assert_eq!(status(&d, "idle")["status"].as_str(), Some("stopped"));
 
     // A clean stop of the daemon leaves the detached one running, and the next daemon adopts it again.
@@ -79,7 +107,11 @@ fn a_killed_daemon_comes_back_with_every_process() {
     assert_eq!(pid_of(&status(&d, "web")), web);
     let j2 = status(&d, "job");
     track(&mut d, pid_of(&j2));
-    assert_eq!(j2["status"].as_str(), Some("running"), "wanted processes come back after a clean stop too");
+    assert_eq!(
+        j2["status"].as_str(),
+        Some("running"),
+        "wanted processes come back after a clean stop too"
+    );
     assert!(d.pmclient(&["kill", "--name", "web"]).status.success());
     assert!(!alive(web));
 }
@@ -89,7 +121,10 @@ fn two_daemons_on_two_sockets_of_one_folder_share_nothing() {
     let mut a = Daemon::unstarted();
     a.socket = a.dir.path().join("a.sock");
     a.launch(&[], true);
-    start(&a, &["--name", "mine", "--command", "exec sleep 300", "--detach"]);
+    start(
+        &a,
+        &["--name", "mine", "--command", "exec sleep 300", "--detach"],
+    );
     let mine = pid_of(&status(&a, "mine"));
     track(&mut a, mine);
 
@@ -130,7 +165,10 @@ fn a_stop_leaves_none_of_fifty_grandchildren_that_ignore_sigterm() {
     let d = Daemon::start();
     let script =
         "trap '' TERM; for i in $(seq 50); do sh -c 'trap \"\" TERM; exec sleep 300' & done; wait";
-    start(&d, &["--name", "brood", "--command", script, "--grace", "1s"]);
+    start(
+        &d,
+        &["--name", "brood", "--command", script, "--grace", "1s"],
+    );
     let pgid = pid_of(&status(&d, "brood"));
     let mut cleanup = Daemon::unstarted();
     track(&mut cleanup, pgid);
@@ -139,7 +177,11 @@ fn a_stop_leaves_none_of_fifty_grandchildren_that_ignore_sigterm() {
     });
     let out = d.pmclient(&["stop", "--name", "brood"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    assert_eq!(group_members(pgid), Vec::<i32>::new(), "nothing of the group is left");
+    assert_eq!(
+        group_members(pgid),
+        Vec::<i32>::new(),
+        "nothing of the group is left"
+    );
     assert_eq!(status(&d, "brood")["status"].as_str(), Some("stopped"));
 }
 
@@ -153,7 +195,9 @@ fn group_members(pgid: i32) -> Vec<i32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let Some(close) = stat.rfind(')') else { continue };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
         if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
             out.push(pid);

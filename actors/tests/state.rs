@@ -174,7 +174,10 @@ async fn a_new_life_adopts_restarts_and_keeps_stops() {
     assert!(by_name("yearly").unwrap().wanted);
     let bg_run = by_name("bg").unwrap().run.expect("bg's run is recorded");
     assert_eq!(bg_run.pid, bg.pid);
-    assert_eq!(bg_run.start_ticks, procfs::read_stat(bg.pid).unwrap().start_time);
+    assert_eq!(
+        bg_run.start_ticks,
+        procfs::read_stat(bg.pid).unwrap().start_time
+    );
     poll("the detached output in its file", || {
         let log = std::fs::read_to_string(dir.path().join("logs/bg.log")).ok()?;
         log.contains("world").then_some(())
@@ -189,7 +192,11 @@ async fn a_new_life_adopts_restarts_and_keeps_stops() {
     let life = Life::start(dir.path());
     let r = life.registry.clone();
     let bg2 = status(&r, "bg").await;
-    assert_eq!((bg2.status, bg2.pid), (Status::Running, bg.pid), "adopted, same pid");
+    assert_eq!(
+        (bg2.status, bg2.pid),
+        (Status::Running, bg.pid),
+        "adopted, same pid"
+    );
     let lines = r
         .send(GetLogs {
             name: "bg".into(),
@@ -199,7 +206,11 @@ async fn a_new_life_adopts_restarts_and_keeps_stops() {
         .unwrap()
         .unwrap();
     let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
-    assert_eq!(texts, ["hello", "world"], "the ring is refilled from the file");
+    assert_eq!(
+        texts,
+        ["hello", "world"],
+        "the ring is refilled from the file"
+    );
 
     let svc2 = status(&r, "svc").await;
     reaper.saw(&svc2);
@@ -222,7 +233,11 @@ async fn a_new_life_adopts_restarts_and_keeps_stops() {
     assert_eq!(stopped.status, Status::Stopped);
     assert!(!alive(bg.pid));
     let state = read_state(dir.path()).unwrap();
-    let bg_saved = state.processes.iter().find(|p| p.spec.name == "bg").unwrap();
+    let bg_saved = state
+        .processes
+        .iter()
+        .find(|p| p.spec.name == "bg")
+        .unwrap();
     assert!(!bg_saved.wanted && bg_saved.run.is_none());
     r.send(Shutdown).await.unwrap().unwrap();
     life.end();
@@ -333,10 +348,13 @@ async fn queries_write_nothing_and_a_burst_of_changes_is_coalesced() {
         let name = format!("p{}", i % 50);
         status(&r, &name).await;
         r.send(ListProcesses).await.unwrap().unwrap();
-        r.send(GetLogs { name, lines: Some(5) })
-            .await
-            .unwrap()
-            .unwrap();
+        r.send(GetLogs {
+            name,
+            lines: Some(5),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     }
     assert_eq!(r.send(StateWrites).await.unwrap(), settled, "queries wrote");
     r.send(Shutdown).await.unwrap().unwrap();
@@ -383,11 +401,7 @@ fn outside(env: &[(&str, String)]) -> std::process::Child {
 }
 
 fn write_state(dir: &Path, processes: Vec<SavedProcess>) {
-    std::fs::write(
-        dir.join("state.json"),
-        SavedState::new(processes).to_json(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("state.json"), SavedState::new(processes).to_json()).unwrap();
 }
 
 #[actix_rt::test]
@@ -480,7 +494,11 @@ async fn a_detached_child_whose_pid_never_reached_the_file_is_found_by_its_envir
     let life = Life::start(dir.path());
     let r = life.registry.clone();
     let info = status(&r, "orph").await;
-    assert_eq!((info.status, info.pid), (Status::Running, pid), "adopted, not run twice");
+    assert_eq!(
+        (info.status, info.pid),
+        (Status::Running, pid),
+        "adopted, not run twice"
+    );
     r.send(KillProcess {
         name: "orph".into(),
     })
@@ -488,9 +506,46 @@ async fn a_detached_child_whose_pid_never_reached_the_file_is_found_by_its_envir
     .unwrap()
     .unwrap();
     let _ = orphan.wait();
-    assert!(foreign.try_wait().unwrap().is_none(), "the foreign one is untouched");
+    assert!(
+        foreign.try_wait().unwrap().is_none(),
+        "the foreign one is untouched"
+    );
     r.send(Shutdown).await.unwrap().unwrap();
     life.end();
     let _ = foreign.kill();
     let _ = foreign.wait();
+}
+
+#[actix_rt::test]
+async fn a_stop_cut_short_by_the_daemons_end_is_finished_by_the_next_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let reaper = Reaper::default();
+    let mut survivor = outside(&[]);
+    let pid = survivor.id() as i32;
+    reaper.pid(pid);
+    let mut spec = ProcessSpec::exec("halfway", "sleep", ["300"]);
+    spec.detach = true;
+    spec.grace_ms = 500;
+    let run = Some(SavedRun {
+        pid,
+        start_ticks: procfs::read_stat(pid).unwrap().start_time,
+    });
+    write_state(
+        dir.path(),
+        vec![SavedProcess {
+            wanted: false,
+            run,
+            ..SavedProcess::new(spec)
+        }],
+    );
+    let life = Life::start(dir.path());
+    let r = life.registry.clone();
+    let info = poll_status(&r, "halfway", |i| i.status == Status::Stopped).await;
+    assert_eq!(info.pid, 0);
+    assert!(
+        survivor.try_wait().unwrap().is_some(),
+        "the stop was finished"
+    );
+    r.send(Shutdown).await.unwrap().unwrap();
+    life.end();
 }

@@ -45,7 +45,10 @@ async fn a_process_runs_with_its_users_ids_and_owns_its_log() {
         if lines.len() >= 3 {
             break lines;
         }
-        assert!(Instant::now() < end, "the child never printed its ids: {lines:?}");
+        assert!(
+            Instant::now() < end,
+            "the child never printed its ids: {lines:?}"
+        );
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(lines[0].text, who.uid.to_string());
@@ -56,16 +59,25 @@ async fn a_process_runs_with_its_users_ids_and_owns_its_log() {
         .split_whitespace()
         .map(|g| g.parse().unwrap())
         .collect();
-    assert!(groups.contains(&who.gid.as_raw()) && !groups.contains(&0), "{groups:?}");
+    assert!(
+        groups.contains(&who.gid.as_raw()) && !groups.contains(&0),
+        "{groups:?}"
+    );
     let stat = std::fs::read_to_string(format!("/proc/{}/status", info.pid)).unwrap();
     let uid_line = stat.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
-        uid_line.split_whitespace().skip(1).all(|u| u == who.uid.to_string()),
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == who.uid.to_string()),
         "{uid_line}"
     );
     let log = dir.path().join("logs/as-nobody.log");
     let meta = std::fs::metadata(&log).unwrap();
-    assert_eq!((meta.uid(), meta.gid()), (who.uid.as_raw(), who.gid.as_raw()));
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (who.uid.as_raw(), who.gid.as_raw())
+    );
     registry.send(Shutdown).await.unwrap().unwrap();
 }
 

@@ -100,9 +100,9 @@ impl SavedState {
         }
     }
 
-    /// The file's text (pretty-printed: people read it when something went wrong).
+    /// The file's text: compact, since it is rewritten whole on every change (`jq .` shows it).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| {
+        serde_json::to_string(self).unwrap_or_else(|e| {
             // Plain data always serializes; keep a valid document should that ever change.
             format!("{{\"version\":{STATE_VERSION},\"error\":\"{e}\"}}")
         })

@@ -16,8 +16,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal as NixSignal};
 use nix::unistd::Pid;
 use pm_protocol::{
-    CommandLine, EventKind, ExitInfo, KernelState, LogLine, PmError, ProcessEvent, ProcessInfo, ProcessSpec,
-    Status, Stream,
+    CommandLine, EventKind, ExitInfo, KernelState, LogLine, PmError, ProcessEvent, ProcessInfo,
+    ProcessSpec, Status, Stream,
 };
 use tokio::sync::oneshot;
 

@@ -37,7 +37,10 @@ pub fn read_tail(path: &Path, max_lines: usize) -> Vec<LogLine> {
     let Ok(meta) = file.metadata() else {
         return Vec::new();
     };
-    let mtime: DateTime<Local> = meta.modified().map(Into::into).unwrap_or_else(|_| Local::now());
+    let mtime: DateTime<Local> = meta
+        .modified()
+        .map(Into::into)
+        .unwrap_or_else(|_| Local::now());
     let start = meta.len().saturating_sub(MAX_TAIL_BYTES);
     let mut buf = Vec::new();
     if file.seek(SeekFrom::Start(start)).is_err()
@@ -48,7 +51,10 @@ pub fn read_tail(path: &Path, max_lines: usize) -> Vec<LogLine> {
     let mut text = String::from_utf8_lossy(&buf).into_owned();
     if start > 0 {
         // The first line was cut by the window: drop it.
-        text = text.split_once('\n').map(|(_, r)| r.to_string()).unwrap_or_default();
+        text = text
+            .split_once('\n')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default();
     }
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(max_lines)..]

@@ -92,8 +92,9 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
             };
             let out = open().map_err(|e| fail(format!("cannot open {}: {e}", path.display())))?;
             if let Some(who) = &run_as {
-                super::user::give(&path, who)
-                    .map_err(|e| fail(format!("cannot give {} to its user: {e}", path.display())))?;
+                super::user::give(&path, who).map_err(|e| {
+                    fail(format!("cannot give {} to its user: {e}", path.display()))
+                })?;
             }
             let err = out
                 .try_clone()

@@ -28,7 +28,10 @@ impl Handler<AttachProcess> for Registry {
             entry.wanted = true;
             entry.run = crate::process::procfs::read_stat(msg.pid)
                 .ok()
-                .map(|s| SavedRun { pid: msg.pid, start_ticks: s.start_time });
+                .map(|s| SavedRun {
+                    pid: msg.pid,
+                    start_ticks: s.start_time,
+                });
         }
         self.state_changed(ctx);
         Registry::when_durable(self.info_of(msg.name))

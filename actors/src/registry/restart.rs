@@ -30,33 +30,29 @@ impl Handler<RestartProcess> for Registry {
         }
         self.state_changed(ctx);
         let name = msg.name;
-        Box::pin(
-            addr.send(IsAlive)
-                .into_actor(self)
-                .then(move |alive, act, _| {
-                    let next: ResponseActFuture<Self, Result<i32, PmError>> = if alive
-                        .unwrap_or(false)
-                    {
-                        let restarted = name.clone();
-                        Box::pin(addr.send(Restart).into_actor(act).map(move |res, act, _| {
-                            let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
-                            if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&restarted)) {
-                                entry.started_at = Some(std::time::Instant::now());
-                            }
-                            res
-                        }))
-                    } else {
-                        act.start_run(name.clone())
+        Registry::when_durable(Box::pin(addr.send(IsAlive).into_actor(self).then(
+            move |alive, act, _| {
+                let next: ResponseActFuture<Self, Result<i32, PmError>> = if alive.unwrap_or(false)
+                {
+                    let restarted = name.clone();
+                    Box::pin(addr.send(Restart).into_actor(act).map(move |res, act, _| {
+                        let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
+                        if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&restarted)) {
+                            entry.started_at = Some(std::time::Instant::now());
+                        }
+                        res
+                    }))
+                } else {
+                    act.start_run(name.clone())
+                };
+                next.then(move |res, act, _| {
+                    let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
+                        Ok(_) => act.info_of(name),
+                        Err(e) => Box::pin(fut::ready(Err(e))),
                     };
-                    next.then(move |res, act, _| {
-                        let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res
-                        {
-                            Ok(_) => act.info_of(name),
-                            Err(e) => Box::pin(fut::ready(Err(e))),
-                        };
-                        next
-                    })
-                }),
-        )
+                    next
+                })
+            },
+        )))
     }
 }

@@ -24,7 +24,7 @@ use pm_protocol::{LogLine, PmError};
 use tokio::sync::oneshot;
 
 use super::{atomic_file, Registry};
-use crate::process::{log_tail, procfs, ProcessActor};
+use crate::process::{log_tail, procfs, ProcessActor, Stop};
 
 /// Every child's environment holds its process name here.
 pub const ENV_NAME: &str = "PROCESSMANAGER_NAME";
@@ -194,13 +194,7 @@ impl Registry {
     }
 
     /// Records the live run of `name` from a status event (pid > 0 while alive, gone otherwise).
-    pub(crate) fn track_run(
-        &mut self,
-        name: &str,
-        pid: i32,
-        alive: bool,
-        ctx: &mut Context<Self>,
-    ) {
+    pub(crate) fn track_run(&mut self, name: &str, pid: i32, alive: bool, ctx: &mut Context<Self>) {
         let Some(entry) = self.entries.get_mut(name) else {
             return;
         };
@@ -285,7 +279,9 @@ impl Registry {
     ) -> Result<Restored, PmError> {
         let name = p.spec.name.clone();
         let scheduled = p.spec.cron.is_some();
-        let outcome = match live.filter(|_| p.wanted) {
+        // A live run is adopted even when not wanted (a stop the crash interrupted): it is then
+        // stopped again below, rather than left running unmanaged.
+        let outcome = match live {
             Some(run) => {
                 self.check_new_name(&name)?;
                 let spec = self.with_marker(p.spec);
@@ -313,6 +309,10 @@ impl Registry {
         entry.wanted = p.wanted;
         entry.held = !p.wanted;
         if !p.wanted {
+            if outcome == Restored::Adopted {
+                tracing::info!(process = %name, "stopping it again: its stop was cut short by the daemon's end");
+                entry.addr.do_send(Stop::default());
+            }
             return Ok(outcome);
         }
         if outcome == Restored::Adopted {
@@ -345,7 +345,12 @@ impl Registry {
         let name = p.spec.name.clone();
         let Some(run) = p.run else { return };
         let attached = self.check_new_name(&name).and_then(|()| {
-            ProcessActor::attach_expecting(run.pid, name.clone(), run.start_ticks, self.process_options())
+            ProcessActor::attach_expecting(
+                run.pid,
+                name.clone(),
+                run.start_ticks,
+                self.process_options(),
+            )
         });
         match attached {
             Ok(actor) => {
@@ -354,12 +359,17 @@ impl Registry {
                     entry.run = Some(run);
                 }
             }
-            Err(e) => tracing::info!(process = %name, pid = run.pid, "attached process is gone, forgotten: {e}"),
+            Err(e) => {
+                tracing::info!(process = %name, pid = run.pid, "attached process is gone, forgotten: {e}")
+            }
         }
     }
 
     /// The spec with the variables that let a restarted daemon recognise its children.
-    pub(crate) fn with_marker(&self, mut spec: pm_protocol::ProcessSpec) -> pm_protocol::ProcessSpec {
+    pub(crate) fn with_marker(
+        &self,
+        mut spec: pm_protocol::ProcessSpec,
+    ) -> pm_protocol::ProcessSpec {
         spec.env.insert(ENV_NAME.into(), spec.name.clone());
         spec.env.insert(
             ENV_STATE.into(),
@@ -392,7 +402,12 @@ fn load(path: &Path, log_dir: &Path) -> Result<Loaded, String> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(loaded),
-        Err(e) => return Err(format!("cannot read the state file {}: {e}", path.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the state file {}: {e}",
+                path.display()
+            ))
+        }
     };
     let state = match std::str::from_utf8(&text)
         .map_err(|e| e.to_string())

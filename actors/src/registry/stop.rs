@@ -85,7 +85,7 @@ impl Handler<DeleteProcess> for Registry {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
-        Box::pin(
+        Registry::when_durable(Box::pin(
             addr.send(StopAndWait::default())
                 .into_actor(self)
                 .map(move |res, act, ctx| {
@@ -97,6 +97,6 @@ impl Handler<DeleteProcess> for Registry {
                     }
                     Ok(())
                 }),
-        )
+        ))
     }
 }

@@ -141,8 +141,8 @@ pub fn write_atomic(dir: &Path, template: &Template) -> Result<PathBuf, PmError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
     use pm_protocol::ProcessSpec;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn write_then_read_back() {
