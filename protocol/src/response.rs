@@ -18,7 +18,9 @@ pub const RESULT_MARK: &str = "**RESULT**";
 /// The last line of a frame.
 pub const END_MARK: &str = "**ENDRESULT**";
 
-/// Frames a body: `**RESULT** <jobid>`, the body (ending with a newline), `**ENDRESULT**`.
+/// Frames a body: `**RESULT** <jobid>`, the body (a newline is added when it lacks one), `**ENDRESULT**`.
+/// An empty `jobid` gives `**RESULT** ` with a trailing space, as the original. [`FrameReader`] takes the
+/// result back apart.
 ///
 /// ```
 /// use pm_protocol::response::frame;
@@ -48,16 +50,27 @@ pub fn parse_error(err: &ParseError) -> String {
 /// What a command did, for its sentence: `Process 'x' started successfully`, `Error starting process: ...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    /// `process.start`: `started`, `Error starting process`.
     Start,
+    /// `process.stop`: `stopped`, `Error stopping process`.
     Stop,
+    /// `process.restart`: `restarted`, `Error restarting process`.
     Restart,
+    /// `process.delete`: `deleted`, `Error deleting process`.
     Delete,
+    /// `process.kill`: `killed`, `Error killing process`.
     Kill,
+    /// `process.signal`: `signalled`, `Error signalling process`.
     Signal,
+    /// `process.attach`: `attached`, `Error attaching process`.
     Attach,
+    /// `process.status`: `Error getting process status` (success answers the status itself).
     Status,
+    /// `process.list`: `Error listing processes` (success answers the list itself).
     List,
+    /// `process.logs`: `Error reading process logs` (success answers the lines themselves).
     Logs,
+    /// `process.watch`: `Error watching processes` (success answers the events themselves).
     Watch,
 }
 
@@ -310,7 +323,9 @@ Durations: 30 (seconds), 30s, 5m, 1h30m, 500ms.
 /// One framed result read back: its job id and its body (each line with its newline).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Frame {
+    /// The text after `**RESULT** `, trimmed; empty when the command carried no `jobid`.
     pub jobid: String,
+    /// Every line between the marks, each ending with `\n`; empty for an empty body.
     pub body: String,
 }
 
