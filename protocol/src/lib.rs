@@ -13,6 +13,8 @@
 //! - [`template`]: the template file format (`<name>.json`, Ligato's keys plus ours) and its specs.
 //! - [`state`]: the state file format (`state.json`): what survives a daemon restart.
 
+#![warn(missing_docs)]
+
 pub mod command;
 pub mod cron;
 pub mod error;
