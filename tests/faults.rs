@@ -80,7 +80,7 @@ fn marked(state_file: &Path) -> BTreeMap<String, Vec<i32>> {
             continue;
         };
         let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
-        if !vars.iter().any(|v| *v == want.as_bytes()) || !alive(pid) {
+        if !vars.contains(&want.as_bytes()) || !alive(pid) {
             continue;
         }
         let name = vars.iter().find_map(|v| {

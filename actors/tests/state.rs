@@ -365,22 +365,20 @@ async fn queries_write_nothing_and_a_burst_of_changes_is_coalesced() {
 async fn poll_writes_settle(r: &Addr<Registry>) -> u64 {
     let mut last = r.send(StateWrites).await.unwrap();
     let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        // A write is scheduled at once and runs for milliseconds: 20 quiet rounds mean none is due.
-        let mut quiet = 0;
-        while quiet < 20 {
-            actix_rt::time::sleep(Duration::from_millis(10)).await;
-            let now = r.send(StateWrites).await.unwrap();
-            if now == last {
-                quiet += 1;
-            } else {
-                last = now;
-                quiet = 0;
-            }
-            assert!(Instant::now() < end, "the state writes never settle");
+    // A write is scheduled at once and runs for milliseconds: 20 quiet rounds mean none is due.
+    let mut quiet = 0;
+    while quiet < 20 {
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+        let now = r.send(StateWrites).await.unwrap();
+        if now == last {
+            quiet += 1;
+        } else {
+            last = now;
+            quiet = 0;
         }
-        return last;
+        assert!(Instant::now() < end, "the state writes never settle");
     }
+    last
 }
 
 /// A process outside any registry, in a session of its own, with `env`.

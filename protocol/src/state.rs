@@ -83,6 +83,7 @@ impl SavedProcess {
 /// A live run: its pid and what makes that pid this very process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedRun {
+    /// The process id.
     pub pid: i32,
     /// Field 22 of `/proc/<pid>/stat`: the start time after boot, in clock ticks. A pid with another
     /// start time is another process (the pid was reused) and is never touched.

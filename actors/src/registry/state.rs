@@ -251,7 +251,7 @@ impl Registry {
                 self.restore_attached(p);
                 continue;
             }
-            let live = p.run.filter(|r| same_process(r)).or(orphans.remove(&name));
+            let live = p.run.filter(same_process).or_else(|| orphans.remove(&name));
             let tail = tails.remove(&name).unwrap_or_default();
             match self.restore_one(p, live, tail, ctx) {
                 Ok(Restored::Adopted) => adopted += 1,
@@ -483,7 +483,7 @@ fn find_orphans(state_file: &Path, names: &[String]) -> HashMap<String, SavedRun
             continue;
         };
         let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-        if !vars.iter().any(|v| *v == state_var.as_bytes()) {
+        if !vars.contains(&state_var.as_bytes()) {
             continue;
         }
         let name = vars.iter().find_map(|v| {
