@@ -200,35 +200,17 @@ pub struct Capture {
 impl Capture {
     /// Reads `pipe` until EOF, splitting lines. Runs as a task on the actor's arbiter.
     pub async fn run(self, mut pipe: tokio::net::unix::pipe::Receiver, stream: Stream) {
-        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut splitter = LineSplitter::default();
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
             let n = match pipe.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            buf.extend_from_slice(&chunk[..n]);
-            let time = Local::now();
-            let mut lines = Vec::new();
-            let mut start = 0;
-            while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
-                split_long(&buf[start..start + pos], &mut lines);
-                start += pos + 1;
-            }
-            buf.drain(..start);
-            // A partial line that is already too long is cut now rather than grown without bound.
-            while buf.len() >= MAX_LINE {
-                let cut = char_boundary(&buf, MAX_LINE);
-                lines.push(String::from_utf8_lossy(&buf[..cut]).into_owned());
-                buf.drain(..cut);
-            }
-            self.emit(lines, time, stream).await;
-        }
-        if !buf.is_empty() {
-            let mut lines = Vec::new();
-            split_long(&buf, &mut lines);
+            let lines = splitter.push(&chunk[..n]);
             self.emit(lines, Local::now(), stream).await;
         }
+        self.emit(splitter.finish(), Local::now(), stream).await;
     }
 
     async fn emit(&self, lines: Vec<String>, time: DateTime<Local>, stream: Stream) {
@@ -268,6 +250,44 @@ impl Capture {
     }
 }
 
+/// Cuts a byte stream into lines of at most [`MAX_LINE`] bytes. The lines do not depend on how the stream
+/// was cut into reads: a partial line is cut only once it is longer than [`MAX_LINE`], so a line of
+/// exactly that length whose newline comes in the next read is still one line.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Takes the next bytes read; answers the lines they complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.partial.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            split_long(&self.partial[start..start + pos], &mut lines);
+            start += pos + 1;
+        }
+        self.partial.drain(..start);
+        // A partial line that is already too long is cut now rather than grown without bound.
+        while self.partial.len() > MAX_LINE {
+            let cut = char_boundary(&self.partial, MAX_LINE);
+            lines.push(String::from_utf8_lossy(&self.partial[..cut]).into_owned());
+            self.partial.drain(..cut);
+        }
+        lines
+    }
+
+    /// The end of the stream: the last line, if it had no newline.
+    pub fn finish(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if !self.partial.is_empty() {
+            split_long(&std::mem::take(&mut self.partial), &mut lines);
+        }
+        lines
+    }
+}
+
 /// Pushes `line` (without newline) as one or more lines of at most [`MAX_LINE`] bytes.
 fn split_long(mut line: &[u8], out: &mut Vec<String>) {
     if line.last() == Some(&b'\r') {
@@ -304,6 +324,48 @@ fn char_boundary(bytes: &[u8], at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn split_in_reads(stream: &[u8], cuts: &[usize]) -> Vec<String> {
+        let mut splitter = LineSplitter::default();
+        let mut lines = Vec::new();
+        let mut at = 0;
+        for &cut in cuts {
+            let end = (at + cut).min(stream.len());
+            lines.extend(splitter.push(&stream[at..end]));
+            at = end;
+        }
+        lines.extend(splitter.push(&stream[at..]));
+        lines.extend(splitter.finish());
+        lines
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_one_line_even_when_its_newline_comes_later() {
+        let mut stream = vec![b'x'; MAX_LINE];
+        stream.push(b'\n');
+        assert_eq!(
+            split_in_reads(&stream, &[MAX_LINE]),
+            vec!["x".repeat(MAX_LINE)]
+        );
+        assert_eq!(split_in_reads(&stream, &[]), vec!["x".repeat(MAX_LINE)]);
+    }
+
+    proptest! {
+        /// However the stream is cut into reads, the same lines come out.
+        #[test]
+        fn lines_do_not_depend_on_read_boundaries(
+            pieces in proptest::collection::vec((1usize..3, 0usize..(MAX_LINE + 3)), 0..4),
+            cuts in proptest::collection::vec(1usize..(2 * MAX_LINE), 0..6),
+        ) {
+            let mut stream = Vec::new();
+            for (newlines, len) in pieces {
+                stream.extend(std::iter::repeat_n(b'y', len));
+                stream.extend(std::iter::repeat_n(b'\n', newlines));
+            }
+            prop_assert_eq!(split_in_reads(&stream, &cuts), split_in_reads(&stream, &[]));
+        }
+    }
 
     #[test]
     fn long_lines_are_split_on_char_boundaries() {
