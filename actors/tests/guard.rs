@@ -53,14 +53,23 @@ fn daemon_sigkill_takes_the_children_along() {
     }
     assert!(pgid > 0, "the helper daemon did not start its child");
     cleanup.group(pgid);
-    assert_eq!(live_members(pgid).len(), 3, "sh and two sleeps");
+    // The helper reports as soon as sh has one child; the second sleep may be a moment behind.
+    wait_until("sh and two sleeps in the group", || {
+        live_members(pgid).len() == 3
+    });
     daemon.kill().unwrap(); // SIGKILL
     daemon.wait().unwrap();
+    wait_until("the group to be gone with its daemon", || {
+        live_members(pgid).is_empty()
+    });
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + Duration::from_secs(10);
-    while !live_members(pgid).is_empty() {
+    while !cond() {
         assert!(
             std::time::Instant::now() < end,
-            "group {pgid} outlived the daemon"
+            "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
