@@ -1,4 +1,4 @@
-//! Criterion bench of one status tick: `TreeSampler::sample` of a real `sleep` child, and of a
+//! Criterion bench of one status tick: `TreeSampler::tick` (and the full `sample`) of a real `sleep` child, and of a
 //! two-process tree (`sh -c 'sleep 3600; true'`).
 //!
 //! `cargo bench -p pm-actors`.
@@ -32,15 +32,21 @@ fn tick(c: &mut Criterion) {
     let single = spawn(Command::new("sleep").arg("3600"));
     let mut sampler = TreeSampler::new(single.0.id() as i32);
     sampler.sample().expect("first sample");
-    c.bench_function("status tick: sleep (1 process)", |b| {
+    c.bench_function("full sample: sleep (1 process)", |b| {
         b.iter(|| sampler.sample().expect("sample"))
+    });
+    c.bench_function("status tick: sleep (1 process)", |b| {
+        b.iter(|| sampler.tick().expect("tick"))
     });
 
     let shell = spawn(Command::new("sh").args(["-c", "sleep 3600; true"]));
     let mut sampler = TreeSampler::new(shell.0.id() as i32);
     assert_eq!(sampler.sample().expect("first sample").processes, 2);
-    c.bench_function("status tick: sh -c sleep (2 processes)", |b| {
+    c.bench_function("full sample: sh -c sleep (2 processes)", |b| {
         b.iter(|| sampler.sample().expect("sample"))
+    });
+    c.bench_function("status tick: sh -c sleep (2 processes)", |b| {
+        b.iter(|| sampler.tick().expect("tick"))
     });
 }
 
