@@ -1,4 +1,4 @@
-//! Measures the cost of one status tick: `TreeSampler::sample` over N running processes.
+//! Measures the cost of one status tick: `TreeSampler::tick` over N running processes.
 //!
 //! `cargo run --release -p pm-actors --example tick_cost -- 200` starts 200 `sleep 3600` (and as many
 //! `sh -c 'sleep 3600; true'`, a two-process tree), samples every tree 20 times, prints the CPU time
@@ -30,7 +30,7 @@ fn measure(label: &str, children: &[Child]) {
     let before = cpu_time();
     for _ in 0..rounds {
         for s in &mut samplers {
-            let _ = s.sample();
+            let _ = s.tick();
         }
     }
     let per = (cpu_time() - before) / (rounds * samplers.len() as u32);

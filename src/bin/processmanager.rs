@@ -60,6 +60,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Raises the soft limit of open files to the hard limit: each managed process holds a pidfd and its
+/// tree's kept-open /proc files, and many systems default to a soft limit of 1,024.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!("open files limit raised from {soft} to {hard}"),
+            Err(e) => tracing::warn!("cannot raise the open files limit from {soft}: {e}"),
+        },
+        Ok((soft, _)) => tracing::info!("open files limit: {soft}"),
+        Err(e) => tracing::warn!("cannot read the open files limit: {e}"),
+    }
+}
+
 /// Parses the flags, accepting the original's single-dash spellings (`-socket`, `-secret`, ...).
 fn parse_args(argv: impl IntoIterator<Item = OsString>) -> Args {
     let cmd = Args::command();
@@ -120,6 +134,7 @@ async fn serve(
     )
     .map_err(|e| e.to_string())?;
     log_start(&paths.socket, &origin);
+    raise_open_file_limit();
     if bound.replaced_stale {
         tracing::info!("replaced a stale socket left by a daemon that is gone");
     }

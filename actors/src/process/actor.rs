@@ -7,6 +7,7 @@
 
 use std::os::fd::OwnedFd;
 use std::process::Child;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ use super::{messages::*, pidfd};
 
 /// How often a stop looks whether the rest of the group is gone, once the leader has exited.
 const GROUP_POLL: Duration = Duration::from_millis(10);
+/// How many instants per interval the actors' status ticks are spread over.
+const TICK_PHASES: u32 = 10;
 /// Polling interval for exits where pidfds are not available (Linux before 5.3).
 const FALLBACK_POLL: Duration = Duration::from_millis(100);
 
@@ -93,6 +96,8 @@ pub struct ProcessActor {
     subscribers: Subscribers,
     ring: Arc<Mutex<LogRing>>,
     log_file: Option<Arc<Mutex<RotatingFile>>>,
+    /// This actor's place on the shared tick grid.
+    tick_phase: u32,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -194,6 +199,7 @@ impl ProcessActor {
             subscribers: Subscribers::default(),
             ring,
             log_file,
+            tick_phase: next_tick_phase(),
         }
     }
 
@@ -743,8 +749,9 @@ impl ProcessActor {
         })
     }
 
-    /// Reads /proc for the tree now and updates the status record.
-    fn sample(&mut self, ctx: &mut Context<Self>) {
+    /// Reads /proc for the tree now and updates the status record: all of it when `full`, else what
+    /// the periodic tick needs (see [`TreeSampler::tick`]).
+    fn sample(&mut self, full: bool, ctx: &mut Context<Self>) {
         if !self.lingering.is_empty() {
             let guard = self.opts.guard.clone();
             self.lingering.retain(|&(pgid, guarded, ours)| {
@@ -767,7 +774,12 @@ impl ProcessActor {
         let Some(run) = self.run.as_mut() else { return };
         let pid = run.pid;
         let id = run.id;
-        match run.sampler.sample() {
+        let sampled = if full {
+            run.sampler.sample()
+        } else {
+            run.sampler.tick()
+        };
+        match sampled {
             Ok(s) => {
                 self.info.cpu_percent = s.cpu_percent;
                 self.info.memory_mb = s.rss_bytes as f64 / 1_048_576.0;
@@ -783,11 +795,41 @@ impl ProcessActor {
         }
     }
 
+    /// Arms the next status tick on the shared tick grid: the actors' ticks fall on [`TICK_PHASES`]
+    /// instants per interval, so that the thread wakes a few times per interval for all of them, not
+    /// once per actor, and no single burst holds up a request for long.
+    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(
+            until_next_tick(self.opts.tick, self.tick_phase),
+            |act, ctx| {
+                act.sample(false, ctx);
+                act.schedule_tick(ctx);
+            },
+        );
+    }
+
     fn info_now(&self) -> ProcessInfo {
         let mut info = self.info.clone();
         info.uptime_secs = self.run.as_ref().map(|r| r.started.elapsed().as_secs_f64());
         info
     }
+}
+
+/// The next phase of the tick grid, handed to actors in turn.
+fn next_tick_phase() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) % TICK_PHASES
+}
+
+/// The time from now to the next instant of phase `phase` (of [`TICK_PHASES`]) on a grid of period
+/// `interval` shared by the whole process.
+fn until_next_tick(interval: Duration, phase: u32) -> Duration {
+    static GRID: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *GRID.get_or_init(Instant::now);
+    let period = interval.as_nanos().max(1);
+    let offset = period * u128::from(phase % TICK_PHASES) / u128::from(TICK_PHASES);
+    let into = (origin.elapsed().as_nanos() + period - offset) % period;
+    Duration::from_nanos((period - into) as u64)
 }
 
 /// The wall-clock time of a start time given in clock ticks after boot.
@@ -818,7 +860,7 @@ impl Actor for ProcessActor {
             self.run = Some(run);
             self.watch_exit(id, pid, ctx);
         }
-        ctx.run_interval(self.opts.tick, |act, ctx| act.sample(ctx));
+        self.schedule_tick(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -971,7 +1013,7 @@ impl Handler<GetInfo> for ProcessActor {
 impl Handler<UpdateStatus> for ProcessActor {
     type Result = MessageResult<UpdateStatus>;
     fn handle(&mut self, _: UpdateStatus, ctx: &mut Context<Self>) -> Self::Result {
-        self.sample(ctx);
+        self.sample(true, ctx);
         MessageResult(self.info_now())
     }
 }

@@ -1,8 +1,10 @@
 //! Reading /proc for one process tree: kernel state, CPU and resident memory, cheaply.
 //!
-//! Cost per tick: the root's `stat` and `children` files stay open and are re-read with `pread` (one
-//! syscall each); each descendant costs an open/read/close of its `stat` and `children`. Nothing else on
-//! the host is read.
+//! Cost per tick: one `pread` of each tree member's kept-open `stat` file. A member's `children` list is
+//! read (open, read, close) only when it is new to the tree, when its `stat` shows it did something since
+//! the previous sample (CPU time, page faults, reaped children, threads), and on every
+//! [`REFRESH_TICKS`]th tick (a `vfork`ing shell can start a child without moving any of those). A full
+//! [`TreeSampler::sample`] reads every list. Nothing else on the host is read.
 
 use std::fs::File;
 use std::io;
@@ -23,6 +25,9 @@ pub struct Stat {
     /// Field 22: the start time after boot, in clock ticks (identifies a process beyond its pid).
     pub start_time: u64,
     pub rss_pages: u64,
+    /// Minor + major page faults and the CPU ticks of reaped children: they move whenever the process
+    /// does something (a fork faults on its copied pages; a reaped child adds its time).
+    pub activity: u64,
 }
 
 /// Parses a `stat` line; the command name may hold spaces and parentheses, so fields start after the
@@ -34,10 +39,17 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat> {
     // Index i of `f` is field i + 3 of proc(5).
     let state = f.next()?.chars().next()?;
     let ppid = f.next()?.parse().ok()?;
-    let mut f = f.skip(9); // fields 5..=13
-    let utime: u64 = f.next()?.parse().ok()?;
-    let stime: u64 = f.next()?.parse().ok()?;
-    let mut f = f.skip(4); // fields 16..=19
+    let mut f = f.skip(5); // fields 5..=9
+    let mut num = || -> Option<u64> { f.next()?.parse().ok() };
+    let minflt = num()?;
+    let _cminflt = num()?;
+    let majflt = num()?;
+    let _cmajflt = num()?;
+    let utime = num()?;
+    let stime = num()?;
+    let cutime = num()?;
+    let cstime = num()?;
+    let mut f = f.skip(2); // fields 18..=19
     let num_threads = f.next()?.parse().ok()?;
     let mut f = f.skip(1); // field 21
     let start_time = f.next()?.parse().ok()?;
@@ -50,6 +62,10 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat> {
         num_threads,
         start_time,
         rss_pages,
+        activity: minflt
+            .wrapping_add(majflt)
+            .wrapping_add(cutime)
+            .wrapping_add(cstime),
     })
 }
 
@@ -110,19 +126,38 @@ pub struct Sample {
     pub processes: usize,
 }
 
-/// Samples one process tree tick after tick, keeping the root's files open.
+/// Every this many ticks, [`TreeSampler::tick`] reads every `children` list of the tree.
+pub const REFRESH_TICKS: u32 = 5;
+
+/// One member of a sampled tree, as last read.
+#[derive(Debug)]
+struct Member {
+    pid: i32,
+    start_time: u64,
+    cpu_ticks: u64,
+    activity: u64,
+    num_threads: u64,
+    /// Its `stat`, kept open: re-reading an open /proc file costs a fraction of opening it.
+    stat: File,
+    /// Its children at the last read of its `children` list.
+    children: Vec<i32>,
+}
+
+/// Samples one process tree tick after tick, keeping each member's `stat` file open.
 #[derive(Debug)]
 pub struct TreeSampler {
     root: i32,
-    stat: Option<File>,
-    children: Option<File>,
-    /// (pid, start time, cpu ticks) of every process of the tree at the previous sample.
-    prev: Vec<(i32, u64, u64)>,
+    /// The tree at the previous sample, root first; swapped with `next` on each sample (no allocation
+    /// per tick once the tree is stable).
+    members: Vec<Member>,
+    next: Vec<Member>,
+    queue: Vec<i32>,
     prev_at: Option<Instant>,
+    /// Boot time (clock ticks) of the previous sample: a member first seen now that started before it
+    /// was missed by a cheap tick, and its CPU time is not all from this interval.
+    prev_boot_ticks: u64,
+    ticks_to_refresh: u32,
     buf: Vec<u8>,
-    /// Kept-open `stat` and `children` files of the descendants seen at the last sample: opening a
-    /// /proc path costs several times more than re-reading an open one.
-    descendants: Vec<(i32, File, Option<File>)>,
 }
 
 impl TreeSampler {
@@ -130,102 +165,125 @@ impl TreeSampler {
     pub fn new(root: i32) -> Self {
         TreeSampler {
             root,
-            stat: None,
-            children: None,
-            prev: Vec::new(),
+            members: Vec::new(),
+            next: Vec::new(),
+            queue: Vec::new(),
             prev_at: None,
+            prev_boot_ticks: 0,
+            ticks_to_refresh: 0,
             buf: Vec::with_capacity(512),
-            descendants: Vec::new(),
         }
     }
 
-    /// Reads the tree now. `Err` when the root is gone or its stat cannot be read.
+    /// Reads the whole tree now, every `children` list included. `Err` when the root is gone or its
+    /// stat cannot be read.
     pub fn sample(&mut self) -> io::Result<Sample> {
-        let now = Instant::now();
-        if self.stat.is_none() {
-            self.stat = Some(File::open(format!("/proc/{}/stat", self.root))?);
-        }
-        let root_stat = match &self.stat {
-            Some(f) => pread_all(f, &mut self.buf).and_then(|_| {
-                parse_stat(&self.buf).ok_or_else(|| io::Error::other("unreadable stat"))
-            })?,
-            None => return Err(io::Error::other("no stat")),
+        self.ticks_to_refresh = REFRESH_TICKS;
+        self.read(true)
+    }
+
+    /// The periodic status tick: like [`TreeSampler::sample`], but re-reads a member's `children` list
+    /// only when it is due (see the module docs).
+    pub fn tick(&mut self) -> io::Result<Sample> {
+        let full = self.ticks_to_refresh == 0;
+        self.ticks_to_refresh = match self.ticks_to_refresh {
+            0 => REFRESH_TICKS - 1,
+            n => n - 1,
         };
+        self.read(full)
+    }
 
-        let mut current: Vec<(i32, u64, u64)> = Vec::with_capacity(self.prev.len().max(1));
-        let mut rss_pages = root_stat.rss_pages;
-        current.push((self.root, root_stat.start_time, root_stat.cpu_ticks));
-
-        // Children of the root: its main thread's file stays open when it is single-threaded.
-        let mut queue: Vec<i32> = Vec::new();
-        if root_stat.num_threads <= 1 {
-            if self.children.is_none() {
-                self.children = File::open(format!("/proc/{0}/task/{0}/children", self.root)).ok();
-            }
-            if let Some(f) = &self.children {
-                if pread_all(f, &mut self.buf).is_ok() {
-                    push_pids(&self.buf, &mut queue);
-                }
-            }
-        } else {
-            children_of_all_tasks(self.root, &mut self.buf, &mut queue);
-        }
-
-        let mut kept = std::mem::take(&mut self.descendants);
-        while let Some(pid) = queue.pop() {
-            let (stat_file, children_file) = match kept.iter().position(|d| d.0 == pid) {
+    fn read(&mut self, full: bool) -> io::Result<Sample> {
+        let now = Instant::now();
+        let boot_ticks = boot_ticks();
+        let mut prev = std::mem::take(&mut self.members);
+        let mut current = std::mem::take(&mut self.next);
+        current.clear();
+        self.queue.clear();
+        self.queue.push(self.root);
+        let mut rss_pages = 0;
+        let mut delta_ticks: u64 = 0;
+        let mut root_state = None;
+        while let Some(pid) = self.queue.pop() {
+            let is_root = pid == self.root;
+            let known = prev.iter().position(|m| m.pid == pid);
+            let (stat_file, old) = match known {
                 Some(i) => {
-                    let (_, s, c) = kept.swap_remove(i);
-                    (s, c)
+                    let m = prev.swap_remove(i);
+                    (None, Some(m))
                 }
                 None => match File::open(format!("/proc/{pid}/stat")) {
-                    Ok(f) => (f, None),
+                    Ok(f) => (Some(f), None),
+                    Err(e) if is_root => return self.fail(prev, current, e),
                     Err(_) => continue, // exited between the two reads
                 },
             };
-            // A kept file of a process that has exited reads ESRCH, even if its pid was reused.
-            if pread_all(&stat_file, &mut self.buf).is_err() {
-                continue;
-            }
-            let Some(st) = parse_stat(&self.buf) else {
-                continue;
+            let file = match (&stat_file, &old) {
+                (Some(f), _) => f,
+                (None, Some(m)) => &m.stat,
+                (None, None) => continue,
             };
+            // A kept file of a process that has exited reads ESRCH, even if its pid was reused.
+            let st = match pread_all(file, &mut self.buf).and_then(|_| {
+                parse_stat(&self.buf).ok_or_else(|| io::Error::other("unreadable stat"))
+            }) {
+                Ok(st) => st,
+                Err(e) if is_root => return self.fail(prev, current, e),
+                Err(_) => continue,
+            };
+            // The same process only if its start time matches (a pid may be reused by a new file).
+            let old = old.filter(|m| m.start_time == st.start_time);
+            if is_root {
+                root_state = Some(st.state);
+            }
             rss_pages += st.rss_pages;
-            current.push((pid, st.start_time, st.cpu_ticks));
+            delta_ticks += match &old {
+                Some(m) => st.cpu_ticks.saturating_sub(m.cpu_ticks),
+                // New to the tree: all its work is from this interval, unless it started before the
+                // previous sample and a cheap tick did not see it then.
+                None if self.prev_at.is_some() && st.start_time < self.prev_boot_ticks => 0,
+                None => st.cpu_ticks,
+            };
+            let reread = full
+                || match &old {
+                    Some(m) => {
+                        m.activity != st.activity
+                            || m.cpu_ticks != st.cpu_ticks
+                            || m.num_threads != st.num_threads
+                    }
+                    None => true,
+                };
+            let (stat, mut children) = match (stat_file, old) {
+                (Some(f), _) => (f, Vec::new()),
+                (None, Some(m)) => (m.stat, m.children),
+                (None, None) => continue,
+            };
+            if reread {
+                children.clear();
+                read_children(pid, st.num_threads, &mut self.buf, &mut children);
+            }
+            self.queue.extend_from_slice(&children);
+            current.push(Member {
+                pid,
+                start_time: st.start_time,
+                cpu_ticks: st.cpu_ticks,
+                activity: st.activity,
+                num_threads: st.num_threads,
+                stat,
+                children,
+            });
             if current.len() > 100_000 {
                 break; // a fork bomb: stop counting rather than spin
             }
-            let mut children_file = children_file;
-            if st.num_threads <= 1 {
-                if children_file.is_none() {
-                    children_file = File::open(format!("/proc/{pid}/task/{pid}/children")).ok();
-                }
-                if let Some(f) = &children_file {
-                    if pread_all(f, &mut self.buf).is_ok() {
-                        push_pids(&self.buf, &mut queue);
-                    }
-                }
-            } else {
-                children_of_all_tasks(pid, &mut self.buf, &mut queue);
-            }
-            self.descendants.push((pid, stat_file, children_file));
         }
-
+        let Some(state) = root_state else {
+            return self.fail(prev, current, io::Error::other("no stat"));
+        };
         let cpu_percent = match self.prev_at {
             Some(then) => {
-                let mut delta: u64 = 0;
-                for &(pid, start, ticks) in &current {
-                    let before = self
-                        .prev
-                        .iter()
-                        .find(|&&(p, s, _)| p == pid && s == start)
-                        .map(|&(_, _, t)| t);
-                    // A process new to the tree did all its work since the previous sample.
-                    delta += ticks.saturating_sub(before.unwrap_or(0));
-                }
                 let secs = now.duration_since(then).as_secs_f64();
                 if secs > 0.0 {
-                    delta as f64 / clock_ticks() / secs * 100.0
+                    delta_ticks as f64 / clock_ticks() / secs * 100.0
                 } else {
                     0.0
                 }
@@ -233,15 +291,55 @@ impl TreeSampler {
             None => 0.0,
         };
         let processes = current.len();
-        self.prev = current;
+        prev.clear(); // closes the files of members that left the tree
+        self.members = current;
+        self.next = prev;
         self.prev_at = Some(now);
+        self.prev_boot_ticks = boot_ticks;
         Ok(Sample {
-            state: KernelState::from_stat_letter(root_stat.state),
+            state: KernelState::from_stat_letter(state),
             cpu_percent,
             rss_bytes: rss_pages * page_size(),
             processes,
         })
     }
+
+    /// The root cannot be read: forget the tree (its files are closed) and answer `e`.
+    fn fail(
+        &mut self,
+        prev: Vec<Member>,
+        current: Vec<Member>,
+        e: io::Error,
+    ) -> io::Result<Sample> {
+        drop((prev, current));
+        self.members = Vec::new();
+        self.next = Vec::new();
+        Err(e)
+    }
+}
+
+/// The children of `pid`: its main thread's list, or every thread's when it has several (a
+/// multi-threaded process forks from any of its threads).
+fn read_children(pid: i32, num_threads: u64, buf: &mut Vec<u8>, out: &mut Vec<i32>) {
+    if num_threads <= 1 {
+        if let Ok(f) = File::open(format!("/proc/{pid}/task/{pid}/children")) {
+            if pread_all(&f, buf).is_ok() {
+                push_pids(buf, out);
+            }
+        }
+    } else {
+        children_of_all_tasks(pid, buf, out);
+    }
+}
+
+/// CLOCK_BOOTTIME in clock ticks, the clock of field 22 of stat.
+fn boot_ticks() -> u64 {
+    // SAFETY: a zeroed timespec is a valid out-parameter for clock_gettime.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime fills the struct it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    let secs = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
+    (secs * clock_ticks()) as u64
 }
 
 /// Reads a whole /proc file from offset 0 into `buf` (/proc regenerates it on each read at 0).
