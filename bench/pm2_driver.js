@@ -12,10 +12,12 @@ function call(fn, ...args) {
 }
 
 function app(name, autorestart) {
-  // Fork mode on a binary: pm2 spawns `sleep` itself, no node wrapper; output discarded like the others.
+  // Fork mode on a binary: pm2 spawns `sleep` itself, no node wrapper; output discarded like the others
+  // (pm2 knows /dev/null as "no log"). The pid file stays in PM2_HOME: pm2 deletes it when the process
+  // goes, so it must never be pointed at a shared path.
   return {
     name, script: 'sleep', args: ['3600'], interpreter: 'none', exec_mode: 'fork',
-    autorestart, out_file: '/dev/null', error_file: '/dev/null', pid_file: '/dev/null',
+    autorestart, out_file: '/dev/null', error_file: '/dev/null',
   };
 }
 

@@ -16,7 +16,7 @@ class Pm2(System):
     name = "pm2"
 
     def __init__(self, bench_dir):
-        self.bench_dir = bench_dir
+        self.bench_dir = os.path.abspath(bench_dir)
         self.driver = None
         self.god = None
 
@@ -123,7 +123,7 @@ class Pm2(System):
         if self.driver and self.driver.poll() is None:
             self.driver.stdin.close()
             try:
-                self.driver.wait(timeout=10)
+                self.driver.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 kill_tree([self.driver.pid])
         self.driver = None

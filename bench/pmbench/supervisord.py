@@ -69,7 +69,7 @@ class Supervisord(System):
     name = "supervisord"
 
     def __init__(self, bench_dir):
-        self.bench_dir = bench_dir
+        self.bench_dir = os.path.abspath(bench_dir)
         self.proc = None
 
     def install(self):
