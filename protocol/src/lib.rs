@@ -9,14 +9,17 @@
 //! - `command`: typed commands, one file per command, parsed from and rendered back to heroscript.
 //! - `session`: the socket session's line state machine (secret, buffering, help, quit).
 //! - `response`: the wire strings and framing (`**RESULT**` ... `**ENDRESULT**`), text and JSON bodies.
-//! - `cron`: standard 5-field cron expressions converted for the `cron` crate, and next-fire times.
+//! - [`cron`]: standard 5-field cron expressions converted for the `cron` crate, and next-fire times.
+//! - [`template`]: the template file format (`<name>.json`, Ligato's keys plus ours) and its specs.
 
+pub mod cron;
 pub mod error;
 pub mod logs;
 pub mod spec;
 pub mod status;
+pub mod template;
 
 pub use error::PmError;
 pub use logs::{LogLine, Stream};
 pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
-pub use status::{ExitInfo, EventKind, KernelState, ProcessEvent, ProcessInfo, Status};
+pub use status::{EventKind, ExitInfo, KernelState, ProcessEvent, ProcessInfo, Status};

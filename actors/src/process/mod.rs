@@ -1,5 +1,24 @@
 //! One actor per managed process: its whole lifecycle, its status watcher, its logs.
+//!
+//! - [`ProcessActor`] owns one child (or one attached process); [`ProcessHandle`] wraps its address.
+//! - [`messages`]: the contract. [`ProcessOptions`]: log directory, tick, output target, guard.
+//! - [`GroupGuard`]: how non-detached children die with the daemon, even on SIGKILL (see its docs).
+//! - `spawn`, `procfs`, `pidfd`, `logs`, `events`, `signal`: the pieces the actor is built of.
 
+mod actor;
+mod events;
+pub mod guard;
+mod handle;
+pub mod logs;
 pub mod messages;
+mod options;
+mod pidfd;
+pub mod procfs;
+pub mod signal;
+mod spawn;
 
+pub use actor::ProcessActor;
+pub use guard::GroupGuard;
+pub use handle::ProcessHandle;
 pub use messages::*;
+pub use options::{OutputTarget, ProcessOptions};

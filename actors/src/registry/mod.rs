@@ -1,5 +1,430 @@
 //! The registry: names to process actors, restart policies, cron schedules, templates, shutdown.
+//!
+//! One [`Registry`] actor owns every [`ProcessActor`](crate::process::ProcessActor) by name. It is the
+//! in-process Rust API: start it in any actix system and send it the messages of [`messages`].
+//!
+//! ```
+//! use pm_actors::registry::{GetStatus, Registry, RegistryConfig, StartProcess, StopProcess};
+//! use pm_protocol::{ProcessSpec, Status};
+//!
+//! actix::System::new().block_on(async {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+//!     let spec = ProcessSpec::shell("nap", "sleep 30");
+//!     let info = registry.send(StartProcess { spec, template: None }).await.unwrap().unwrap();
+//!     assert_eq!(info.status, Status::Running);
+//!     let info = registry.send(StopProcess { name: "nap".into() }).await.unwrap().unwrap();
+//!     assert_eq!(info.status, Status::Stopped);
+//!     let status = registry.send(GetStatus { name: "nap".into() }).await.unwrap().unwrap();
+//!     assert_eq!(status.pid, info.pid);
+//! });
+//! ```
+//!
+//! How an exit becomes a restart: every process actor sends its events into one unbounded channel the
+//! registry reads as a stream; a self-exit (`completed` or `failed`) is decided at once by [`backoff`],
+//! and the first restart is a `Start` sent in the same turn. Nothing polls on that path.
 
+mod attach;
+pub mod backoff;
+mod events;
+mod logs;
 pub mod messages;
+mod restart;
+mod schedule;
+mod shutdown;
+mod signal;
+mod start;
+mod status;
+mod stop;
+mod subscribe;
+pub mod template_store;
+mod templates;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Local};
+use pm_protocol::cron::CronSchedule;
+use pm_protocol::spec::validate_name;
+use pm_protocol::{
+    LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings, Status,
+};
+use tokio::sync::mpsc;
+
+use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Subscribe};
+
+pub use backoff::{Backoff, Decision};
 pub use messages::*;
+
+/// How a [`Registry`] runs: its folders and the defaults for processes that set none.
+///
+/// ```
+/// use pm_actors::registry::RegistryConfig;
+/// let config = RegistryConfig::in_dir("/tmp/pm-example.d");
+/// assert!(config.paths.template_dir.ends_with("templates"));
+/// assert_eq!(config.stop_grace.as_secs(), 10);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// The log folder, the template folder and the state file.
+    pub paths: RegistryPaths,
+    /// The status tick of every process actor.
+    pub status_interval: Duration,
+    /// The grace of specs that keep the built-in default (10 s).
+    pub stop_grace: Duration,
+    /// The backoff timings of specs that keep the built-in defaults (policy and count stay per spec).
+    pub restart_defaults: RestartSettings,
+    /// The rotation and ring sizes of specs that keep the built-in defaults.
+    pub log_defaults: LogSettings,
+    /// Read the template folder when the registry starts, and start those with `run_on_startup`.
+    pub load_templates: bool,
+}
+
+impl RegistryConfig {
+    /// Built-in defaults with the given folders.
+    ///
+    /// ```
+    /// use pm_actors::registry::{RegistryConfig, RegistryPaths};
+    /// let config = RegistryConfig::new(RegistryPaths {
+    ///     log_dir: "/tmp/pm/logs".into(),
+    ///     template_dir: "/tmp/pm/templates".into(),
+    ///     state_file: "/tmp/pm/state.json".into(),
+    /// });
+    /// assert_eq!(config.restart_defaults.backoff_max_ms, 30_000);
+    /// ```
+    pub fn new(paths: RegistryPaths) -> Self {
+        RegistryConfig {
+            paths,
+            status_interval: Duration::from_secs(1),
+            stop_grace: Duration::from_millis(ProcessSpec::shell("-", "").grace_ms),
+            restart_defaults: RestartSettings::default(),
+            log_defaults: LogSettings::default(),
+            load_templates: true,
+        }
+    }
+
+    /// Built-in defaults with everything under `dir`: `logs/`, `templates/`, `state.json`.
+    ///
+    /// ```
+    /// use pm_actors::registry::RegistryConfig;
+    /// let config = RegistryConfig::in_dir("/tmp/pm");
+    /// assert_eq!(config.paths.state_file, std::path::Path::new("/tmp/pm/state.json"));
+    /// ```
+    pub fn in_dir(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        RegistryConfig::new(RegistryPaths {
+            log_dir: dir.join("logs"),
+            template_dir: dir.join("templates"),
+            state_file: dir.join("state.json"),
+        })
+    }
+}
+
+/// A pending timer and the wall-clock time it is for (shown by status).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timer {
+    handle: SpawnHandle,
+    at: DateTime<Local>,
+}
+
+/// One named process as the registry knows it.
+pub(crate) struct Entry {
+    /// Distinguishes this definition from an earlier one of the same name.
+    id: u64,
+    spec: ProcessSpec,
+    addr: Addr<ProcessActor>,
+    attached: bool,
+    backoff: Backoff,
+    /// When the current run started (for the backoff reset).
+    started_at: Option<Instant>,
+    /// A user's stop, kill or delete: no automatic restart, no cron fire, until a start or restart.
+    held: bool,
+    restart_timer: Option<Timer>,
+    gave_up: Option<String>,
+    cron: Option<CronSchedule>,
+    cron_timer: Option<Timer>,
+    skipped_runs: u64,
+}
+
+impl Entry {
+    /// The actor's status record with what only the registry knows: restarts, backoff, schedule.
+    fn compose(&self, mut info: ProcessInfo) -> ProcessInfo {
+        info.restarts = self.backoff.restarts;
+        info.skipped_runs = self.skipped_runs;
+        info.next_run = self.cron_timer.map(|t| t.at.to_rfc3339());
+        info.next_restart = self.restart_timer.map(|t| t.at.to_rfc3339());
+        info.attached |= self.attached;
+        info.detached |= self.spec.detach;
+        if let Some(cron) = &self.spec.cron {
+            info.cron.clone_from(cron);
+        }
+        if !info.status.is_alive() {
+            if self.restart_timer.is_some() {
+                info.status = Status::Backoff;
+            } else if let Some(why) = &self.gave_up {
+                info.status = Status::Failed;
+                info.error.clone_from(why);
+            } else if self.cron_timer.is_some() {
+                info.status = Status::Scheduled;
+            } else if self.held
+                && matches!(
+                    info.status,
+                    Status::Failed | Status::Completed | Status::Initial
+                )
+            {
+                // A user's stop while it waited (backoff, schedule, never run) still ends in `stopped`.
+                info.status = Status::Stopped;
+            }
+        }
+        info
+    }
+}
+
+/// The registry actor. See the [module documentation](self).
+pub struct Registry {
+    config: RegistryConfig,
+    entries: BTreeMap<String, Entry>,
+    next_id: u64,
+    /// Every process actor sends its events here; the registry reads them as a stream.
+    events_tx: mpsc::UnboundedSender<ProcessEvent>,
+    events_rx: Option<mpsc::UnboundedReceiver<ProcessEvent>>,
+    /// Subscribers to every process, present and future.
+    global_sinks: Vec<EventSink>,
+    shutting_down: bool,
+}
+
+impl Registry {
+    /// A registry that has not started yet; `.start()` it in an actix system.
+    ///
+    /// ```
+    /// use pm_actors::registry::{ListProcesses, Registry, RegistryConfig};
+    /// actix::System::new().block_on(async {
+    ///     let dir = tempfile::tempdir().unwrap();
+    ///     let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+    ///     assert!(registry.send(ListProcesses).await.unwrap().unwrap().is_empty());
+    /// });
+    /// ```
+    pub fn new(config: RegistryConfig) -> Self {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        Registry {
+            config,
+            entries: BTreeMap::new(),
+            next_id: 0,
+            events_tx,
+            events_rx: Some(events_rx),
+            global_sinks: Vec::new(),
+            shutting_down: false,
+        }
+    }
+
+    /// Starts the actor in the current arbiter and answers its address.
+    ///
+    /// ```
+    /// use pm_actors::registry::{Registry, RegistryConfig, Shutdown};
+    /// actix::System::new().block_on(async {
+    ///     let dir = tempfile::tempdir().unwrap();
+    ///     let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+    ///     registry.send(Shutdown).await.unwrap().unwrap();
+    /// });
+    /// ```
+    pub fn start(self) -> Addr<Registry> {
+        Actor::start(self)
+    }
+
+    fn process_options(&self) -> ProcessOptions {
+        ProcessOptions::new(self.config.paths.log_dir.clone())
+            .with_tick(self.config.status_interval)
+    }
+
+    /// The spec with the configured defaults where it kept the built-in ones.
+    fn apply_defaults(&self, mut spec: ProcessSpec) -> ProcessSpec {
+        let builtin = ProcessSpec::shell("-", "");
+        if spec.grace_ms == builtin.grace_ms {
+            spec.grace_ms = self.config.stop_grace.as_millis() as u64;
+        }
+        let (r, d) = (&mut spec.restart, RestartSettings::default());
+        let cfg = &self.config.restart_defaults;
+        if r.backoff_initial_ms == d.backoff_initial_ms {
+            r.backoff_initial_ms = cfg.backoff_initial_ms;
+        }
+        if r.backoff_max_ms == d.backoff_max_ms {
+            r.backoff_max_ms = cfg.backoff_max_ms;
+        }
+        if r.reset_after_ms == d.reset_after_ms {
+            r.reset_after_ms = cfg.reset_after_ms;
+        }
+        let (l, d) = (&mut spec.log, LogSettings::default());
+        let cfg = &self.config.log_defaults;
+        if l.max_bytes == d.max_bytes {
+            l.max_bytes = cfg.max_bytes;
+        }
+        if l.keep_files == d.keep_files {
+            l.keep_files = cfg.keep_files;
+        }
+        if l.ring_lines == d.ring_lines {
+            l.ring_lines = cfg.ring_lines;
+        }
+        spec
+    }
+
+    /// The entry of a name, or the error a request about it answers.
+    fn entry(&self, name: &str) -> Result<&Entry, PmError> {
+        validate_name(name)?;
+        self.entries
+            .get(name)
+            .ok_or_else(|| PmError::NotFound(name.to_string()))
+    }
+
+    fn entry_mut(&mut self, name: &str) -> Result<&mut Entry, PmError> {
+        validate_name(name)?;
+        self.entries
+            .get_mut(name)
+            .ok_or_else(|| PmError::NotFound(name.to_string()))
+    }
+
+    /// Checks that a new process may take `name`.
+    fn check_new_name(&self, name: &str) -> Result<(), PmError> {
+        validate_name(name)?;
+        if self.shutting_down {
+            return Err(PmError::ShuttingDown);
+        }
+        if self.entries.contains_key(name) {
+            return Err(PmError::AlreadyExists(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Wires a new process actor: the registry's own event stream and every global subscriber.
+    fn register(
+        &mut self,
+        name: String,
+        spec: ProcessSpec,
+        addr: Addr<ProcessActor>,
+        attached: bool,
+    ) {
+        let cron = spec
+            .cron
+            .as_deref()
+            .and_then(|c| CronSchedule::parse(c).ok());
+        addr.do_send(Subscribe(EventSink::Unbounded(self.events_tx.clone())));
+        self.global_sinks.retain(subscribe::sink_open);
+        for sink in &self.global_sinks {
+            addr.do_send(Subscribe(sink.clone()));
+        }
+        self.next_id += 1;
+        let entry = Entry {
+            id: self.next_id,
+            spec,
+            addr,
+            attached,
+            backoff: Backoff::default(),
+            started_at: None,
+            held: false,
+            restart_timer: None,
+            gave_up: None,
+            cron,
+            cron_timer: None,
+            skipped_runs: 0,
+        };
+        self.entries.insert(name, entry);
+    }
+
+    /// Defines a process (not yet started): checks the name and the cron expression.
+    fn define(&mut self, spec: ProcessSpec) -> Result<(), PmError> {
+        self.check_new_name(&spec.name)?;
+        if let Some(expr) = &spec.cron {
+            CronSchedule::parse(expr)?;
+        }
+        let spec = self.apply_defaults(spec);
+        let addr = ProcessActor::new(spec.clone(), self.process_options()).start();
+        self.register(spec.name.clone(), spec, addr, false);
+        Ok(())
+    }
+
+    /// Starts a defined process now, or arms its schedule if it has one; answers its status.
+    fn launch(
+        &mut self,
+        name: String,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
+        let scheduled = self.entries.get(&name).is_some_and(|e| e.cron.is_some());
+        if scheduled {
+            self.arm_cron(&name, ctx);
+            return self.info_of(name);
+        }
+        Box::pin(self.start_run(name.clone()).then(move |res, act, _| {
+            let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
+                Ok(_) => act.info_of(name),
+                Err(e) => Box::pin(fut::ready(Err(e))),
+            };
+            next
+        }))
+    }
+
+    /// Sends `Start` to the process and keeps the books: the start time, and on a spawn failure the
+    /// restart decision (a spawn failure counts as a failed run).
+    fn start_run(&mut self, name: String) -> ResponseActFuture<Self, Result<i32, PmError>> {
+        let Some(entry) = self.entries.get_mut(&name) else {
+            return Box::pin(fut::ready(Err(PmError::NotFound(name))));
+        };
+        let id = entry.id;
+        let req = entry.addr.send(Start);
+        Box::pin(req.into_actor(self).map(move |res, act, ctx| {
+            let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
+            if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&name)) {
+                entry.started_at = Some(Instant::now());
+            }
+            if let Err(PmError::Spawn { cause, .. }) = &res {
+                let last = format!("cannot spawn: {cause}");
+                act.after_run(&name, id, false, &last, ctx);
+            }
+            res
+        }))
+    }
+
+    /// Starts a run in the background (automatic restarts and cron fires).
+    fn spawn_start(&mut self, name: String, ctx: &mut Context<Self>) {
+        ctx.spawn(self.start_run(name).map(|_, _, _| ()));
+    }
+
+    /// The composed status record of a process, asked of its actor.
+    fn info_of(&self, name: String) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
+        let addr = match self.entry(&name) {
+            Ok(e) => e.addr.clone(),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        Box::pin(addr.send(GetInfo).into_actor(self).map(move |res, act, _| {
+            let info = res.map_err(|e| PmError::Internal(e.to_string()))?;
+            Ok(match act.entries.get(&name) {
+                Some(entry) => entry.compose(info),
+                None => info,
+            })
+        }))
+    }
+
+    /// Cancels the pending restart and cron timers of an entry.
+    fn cancel_timers(entry: &mut Entry, ctx: &mut Context<Self>) {
+        for t in [entry.restart_timer.take(), entry.cron_timer.take()]
+            .into_iter()
+            .flatten()
+        {
+            ctx.cancel_future(t.handle);
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Events are never dropped on the way in: the channel is unbounded.
+        if let Some(rx) = self.events_rx.take() {
+            ctx.add_stream(events::EventStream(rx));
+        }
+        if self.config.load_templates {
+            self.load_templates_at_startup(ctx);
+        }
+    }
+}

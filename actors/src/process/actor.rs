@@ -1,0 +1,952 @@
+//! The `ProcessActor`: the one owner of one managed process (spawn, stop, kill, signal, wait, reap,
+//! status tick, deadline, logs, events).
+//!
+//! Exits are event-driven: a pidfd per run, awaited with tokio's `AsyncFd`, wakes the actor the moment
+//! the process exits, and the actor reaps it at once. Polling happens only during a stop, to see the
+//! rest of the process group go (`kill(-pgid, 0)` every 10 ms), and on the status tick.
+
+use std::os::fd::OwnedFd;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Local, SecondsFormat};
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal as NixSignal};
+use nix::unistd::Pid;
+use pm_protocol::{
+    CommandLine, EventKind, ExitInfo, KernelState, PmError, ProcessEvent, ProcessInfo, ProcessSpec,
+    Status, Stream,
+};
+use tokio::sync::oneshot;
+
+use super::events::Subscribers;
+use super::logs::{Capture, LogRing, RotatingFile};
+use super::options::{OutputTarget, ProcessOptions};
+use super::procfs::{self, TreeSampler};
+use super::signal::{parse_signal, signal_name};
+use super::spawn::{self, StdioPlan};
+use super::{messages::*, pidfd};
+
+/// How often a stop looks whether the rest of the group is gone, once the leader has exited.
+const GROUP_POLL: Duration = Duration::from_millis(10);
+/// Polling interval for exits where pidfds are not available (Linux before 5.3).
+const FALLBACK_POLL: Duration = Duration::from_millis(100);
+
+type ExitSender = oneshot::Sender<Result<ExitInfo, PmError>>;
+
+/// Why a run is being stopped: decides its final status and error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    User,
+    Deadline(u64),
+}
+
+/// One run of the process, from spawn (or attach) to exit.
+struct Run {
+    id: u64,
+    pid: i32,
+    /// Our own child (None when attached): reaped with `try_wait`.
+    child: Option<Child>,
+    /// The process group signals go to; `None` for an attached process that does not lead its group.
+    pgid: Option<i32>,
+    /// For attached processes: a pidfd to signal exactly this process, never a recycled pid.
+    pidfd: Option<OwnedFd>,
+    /// For attached processes: field 22 of stat, checked where no pidfd exists.
+    start_ticks: u64,
+    started: Instant,
+    sampler: TreeSampler,
+    stop: Option<StopReason>,
+    deadline: Option<SpawnHandle>,
+    guarded: bool,
+}
+
+/// A stop (or kill) waiting for a whole process group to be gone.
+struct GroupStop {
+    run_id: u64,
+    pgid: Option<i32>,
+    exit: Option<ExitInfo>,
+    kill_timer: Option<SpawnHandle>,
+    poll: Option<SpawnHandle>,
+    waiters: Vec<ExitSender>,
+    /// Restarts waiting for this stop to finish.
+    restarts: Vec<oneshot::Sender<()>>,
+}
+
+/// One actor per managed process. See the module docs of [`crate::process`].
+pub struct ProcessActor {
+    spec: ProcessSpec,
+    opts: ProcessOptions,
+    info: ProcessInfo,
+    run: Option<Run>,
+    /// The attached process to adopt when the actor starts.
+    pending_attach: Option<Run>,
+    attached: bool,
+    next_run_id: u64,
+    last_exit: Option<ExitInfo>,
+    waiters: Vec<ExitSender>,
+    stops: Vec<GroupStop>,
+    /// Guarded groups whose leader exited by itself while other members live on.
+    lingering: Vec<(i32, bool)>,
+    subscribers: Subscribers,
+    ring: Arc<Mutex<LogRing>>,
+    log_file: Option<Arc<Mutex<RotatingFile>>>,
+}
+
+fn now_rfc3339(t: DateTime<Local>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+/// Whether any process of group `pgid` still exists. Members orphaned to us (we are a child
+/// subreaper) are reaped first, so that zombies do not count as alive. Only called once the group's
+/// leader is reaped: `P_PGID` could otherwise reap the leader behind its `Child`'s back.
+fn group_alive(pgid: i32) -> bool {
+    reap_group(pgid);
+    !matches!(kill(Pid::from_raw(-pgid), None), Err(Errno::ESRCH))
+}
+
+fn reap_group(pgid: i32) {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain syscall with a valid pointer; WNOHANG never blocks.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PGID,
+                pgid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            )
+        };
+        // SAFETY: si_pid is valid to read after waitid filled (or left zeroed) the struct.
+        if r != 0 || unsafe { info.si_pid() } == 0 {
+            return;
+        }
+    }
+}
+
+/// Makes this process a child subreaper, once: orphaned grandchildren come to us and are reaped, rather
+/// than to an init that may never reap them (leaving zombies that keep a stopped group "alive").
+pub(crate) fn become_subreaper() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        // SAFETY: prctl with an integer argument.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if r != 0 {
+            tracing::warn!(
+                "cannot become a child subreaper: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    });
+}
+
+fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
+    use std::os::unix::process::ExitStatusExt;
+    ExitInfo {
+        code: status.code(),
+        signal: status.signal().map(signal_name),
+        time: Local::now(),
+    }
+}
+
+impl ProcessActor {
+    /// An actor for `spec`. It does not start the process: send [`Start`].
+    pub fn new(spec: ProcessSpec, opts: ProcessOptions) -> ProcessActor {
+        let mut info = ProcessInfo::initial(spec.name.clone(), spec.command.display());
+        info.args = match &spec.command {
+            CommandLine::Shell(_) => Vec::new(),
+            CommandLine::Exec { args, .. } => args.clone(),
+        };
+        info.log_enabled = spec.log.enabled;
+        info.cron = spec.cron.clone().unwrap_or_default();
+        info.job_id = spec.job_id.clone().unwrap_or_default();
+        info.deadline = spec.deadline_secs.map(|d| d as i64).unwrap_or(0);
+        info.detached = spec.detach;
+        let ring = Arc::new(Mutex::new(LogRing::new(spec.log.ring_lines)));
+        let log_file = spec.log.enabled.then(|| {
+            Arc::new(Mutex::new(RotatingFile::new(
+                opts.log_dir.join(format!("{}.log", spec.name)),
+                &spec.log,
+            )))
+        });
+        ProcessActor {
+            spec,
+            opts,
+            info,
+            run: None,
+            pending_attach: None,
+            attached: false,
+            next_run_id: 1,
+            last_exit: None,
+            waiters: Vec::new(),
+            stops: Vec::new(),
+            lingering: Vec::new(),
+            subscribers: Subscribers::default(),
+            ring,
+            log_file,
+        }
+    }
+
+    /// Adopts a process the daemon did not start. Checks that `pid` exists and records its start time,
+    /// so that a recycled pid is never signalled.
+    pub fn attach(pid: i32, name: String, opts: ProcessOptions) -> Result<ProcessActor, PmError> {
+        Self::attach_checked(pid, name, None, opts)
+    }
+
+    /// Like [`ProcessActor::attach`], but only if `pid` still has the start time `start_ticks`
+    /// (field 22 of `/proc/<pid>/stat`, as recorded earlier, e.g. in a state file): otherwise the pid
+    /// was recycled and the answer is `PmError::NoSuchPid`.
+    pub fn attach_expecting(
+        pid: i32,
+        name: String,
+        start_ticks: u64,
+        opts: ProcessOptions,
+    ) -> Result<ProcessActor, PmError> {
+        Self::attach_checked(pid, name, Some(start_ticks), opts)
+    }
+
+    fn attach_checked(
+        pid: i32,
+        name: String,
+        expected: Option<u64>,
+        opts: ProcessOptions,
+    ) -> Result<ProcessActor, PmError> {
+        if pid <= 0 {
+            return Err(PmError::NoSuchPid { pid });
+        }
+        // The pidfd first, then the start time: if the start time is the expected one, the pidfd
+        // names that very process.
+        let fd = match pidfd::open(pid) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                return Err(PmError::NoSuchPid { pid })
+            }
+            Err(_) => None,
+        };
+        let stat = procfs::read_stat(pid).map_err(|_| PmError::NoSuchPid { pid })?;
+        if expected.is_some_and(|t| t != stat.start_time) || stat.state == 'Z' {
+            return Err(PmError::NoSuchPid { pid });
+        }
+        let cmdline = procfs::read_cmdline(pid);
+        let (program, args) = match cmdline.split_first() {
+            Some((p, a)) => (p.clone(), a.to_vec()),
+            None => (String::new(), Vec::new()),
+        };
+        let mut spec = ProcessSpec::exec(name, program, args);
+        spec.detach = true; // not ours to kill when the daemon goes
+        let mut actor = ProcessActor::new(spec, opts);
+        actor.attached = true;
+        actor.info.attached = true;
+        actor.info.detached = false;
+        actor.info.command = cmdline.join(" ");
+        let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+            .ok()
+            .map(|p| p.as_raw())
+            .filter(|&g| g == pid && g != nix::unistd::getpgrp().as_raw());
+        actor.pending_attach = Some(Run {
+            id: 0,
+            pid,
+            child: None,
+            pgid,
+            pidfd: fd,
+            start_ticks: stat.start_time,
+            started: Instant::now(),
+            sampler: TreeSampler::new(pid),
+            stop: None,
+            deadline: None,
+            guarded: false,
+        });
+        actor.info.pid = pid;
+        actor.info.status = Status::Running;
+        actor.info.start_time = boot_relative_time(stat.start_time)
+            .map(now_rfc3339)
+            .unwrap_or_default();
+        Ok(actor)
+    }
+
+    /// The start time (field 22 of stat) of an attached process, for a state file.
+    pub fn attached_start_ticks(&self) -> Option<u64> {
+        self.run
+            .as_ref()
+            .or(self.pending_attach.as_ref())
+            .filter(|_| self.attached)
+            .map(|r| r.start_ticks)
+    }
+
+    fn emit(&mut self, pid: i32, kind: EventKind, exit: Option<ExitInfo>) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let ev = ProcessEvent {
+            name: self.spec.name.clone(),
+            pid,
+            kind,
+            exit,
+            time: Local::now(),
+        };
+        self.subscribers.send(&ev);
+    }
+
+    fn set_status(&mut self, new: Status, pid: i32, exit: Option<ExitInfo>) {
+        let old = self.info.status;
+        self.info.status = new;
+        if old != new || exit.is_some() {
+            self.emit(pid, EventKind::Status { old, new }, exit);
+        }
+    }
+
+    fn set_state(&mut self, new: KernelState, pid: i32) {
+        let old = self.info.state;
+        if old != new {
+            self.info.state = new;
+            self.emit(pid, EventKind::State { old, new }, None);
+        }
+    }
+
+    /// Spawns the process and wires its exit watcher, deadline and log capture.
+    fn start(&mut self, ctx: &mut Context<Self>) -> Result<i32, PmError> {
+        if self.run.is_some() {
+            return Err(PmError::AlreadyRunning(self.spec.name.clone()));
+        }
+        if self.attached {
+            return Err(PmError::Invalid(format!(
+                "'{}' was attached, not started by the supervisor: it cannot be started again",
+                self.spec.name
+            )));
+        }
+        let plan = spawn::stdio_plan(&self.spec, &self.opts.output);
+        let mut child = match spawn::spawn(&self.spec, plan, &self.opts.log_dir) {
+            Ok(c) => c,
+            Err(e) => {
+                self.info.error = match &e {
+                    PmError::Spawn { cause, .. } => cause.clone(),
+                    other => other.to_string(),
+                };
+                self.info.pid = 0;
+                self.set_status(Status::Failed, 0, None);
+                return Err(e);
+            }
+        };
+        let pid = child.id() as i32;
+        let id = self.next_run_id;
+        self.next_run_id += 1;
+
+        let guarded = !self.spec.detach && self.opts.guard.is_some();
+        if let (true, Some(g)) = (guarded, &self.opts.guard) {
+            g.register(pid);
+        }
+        if plan == StdioPlan::Capture {
+            self.start_capture(&mut child);
+        }
+        let deadline = self.spec.deadline_secs.map(|secs| {
+            ctx.run_later(Duration::from_secs(secs), move |act, ctx| {
+                if act
+                    .run
+                    .as_ref()
+                    .is_some_and(|r| r.id == id && r.stop.is_none())
+                {
+                    let _ = act.begin_stop(StopReason::Deadline(secs), None, ctx);
+                }
+            })
+        });
+        let mut run = Run {
+            id,
+            pid,
+            child: Some(child),
+            pgid: Some(pid),
+            pidfd: None,
+            start_ticks: 0,
+            started: Instant::now(),
+            sampler: TreeSampler::new(pid),
+            stop: None,
+            deadline,
+            guarded,
+        };
+        let first = run.sampler.sample().ok();
+        self.run = Some(run);
+        self.watch_exit(id, pid, ctx);
+
+        let now = Local::now();
+        self.info.pid = pid;
+        self.info.start_time = now_rfc3339(now);
+        self.info.error.clear();
+        self.info.cpu_percent = 0.0;
+        self.info.memory_mb = first
+            .map(|s| s.rss_bytes as f64 / 1_048_576.0)
+            .unwrap_or(0.0);
+        self.set_status(Status::Running, pid, None);
+        self.set_state(first.map(|s| s.state).unwrap_or(KernelState::Running), pid);
+        Ok(pid)
+    }
+
+    fn start_capture(&mut self, child: &mut Child) {
+        let capture = Capture {
+            ring: self.ring.clone(),
+            file: match self.opts.output {
+                OutputTarget::DaemonStdio => None,
+                _ => self.log_file.clone(),
+            },
+            channel: match &self.opts.output {
+                OutputTarget::Channel(tx) => Some(tx.clone()),
+                _ => None,
+            },
+        };
+        let pipes = [
+            (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
+            (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
+        ];
+        for (fd, stream) in pipes {
+            let Some(fd) = fd else { continue };
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                Ok(rx) => {
+                    actix::spawn(capture.clone().run(rx, stream));
+                }
+                Err(e) => {
+                    self.info.error = format!("cannot capture {}: {e}", stream.as_str());
+                }
+            }
+        }
+    }
+
+    /// Learns of the exit of run `id` without polling (a pidfd), or by polling where pidfds are missing.
+    fn watch_exit(&mut self, id: u64, pid: i32, ctx: &mut Context<Self>) {
+        let fd = match &self.run {
+            Some(r) if r.id == id => match &r.pidfd {
+                Some(fd) => fd.try_clone().ok(),
+                None => pidfd::open(pid).ok(),
+            },
+            _ => return,
+        };
+        match fd {
+            Some(fd) => {
+                let fut = async move { pidfd::exited(fd).await.is_ok() };
+                ctx.spawn(fut.into_actor(self).map(move |ok, act, ctx| {
+                    if ok {
+                        act.on_exit(id, ctx);
+                    } else {
+                        act.poll_exit(id, ctx);
+                    }
+                }));
+            }
+            None => self.poll_exit(id, ctx),
+        }
+    }
+
+    fn poll_exit(&mut self, id: u64, ctx: &mut Context<Self>) {
+        ctx.run_later(FALLBACK_POLL, move |act, ctx| {
+            if act.run.as_ref().is_some_and(|r| r.id == id) && !act.try_exit(id, ctx) {
+                act.poll_exit(id, ctx);
+            }
+        });
+    }
+
+    /// The pidfd of run `id` became readable: reap it.
+    fn on_exit(&mut self, id: u64, ctx: &mut Context<Self>) {
+        if self.run.as_ref().is_some_and(|r| r.id == id) && !self.try_exit(id, ctx) {
+            // Readable yet not reapable should not happen; fall back to polling rather than lose it.
+            self.poll_exit(id, ctx);
+        }
+    }
+
+    /// Reaps run `id` if it has exited; true when it has.
+    fn try_exit(&mut self, id: u64, ctx: &mut Context<Self>) -> bool {
+        let Some(run) = self.run.as_mut().filter(|r| r.id == id) else {
+            return true;
+        };
+        let exit = match run.child.as_mut() {
+            Some(child) => match child.try_wait() {
+                Ok(Some(status)) => exit_info(status),
+                Ok(None) => return false,
+                Err(_) => ExitInfo {
+                    code: None,
+                    signal: None,
+                    time: Local::now(),
+                },
+            },
+            None => {
+                // Attached: gone when its pidfd fired, or when the pid no longer has its start time.
+                if run.pidfd.is_none()
+                    && procfs::read_stat(run.pid)
+                        .is_ok_and(|s| s.start_time == run.start_ticks && s.state != 'Z')
+                {
+                    return false;
+                }
+                ExitInfo {
+                    code: None,
+                    signal: None,
+                    time: Local::now(),
+                }
+            }
+        };
+        let Some(run) = self.run.take() else {
+            return true;
+        };
+        self.finish_run(run, exit, ctx);
+        true
+    }
+
+    fn finish_run(&mut self, run: Run, exit: ExitInfo, ctx: &mut Context<Self>) {
+        if let Some(h) = run.deadline {
+            ctx.cancel_future(h);
+        }
+        let (status, error) = if self.attached {
+            (Status::Terminated, String::new())
+        } else {
+            match run.stop {
+                Some(StopReason::User) => (Status::Stopped, String::new()),
+                Some(StopReason::Deadline(secs)) => {
+                    (Status::Stopped, format!("deadline of {secs} s exceeded"))
+                }
+                None if exit.success() => (Status::Completed, String::new()),
+                None => (Status::Failed, exit.describe()),
+            }
+        };
+        self.info.error = error;
+        self.info.exit_code = exit.code;
+        self.info.exit_signal = exit.signal.clone();
+        self.info.end_time = now_rfc3339(exit.time);
+        self.info.pid = 0;
+        self.info.cpu_percent = 0.0;
+        self.info.memory_mb = 0.0;
+        self.info.uptime_secs = None;
+        self.last_exit = Some(exit.clone());
+        for w in self.waiters.drain(..) {
+            let _ = w.send(Ok(exit.clone()));
+        }
+
+        // The rest of the group may live on (a backgrounded job).
+        let group_left = run.pgid.filter(|&g| group_alive(g));
+        match group_left {
+            None => {
+                if let (true, Some(g), Some(pgid)) = (run.guarded, &self.opts.guard, run.pgid) {
+                    g.unregister(pgid);
+                }
+            }
+            Some(pgid) if !self.stops.iter().any(|s| s.run_id == run.id) => {
+                self.lingering.push((pgid, run.guarded));
+            }
+            Some(_) => {}
+        }
+        if let Some(i) = self.stops.iter().position(|s| s.run_id == run.id) {
+            self.stops[i].exit = Some(exit.clone());
+            if group_left.is_none() {
+                let stop = self.stops.swap_remove(i);
+                self.finish_stop(stop, ctx);
+            } else {
+                let run_id = run.id;
+                let guarded = run.guarded;
+                let h = ctx.run_interval(GROUP_POLL, move |act, ctx| {
+                    act.poll_group(run_id, guarded, ctx)
+                });
+                self.stops[i].poll = Some(h);
+            }
+        }
+
+        self.set_status(status, run.pid, Some(exit));
+        self.set_state(KernelState::Terminated, run.pid);
+    }
+
+    fn poll_group(&mut self, run_id: u64, guarded: bool, ctx: &mut Context<Self>) {
+        let Some(i) = self.stops.iter().position(|s| s.run_id == run_id) else {
+            return;
+        };
+        if self.stops[i].pgid.is_some_and(group_alive) {
+            return;
+        }
+        let stop = self.stops.swap_remove(i);
+        if let (true, Some(g), Some(pgid)) = (guarded, &self.opts.guard, stop.pgid) {
+            g.unregister(pgid);
+        }
+        self.finish_stop(stop, ctx);
+    }
+
+    fn finish_stop(&mut self, stop: GroupStop, ctx: &mut Context<Self>) {
+        for h in [stop.kill_timer, stop.poll].into_iter().flatten() {
+            ctx.cancel_future(h);
+        }
+        let result = stop
+            .exit
+            .ok_or_else(|| PmError::Internal("stop finished without an exit".into()));
+        for w in stop.waiters {
+            let _ = w.send(result.clone());
+        }
+        for r in stop.restarts {
+            let _ = r.send(());
+        }
+    }
+
+    /// Sends `sig` to the run's group (or, for an attached process, to exactly that process).
+    fn signal_run(run: &Run, sig: NixSignal, group: bool) -> Result<(), PmError> {
+        let map_err = |e: Errno| match e {
+            Errno::ESRCH => PmError::NoSuchPid { pid: run.pid },
+            other => PmError::Io(format!("cannot signal {}: {other}", run.pid)),
+        };
+        if run.child.is_some() {
+            // Our unreaped child: its pid (and so its group id) cannot have been recycled.
+            let target = match (group, run.pgid) {
+                (true, Some(g)) => -g,
+                _ => run.pid,
+            };
+            return kill(Pid::from_raw(target), sig).map_err(map_err);
+        }
+        // Attached: prove it is still the same process before touching its pid or group.
+        match &run.pidfd {
+            Some(fd) => pidfd::send_signal(fd, if group { 0 } else { sig as i32 })
+                .map_err(|e| map_err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?,
+            None => {
+                let same = procfs::read_stat(run.pid)
+                    .is_ok_and(|s| s.start_time == run.start_ticks && s.state != 'Z');
+                if !same {
+                    return Err(PmError::NoSuchPid { pid: run.pid });
+                }
+                if !group {
+                    kill(Pid::from_raw(run.pid), sig).map_err(map_err)?;
+                }
+            }
+        }
+        if group {
+            let target = run.pgid.map(|g| -g).unwrap_or(run.pid);
+            kill(Pid::from_raw(target), sig).map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// The stop sequence: the stop signal now, SIGKILL after the grace time. Never waits here.
+    fn begin_stop(
+        &mut self,
+        reason: StopReason,
+        grace: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) -> Result<u64, PmError> {
+        let stop_signal = parse_signal(&self.spec.stop_signal).unwrap_or(NixSignal::SIGTERM);
+        self.begin_stop_with(reason, grace, stop_signal, ctx)
+    }
+
+    fn begin_stop_with(
+        &mut self,
+        reason: StopReason,
+        grace: Option<Duration>,
+        stop_signal: NixSignal,
+        ctx: &mut Context<Self>,
+    ) -> Result<u64, PmError> {
+        let name = self.spec.name.clone();
+        let grace = grace.unwrap_or(Duration::from_millis(self.spec.grace_ms));
+        let run = self.run.as_mut().ok_or(PmError::NotRunning(name))?;
+        let id = run.id;
+        if run.stop.is_some() {
+            return Ok(id); // already stopping: join it
+        }
+        run.stop = Some(reason);
+        let pid = run.pid;
+        let group = run.pgid.is_some();
+        let sent = Self::signal_run(run, stop_signal, group);
+        let kill_timer = ctx.run_later(grace, move |act, _| act.force_kill(id));
+        self.stops.push(GroupStop {
+            run_id: id,
+            pgid: self.run.as_ref().and_then(|r| r.pgid),
+            exit: None,
+            kill_timer: Some(kill_timer),
+            poll: None,
+            waiters: Vec::new(),
+            restarts: Vec::new(),
+        });
+        self.set_status(Status::Stopping, pid, None);
+        if let Err(e) = sent {
+            tracing::debug!("stop signal to {pid}: {e}");
+        }
+        Ok(id)
+    }
+
+    /// SIGKILL to whatever is left of run `id`'s group.
+    fn force_kill(&mut self, id: u64) {
+        if let Some(run) = self.run.as_ref().filter(|r| r.id == id) {
+            let _ = Self::signal_run(run, NixSignal::SIGKILL, run.pgid.is_some());
+        } else if let Some(pgid) = self
+            .stops
+            .iter()
+            .find(|s| s.run_id == id)
+            .and_then(|s| s.pgid)
+        {
+            // The leader is reaped but the group is not empty, so its id is still taken: safe to kill.
+            let _ = kill(Pid::from_raw(-pgid), NixSignal::SIGKILL);
+        }
+    }
+
+    fn stop_waiter(&mut self, id: u64) -> ResponseFuture<Result<ExitInfo, PmError>> {
+        let (tx, rx) = oneshot::channel();
+        match self.stops.iter_mut().find(|s| s.run_id == id) {
+            Some(stop) => stop.waiters.push(tx),
+            None => {
+                let _ = tx.send(
+                    self.last_exit
+                        .clone()
+                        .ok_or_else(|| PmError::NotRunning(self.spec.name.clone())),
+                );
+            }
+        }
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(PmError::Internal("process actor stopped".into())))
+        })
+    }
+
+    /// Reads /proc for the tree now and updates the status record.
+    fn sample(&mut self, ctx: &mut Context<Self>) {
+        if !self.lingering.is_empty() {
+            let guard = self.opts.guard.clone();
+            self.lingering.retain(|&(pgid, guarded)| {
+                let alive = group_alive(pgid);
+                if !alive && guarded {
+                    if let Some(g) = &guard {
+                        g.unregister(pgid);
+                    }
+                }
+                alive
+            });
+        }
+        if let Some(file) = &self.log_file {
+            if let Some(err) = file.lock().ok().and_then(|f| f.error.clone()) {
+                self.info.error = err;
+            } else if self.info.error.starts_with("cannot write log file") {
+                self.info.error.clear();
+            }
+        }
+        let Some(run) = self.run.as_mut() else { return };
+        let pid = run.pid;
+        let id = run.id;
+        match run.sampler.sample() {
+            Ok(s) => {
+                self.info.cpu_percent = s.cpu_percent;
+                self.info.memory_mb = s.rss_bytes as f64 / 1_048_576.0;
+                self.set_state(s.state, pid);
+            }
+            Err(_) => {
+                if self.attached && run.pidfd.is_none() {
+                    self.try_exit(id, ctx);
+                } else {
+                    self.set_state(KernelState::Unavailable, pid);
+                }
+            }
+        }
+    }
+
+    fn info_now(&self) -> ProcessInfo {
+        let mut info = self.info.clone();
+        info.uptime_secs = self.run.as_ref().map(|r| r.started.elapsed().as_secs_f64());
+        info
+    }
+}
+
+/// The wall-clock time of a start time given in clock ticks after boot.
+fn boot_relative_time(start_ticks: u64) -> Option<DateTime<Local>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let secs = btime as f64 + start_ticks as f64 / hz;
+    DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32)
+        .map(|t| t.with_timezone(&Local))
+}
+
+impl Actor for ProcessActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(mut run) = self.pending_attach.take() {
+            run.id = self.next_run_id;
+            self.next_run_id += 1;
+            let (id, pid) = (run.id, run.pid);
+            let _ = run.sampler.sample();
+            self.run = Some(run);
+            self.watch_exit(id, pid, ctx);
+        }
+        ctx.run_interval(self.opts.tick, |act, ctx| act.sample(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // The actor goes away (deleted, or its system stops): a non-detached child goes with it, and a
+        // thread reaps whatever child is left so that none becomes a zombie.
+        if let Some(mut run) = self.run.take() {
+            if let Some(mut child) = run.child.take() {
+                if !self.spec.detach {
+                    let _ = kill(Pid::from_raw(-run.pid), NixSignal::SIGKILL);
+                }
+                let guard = self.opts.guard.clone().filter(|_| run.guarded);
+                let pgid = run.pid;
+                let _ = std::thread::Builder::new()
+                    .name("pm-reaper".into())
+                    .spawn(move || {
+                        let _ = child.wait();
+                        if let Some(g) = guard {
+                            g.unregister(pgid);
+                        }
+                    });
+            }
+        }
+    }
+}
+
+impl Handler<Start> for ProcessActor {
+    type Result = Result<i32, PmError>;
+    fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx)
+    }
+}
+
+impl Handler<Stop> for ProcessActor {
+    type Result = Result<(), PmError>;
+    fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) -> Self::Result {
+        self.begin_stop(StopReason::User, msg.grace, ctx)
+            .map(|_| ())
+    }
+}
+
+impl Handler<StopAndWait> for ProcessActor {
+    type Result = ResponseFuture<Result<ExitInfo, PmError>>;
+    fn handle(&mut self, msg: StopAndWait, ctx: &mut Context<Self>) -> Self::Result {
+        match self.begin_stop(StopReason::User, msg.grace, ctx) {
+            Ok(id) => self.stop_waiter(id),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl Handler<Kill> for ProcessActor {
+    type Result = ResponseFuture<Result<ExitInfo, PmError>>;
+    fn handle(&mut self, _: Kill, ctx: &mut Context<Self>) -> Self::Result {
+        let kill = self.begin_stop_with(
+            StopReason::User,
+            Some(Duration::ZERO),
+            NixSignal::SIGKILL,
+            ctx,
+        );
+        match kill {
+            Ok(id) => {
+                self.force_kill(id);
+                self.stop_waiter(id)
+            }
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl Handler<Wait> for ProcessActor {
+    type Result = ResponseFuture<Result<ExitInfo, PmError>>;
+    fn handle(&mut self, _: Wait, _: &mut Context<Self>) -> Self::Result {
+        if self.run.is_none() {
+            let r = self
+                .last_exit
+                .clone()
+                .ok_or_else(|| PmError::NotRunning(self.spec.name.clone()));
+            return Box::pin(async move { r });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(PmError::Internal("process actor stopped".into())))
+        })
+    }
+}
+
+impl Handler<Signal> for ProcessActor {
+    type Result = Result<(), PmError>;
+    fn handle(&mut self, msg: Signal, _: &mut Context<Self>) -> Self::Result {
+        let sig = parse_signal(&msg.signal)?;
+        let run = self
+            .run
+            .as_ref()
+            .ok_or_else(|| PmError::NotRunning(self.spec.name.clone()))?;
+        Self::signal_run(run, sig, msg.group)
+    }
+}
+
+impl Handler<Restart> for ProcessActor {
+    type Result = ResponseActFuture<Self, Result<i32, PmError>>;
+    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) -> Self::Result {
+        let id = match self.run.as_ref() {
+            None => {
+                let r = self.start(ctx);
+                return Box::pin(fut::ready(r));
+            }
+            Some(_) => match self.begin_stop(StopReason::User, None, ctx) {
+                Ok(id) => id,
+                Err(e) => return Box::pin(fut::ready(Err(e))),
+            },
+        };
+        let (tx, rx) = oneshot::channel();
+        if let Some(stop) = self.stops.iter_mut().find(|s| s.run_id == id) {
+            stop.restarts.push(tx);
+        }
+        Box::pin(
+            async move { rx.await.is_ok() }
+                .into_actor(self)
+                .map(|_, act, ctx| {
+                    if act.run.is_some() {
+                        // Someone else started it meanwhile: that run is the restarted one.
+                        return act
+                            .run
+                            .as_ref()
+                            .map(|r| r.pid)
+                            .ok_or_else(|| PmError::Internal("restart lost its process".into()));
+                    }
+                    act.start(ctx)
+                }),
+        )
+    }
+}
+
+impl Handler<IsAlive> for ProcessActor {
+    type Result = bool;
+    fn handle(&mut self, _: IsAlive, _: &mut Context<Self>) -> bool {
+        self.run.is_some()
+    }
+}
+
+impl Handler<GetInfo> for ProcessActor {
+    type Result = MessageResult<GetInfo>;
+    fn handle(&mut self, _: GetInfo, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.info_now())
+    }
+}
+
+impl Handler<UpdateStatus> for ProcessActor {
+    type Result = MessageResult<UpdateStatus>;
+    fn handle(&mut self, _: UpdateStatus, ctx: &mut Context<Self>) -> Self::Result {
+        self.sample(ctx);
+        MessageResult(self.info_now())
+    }
+}
+
+impl Handler<GetSpec> for ProcessActor {
+    type Result = MessageResult<GetSpec>;
+    fn handle(&mut self, _: GetSpec, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.spec.clone())
+    }
+}
+
+impl Handler<GetLogs> for ProcessActor {
+    type Result = MessageResult<GetLogs>;
+    fn handle(&mut self, msg: GetLogs, _: &mut Context<Self>) -> Self::Result {
+        let lines = self
+            .ring
+            .lock()
+            .map(|r| r.last(msg.lines))
+            .unwrap_or_default();
+        MessageResult(lines)
+    }
+}
+
+impl Handler<Subscribe> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.subscribers.add(msg.0);
+    }
+}

@@ -1,0 +1,328 @@
+//! Output capture: pipes read line by line into an in-memory ring, a rotated log file and/or a channel.
+//!
+//! Readers are tokio tasks on the actor's arbiter (non-blocking pipe reads, so a fast child never blocks
+//! on a full pipe); file writes go to one shared writer thread through a bounded channel, so no actor
+//! thread ever waits on the disk. A line longer than [`MAX_LINE`] is split; invalid UTF-8 is kept lossily.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chrono::{DateTime, Local};
+use pm_protocol::{LogLine, LogSettings, Stream};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+/// Lines longer than this are split into several lines.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The last lines of output, shared by the readers and the actor.
+#[derive(Debug)]
+pub struct LogRing {
+    lines: VecDeque<LogLine>,
+    capacity: usize,
+}
+
+impl LogRing {
+    pub fn new(capacity: usize) -> Self {
+        LogRing {
+            lines: VecDeque::with_capacity(capacity.min(1024)),
+            capacity,
+        }
+    }
+
+    pub fn push(&mut self, line: LogLine) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.lines.len() == self.capacity {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+
+    /// The last `n` lines (all when `None`), oldest first.
+    pub fn last(&self, n: Option<usize>) -> Vec<LogLine> {
+        let n = n.unwrap_or(self.lines.len()).min(self.lines.len());
+        self.lines
+            .iter()
+            .skip(self.lines.len() - n)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A log file rotated by size: `name.log`, then `name.log.1` ... `name.log.<keep>`.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    max_bytes: u64,
+    keep: u32,
+    /// The last write error (disk full, ...), cleared by the next successful write.
+    pub error: Option<String>,
+}
+
+impl RotatingFile {
+    pub fn new(path: PathBuf, settings: &LogSettings) -> Self {
+        RotatingFile {
+            path,
+            file: None,
+            size: 0,
+            max_bytes: settings.max_bytes.max(1),
+            keep: settings.keep_files,
+            error: None,
+        }
+    }
+
+    fn open(&mut self) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        self.file = Some(f);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        if self.keep == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            for i in (1..self.keep).rev() {
+                let from = numbered(&self.path, i);
+                if from.exists() {
+                    std::fs::rename(&from, numbered(&self.path, i + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        }
+        self.open()
+    }
+
+    /// Appends `bytes` (whole lines), rotating first when they would not fit.
+    pub fn write(&mut self, bytes: &[u8]) {
+        let result = (|| {
+            if self.file.is_none() {
+                self.open()?;
+            }
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                // Whole lines that still fit; a single line longer than the limit gets a file of its own.
+                let room = self.max_bytes.saturating_sub(self.size) as usize;
+                let take = if rest.len() <= room {
+                    rest.len()
+                } else {
+                    match rest[..room].iter().rposition(|&b| b == b'\n') {
+                        Some(nl) => nl + 1,
+                        None if self.size > 0 => {
+                            self.rotate()?;
+                            continue;
+                        }
+                        None => rest
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(rest.len(), |n| n + 1),
+                    }
+                };
+                if let Some(f) = self.file.as_mut() {
+                    f.write_all(&rest[..take])?;
+                    self.size += take as u64;
+                }
+                rest = &rest[take..];
+            }
+            Ok::<(), std::io::Error>(())
+        })();
+        match result {
+            Ok(()) => self.error = None,
+            Err(e) => {
+                // Drop the handle: the next write reopens (the disk may have room again).
+                self.file = None;
+                self.error = Some(format!(
+                    "cannot write log file {}: {e}",
+                    self.path.display()
+                ));
+            }
+        }
+    }
+}
+
+fn numbered(path: &Path, i: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
+}
+
+type WriteJob = (Arc<Mutex<RotatingFile>>, Vec<u8>);
+
+/// The one thread that writes every process's log file.
+fn writer() -> &'static mpsc::Sender<WriteJob> {
+    static WRITER: OnceLock<mpsc::Sender<WriteJob>> = OnceLock::new();
+    WRITER.get_or_init(|| {
+        let (tx, mut rx) = mpsc::channel::<WriteJob>(4096);
+        let spawned = std::thread::Builder::new()
+            .name("pm-log-writer".into())
+            .spawn(move || {
+                while let Some((file, bytes)) = rx.blocking_recv() {
+                    if let Ok(mut f) = file.lock() {
+                        f.write(&bytes);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the log writer thread: {e}");
+        }
+        tx
+    })
+}
+
+/// Where one process's captured lines go.
+#[derive(Clone)]
+pub struct Capture {
+    pub ring: Arc<Mutex<LogRing>>,
+    pub file: Option<Arc<Mutex<RotatingFile>>>,
+    pub channel: Option<mpsc::Sender<LogLine>>,
+}
+
+impl Capture {
+    /// Reads `pipe` until EOF, splitting lines. Runs as a task on the actor's arbiter.
+    pub async fn run(self, mut pipe: tokio::net::unix::pipe::Receiver, stream: Stream) {
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match pipe.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let time = Local::now();
+            let mut lines = Vec::new();
+            let mut start = 0;
+            while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
+                split_long(&buf[start..start + pos], &mut lines);
+                start += pos + 1;
+            }
+            buf.drain(..start);
+            // A partial line that is already too long is cut now rather than grown without bound.
+            while buf.len() >= MAX_LINE {
+                let cut = char_boundary(&buf, MAX_LINE);
+                lines.push(String::from_utf8_lossy(&buf[..cut]).into_owned());
+                buf.drain(..cut);
+            }
+            self.emit(lines, time, stream).await;
+        }
+        if !buf.is_empty() {
+            let mut lines = Vec::new();
+            split_long(&buf, &mut lines);
+            self.emit(lines, Local::now(), stream).await;
+        }
+    }
+
+    async fn emit(&self, lines: Vec<String>, time: DateTime<Local>, stream: Stream) {
+        if lines.is_empty() {
+            return;
+        }
+        if let Some(file) = &self.file {
+            let stamp = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+            let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 40).sum());
+            for l in &lines {
+                out.extend_from_slice(stamp.as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(stream.as_str().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(l.as_bytes());
+                out.push(b'\n');
+            }
+            // Waits only when the writer thread is 4,096 batches behind (the disk is the limit).
+            let _ = writer().send((file.clone(), out)).await;
+        }
+        let records: Vec<LogLine> = lines
+            .into_iter()
+            .map(|text| LogLine { time, stream, text })
+            .collect();
+        if let Ok(mut ring) = self.ring.lock() {
+            for r in &records {
+                ring.push(r.clone());
+            }
+        }
+        if let Some(ch) = &self.channel {
+            for r in records {
+                if ch.send(r).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Pushes `line` (without newline) as one or more lines of at most [`MAX_LINE`] bytes.
+fn split_long(mut line: &[u8], out: &mut Vec<String>) {
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    loop {
+        if line.len() <= MAX_LINE {
+            out.push(String::from_utf8_lossy(line).into_owned());
+            return;
+        }
+        let cut = char_boundary(line, MAX_LINE);
+        out.push(String::from_utf8_lossy(&line[..cut]).into_owned());
+        line = &line[cut..];
+    }
+}
+
+/// A cut at or before `at` that does not split a UTF-8 sequence (when the bytes are UTF-8 at all).
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let mut cut = at.min(bytes.len());
+    for _ in 0..3 {
+        if cut > 0 && cut < bytes.len() && (bytes[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        } else {
+            break;
+        }
+    }
+    if cut == 0 {
+        at
+    } else {
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_split_on_char_boundaries() {
+        let mut line = vec![b'a'; MAX_LINE - 1];
+        line.extend_from_slice("é".as_bytes()); // straddles the cut
+        line.extend_from_slice(b"tail");
+        let mut out = Vec::new();
+        split_long(&line, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE - 1);
+        assert_eq!(out[1], "étail");
+    }
+
+    #[test]
+    fn ring_keeps_the_last_lines() {
+        let mut r = LogRing::new(2);
+        for t in ["a", "b", "c"] {
+            r.push(LogLine {
+                time: Local::now(),
+                stream: Stream::Stdout,
+                text: t.into(),
+            });
+        }
+        let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["b", "c"]);
+        assert_eq!(r.last(Some(1))[0].text, "c");
+    }
+}

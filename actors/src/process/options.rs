@@ -1,0 +1,68 @@
+//! How a `ProcessActor` runs its process: log directory, status tick, where output goes, the group guard.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pm_protocol::LogLine;
+
+use super::guard::GroupGuard;
+
+/// Where the output of a (non-detached) child goes.
+#[derive(Clone, Debug, Default)]
+pub enum OutputTarget {
+    /// As the spec says: captured to the log file and ring with `log.enabled`, discarded otherwise.
+    #[default]
+    Spec,
+    /// The daemon's own stdout and stderr (inherited).
+    DaemonStdio,
+    /// Each captured line to this channel (and to the ring), for a caller of the Rust API.
+    /// A full channel holds back the reader (and so, at worst, the child): the caller sizes it.
+    Channel(tokio::sync::mpsc::Sender<LogLine>),
+}
+
+/// Options of one `ProcessActor`, set by whoever creates it (the Registry, or a library user).
+#[derive(Clone, Debug)]
+pub struct ProcessOptions {
+    /// Where `<name>.log` goes (never the daemon's current directory).
+    pub log_dir: PathBuf,
+    /// The status tick: kernel state, CPU and memory of the process tree.
+    pub tick: Duration,
+    pub output: OutputTarget,
+    /// Kills non-detached children's groups when the daemon dies; `None` leaves them unguarded.
+    pub guard: Option<GroupGuard>,
+}
+
+impl ProcessOptions {
+    /// Defaults: a 1 s tick, output as the spec says, and the shared group guard.
+    ///
+    /// The first call also makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that
+    /// the orphaned members of a managed group are reaped here rather than left as zombies.
+    pub fn new(log_dir: impl Into<PathBuf>) -> Self {
+        super::actor::become_subreaper();
+        let guard = match GroupGuard::shared() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::error!("{e}");
+                None
+            }
+        };
+        ProcessOptions {
+            log_dir: log_dir.into(),
+            tick: Duration::from_secs(1),
+            output: OutputTarget::Spec,
+            guard,
+        }
+    }
+
+    /// The same options with another status tick.
+    pub fn with_tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// The same options with another output target.
+    pub fn with_output(mut self, output: OutputTarget) -> Self {
+        self.output = output;
+        self
+    }
+}

@@ -1,0 +1,95 @@
+//! The registry's side of process events: a self-exit becomes a restart, a backoff, or a give-up.
+
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use actix::prelude::*;
+use pm_protocol::{EventKind, ProcessEvent, Status};
+use tokio::sync::mpsc;
+
+use super::backoff::Decision;
+use super::{Registry, Timer};
+
+/// The events of every process actor, as a stream the registry reads.
+pub(crate) struct EventStream(pub(crate) mpsc::UnboundedReceiver<ProcessEvent>);
+
+impl Stream for EventStream {
+    type Item = ProcessEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<ProcessEvent>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+impl StreamHandler<ProcessEvent> for Registry {
+    fn handle(&mut self, event: ProcessEvent, ctx: &mut Context<Self>) {
+        // Only a run that ended by itself matters here: a user's stop, kill and a deadline end in
+        // `stopped`, an attached process in `terminated`.
+        let EventKind::Status { new, .. } = event.kind else {
+            return;
+        };
+        let Some(exit) = event.exit else {
+            return;
+        };
+        if !matches!(new, Status::Completed | Status::Failed) {
+            return;
+        }
+        let Some(id) = self.entries.get(&event.name).map(|e| e.id) else {
+            return;
+        };
+        self.after_run(&event.name, id, exit.success(), &exit.describe(), ctx);
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The registry holds a sender, so the stream never ends while it lives; nothing to do.
+    }
+}
+
+impl Registry {
+    /// Decides what follows a run of `name` (definition `id`) that ended by itself.
+    pub(crate) fn after_run(
+        &mut self,
+        name: &str,
+        id: u64,
+        success: bool,
+        last: &str,
+        ctx: &mut Context<Self>,
+    ) {
+        let shutting_down = self.shutting_down;
+        let Some(entry) = self.entries.get_mut(name) else {
+            return;
+        };
+        if entry.id != id || entry.held || entry.attached || shutting_down {
+            return;
+        }
+        let uptime = entry.started_at.map(|t| t.elapsed()).unwrap_or_default();
+        match entry
+            .backoff
+            .decide(&entry.spec.restart, success, last, uptime)
+        {
+            Decision::Stay => {}
+            Decision::GiveUp(why) => {
+                tracing::warn!(process = name, "{why}");
+                entry.gave_up = Some(why);
+            }
+            Decision::RestartAfter(delay) if delay.is_zero() => {
+                self.spawn_start(name.to_string(), ctx);
+            }
+            Decision::RestartAfter(delay) => {
+                let at = chrono::Local::now() + delay;
+                let owned = name.to_string();
+                let handle = ctx.run_later(delay, move |act, ctx| {
+                    let Some(entry) = act.entries.get_mut(&owned) else {
+                        return;
+                    };
+                    if entry.id != id {
+                        return;
+                    }
+                    entry.restart_timer = None;
+                    act.spawn_start(owned, ctx);
+                });
+                entry.restart_timer = Some(Timer { handle, at });
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Shutdown: every process that is not detached is stopped, all in parallel; detached ones keep running.
+
+use actix::prelude::*;
+use pm_protocol::PmError;
+
+use super::messages::Shutdown;
+use super::Registry;
+use crate::process::StopAndWait;
+
+impl Handler<Shutdown> for Registry {
+    type Result = ResponseFuture<Result<(), PmError>>;
+
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        self.shutting_down = true;
+        let mut stops = Vec::new();
+        for (name, entry) in self.entries.iter_mut() {
+            entry.held = true;
+            Registry::cancel_timers(entry, ctx);
+            if !entry.spec.detach && !entry.attached {
+                // Queued now: every actor runs its stop sequence at the same time.
+                stops.push((name.clone(), entry.addr.send(StopAndWait::default())));
+            }
+        }
+        Box::pin(async move {
+            for (name, stop) in stops {
+                match stop.await {
+                    Ok(Ok(_)) | Ok(Err(PmError::NotRunning(_))) => {}
+                    Ok(Err(e)) => tracing::warn!(process = %name, "stop at shutdown: {e}"),
+                    Err(e) => tracing::warn!(process = %name, "stop at shutdown: {e}"),
+                }
+            }
+            Ok(())
+        })
+    }
+}

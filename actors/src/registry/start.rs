@@ -1,0 +1,64 @@
+//! StartProcess and StartFromTemplate: define a process, write its template if asked, start it.
+
+use actix::prelude::*;
+use pm_protocol::template::Template;
+use pm_protocol::{PmError, ProcessInfo};
+
+use super::messages::{StartFromTemplate, StartProcess};
+use super::{template_store, Registry};
+
+impl Handler<StartProcess> for Registry {
+    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
+
+    fn handle(&mut self, msg: StartProcess, ctx: &mut Context<Self>) -> Self::Result {
+        let name = msg.spec.name.clone();
+        let template = msg
+            .template
+            .map(|opt| Template::from_spec(&msg.spec, opt.run_on_startup));
+        if let Err(e) = self.define(msg.spec) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let Some(template) = template else {
+            return self.launch(name, ctx);
+        };
+        // The template is written before the start; if it cannot be, the process is not defined.
+        let dir = self.config.paths.template_dir.clone();
+        let write =
+            tokio::task::spawn_blocking(move || template_store::write_atomic(&dir, &template));
+        Box::pin(write.into_actor(self).then(move |res, act, ctx| {
+            let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
+            let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
+                Ok(_) => act.launch(name, ctx),
+                Err(e) => {
+                    act.entries.remove(&name);
+                    Box::pin(fut::ready(Err(e)))
+                }
+            };
+            next
+        }))
+    }
+}
+
+impl Handler<StartFromTemplate> for Registry {
+    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
+
+    fn handle(&mut self, msg: StartFromTemplate, _ctx: &mut Context<Self>) -> Self::Result {
+        let dir = self.config.paths.template_dir.clone();
+        let name = msg.name;
+        let read = tokio::task::spawn_blocking(move || template_store::read_one(&dir, &name));
+        Box::pin(read.into_actor(self).then(move |res, act, ctx| {
+            let spec = res
+                .unwrap_or_else(|e| Err(PmError::Internal(e.to_string())))
+                .and_then(|t| t.to_spec());
+            let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> =
+                match spec.and_then(|spec| {
+                    let name = spec.name.clone();
+                    act.define(spec).map(|()| name)
+                }) {
+                    Ok(name) => act.launch(name, ctx),
+                    Err(e) => Box::pin(fut::ready(Err(e))),
+                };
+            next
+        }))
+    }
+}

@@ -1,0 +1,95 @@
+//! StopProcess, KillProcess and DeleteProcess: a user's end of a process, never followed by a restart.
+
+use actix::prelude::*;
+use pm_protocol::{ExitInfo, PmError, ProcessInfo};
+
+use super::messages::{DeleteProcess, KillProcess, StopProcess};
+use super::Registry;
+use crate::process::{Kill, ProcessActor, StopAndWait};
+
+impl Registry {
+    /// Holds the process (no restart, no cron fire) and answers its actor's address and definition id.
+    fn hold(
+        &mut self,
+        name: &str,
+        ctx: &mut Context<Self>,
+    ) -> Result<(Addr<ProcessActor>, u64), PmError> {
+        let entry = self.entry_mut(name)?;
+        entry.held = true;
+        entry.gave_up = None;
+        let found = (entry.addr.clone(), entry.id);
+        Registry::cancel_timers(entry, ctx);
+        Ok(found)
+    }
+}
+
+/// `NotRunning` from a stop of a process that was not alive is not an error for the user's stop.
+fn stopped(res: Result<Result<ExitInfo, PmError>, MailboxError>) -> Result<(), PmError> {
+    match res {
+        Ok(Ok(_)) | Ok(Err(PmError::NotRunning(_))) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(PmError::Internal(e.to_string())),
+    }
+}
+
+impl Handler<StopProcess> for Registry {
+    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
+
+    fn handle(&mut self, msg: StopProcess, ctx: &mut Context<Self>) -> Self::Result {
+        let (addr, _) = match self.hold(&msg.name, ctx) {
+            Ok(found) => found,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let name = msg.name;
+        Box::pin(
+            addr.send(StopAndWait::default())
+                .into_actor(self)
+                .then(move |res, act, _| {
+                    let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> =
+                        match stopped(res) {
+                            Ok(()) => act.info_of(name),
+                            Err(e) => Box::pin(fut::ready(Err(e))),
+                        };
+                    next
+                }),
+        )
+    }
+}
+
+impl Handler<KillProcess> for Registry {
+    type Result = ResponseFuture<Result<ExitInfo, PmError>>;
+
+    fn handle(&mut self, msg: KillProcess, ctx: &mut Context<Self>) -> Self::Result {
+        let held = self.hold(&msg.name, ctx);
+        Box::pin(async move {
+            let (addr, _) = held?;
+            addr.send(Kill)
+                .await
+                .map_err(|e| PmError::Internal(e.to_string()))?
+        })
+    }
+}
+
+impl Handler<DeleteProcess> for Registry {
+    type Result = ResponseActFuture<Self, Result<(), PmError>>;
+
+    fn handle(&mut self, msg: DeleteProcess, ctx: &mut Context<Self>) -> Self::Result {
+        let (addr, id) = match self.hold(&msg.name, ctx) {
+            Ok(found) => found,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let name = msg.name;
+        Box::pin(
+            addr.send(StopAndWait::default())
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    stopped(res)?;
+                    // Forget this definition only: the name may have been deleted and defined again meanwhile.
+                    if act.entries.get(&name).is_some_and(|e| e.id == id) {
+                        act.entries.remove(&name);
+                    }
+                    Ok(())
+                }),
+        )
+    }
+}

@@ -1,0 +1,98 @@
+//! Helpers shared by the process actor tests: options in a temp dir, polling with a deadline, and a drop
+//! guard that kills every process group a test started.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use pm_actors::process::{ProcessActor, ProcessHandle, ProcessOptions};
+use pm_protocol::ProcessSpec;
+
+/// Kills the recorded process groups (and pids) when dropped, pass or fail.
+#[derive(Default)]
+pub struct Cleanup {
+    pub groups: Vec<i32>,
+}
+
+impl Cleanup {
+    pub fn group(&mut self, pgid: i32) {
+        if pgid > 0 {
+            self.groups.push(pgid);
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for &g in &self.groups {
+            // SAFETY: kill with a negative pid signals the group; harmless if it is gone.
+            unsafe {
+                libc::kill(-g, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A temp dir and options with a fast tick (100 ms).
+pub fn options() -> (tempfile::TempDir, ProcessOptions) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = ProcessOptions::new(dir.path().join("logs")).with_tick(Duration::from_millis(100));
+    (dir, opts)
+}
+
+/// Starts an actor for `spec` on the current system.
+pub fn actor(spec: ProcessSpec, opts: ProcessOptions) -> ProcessHandle {
+    let name = spec.name.clone();
+    ProcessHandle::spawn(ProcessActor::new(spec, opts), name)
+}
+
+/// Polls `check` every 20 ms until it yields `Some`, or panics with `what` after `limit`.
+pub async fn poll<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Pids whose process group is `pgid` and that are not zombies (scans /proc: tests only).
+pub fn live_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // f[0] is the state (field 3), f[2] the process group (field 5).
+        if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits until `pid` has a child (e.g. a shell has set its traps and started its loop).
+pub async fn has_child(pid: i32) {
+    poll("a child process", Duration::from_secs(20), || async move {
+        let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        (!kids.trim().is_empty()).then_some(())
+    })
+    .await
+}

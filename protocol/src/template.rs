@@ -1,0 +1,384 @@
+//! Process templates: one JSON file per process, `<name>.json`, with Ligato's keys plus ours.
+//!
+//! ```json
+//! {
+//!   "name": "web",
+//!   "cmd": "python3",
+//!   "p_options": {
+//!     "args": ["-m", "http.server", "8080"],
+//!     "restart": -1,
+//!     "run_on_startup": true,
+//!     "log": true,
+//!     "env": {"PYTHONUNBUFFERED": "1"}
+//!   }
+//! }
+//! ```
+//!
+//! `cmd` with `args` is run directly (PATH lookup), as in the original; with `"shell": true`, `cmd` is
+//! a command line run with `sh -c` (and `args` must be empty). Every option may be left out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{
+    validate_name, CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings,
+};
+use crate::PmError;
+
+/// A template file: the process definition plus whether the daemon starts it when it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// The process name; also the file name (`<name>.json`).
+    pub name: String,
+    /// The program (or, with `shell`, the command line).
+    pub cmd: String,
+    #[serde(default)]
+    pub p_options: TemplateOptions,
+}
+
+/// The options of a template (Ligato's `p_options`, extended). Defaults match [`ProcessSpec`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplateOptions {
+    // Ligato's keys.
+    /// Arguments of the program.
+    pub args: Vec<String>,
+    /// Automatic restarts: 0 none, N that many, -1 unlimited.
+    pub restart: i64,
+    /// Lead its own session and outlive the daemon.
+    pub detach: bool,
+    /// Start when the daemon starts.
+    pub run_on_startup: bool,
+    /// Accepted for compatibility: every process's events can be subscribed to, so this changes nothing.
+    pub notify: bool,
+    /// Accepted for compatibility: every child is reaped as soon as it exits.
+    pub auto_terminate: bool,
+
+    // Ours.
+    /// Run `cmd` with `sh -c` instead of directly.
+    pub shell: bool,
+    /// Variables added to the daemon's environment.
+    pub env: BTreeMap<String, String>,
+    /// Start from an empty environment instead of the daemon's.
+    pub env_clear: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Capture output to `<log-dir>/<name>.log` and the in-memory ring.
+    pub log: bool,
+    pub log_max_bytes: u64,
+    pub log_keep_files: u32,
+    pub log_ring_lines: usize,
+    /// `always`, `on-failure` or `never`; when left out, `on-failure` if `restart` is non-zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub reset_after_ms: u64,
+    /// Seconds after each start at which the process is stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+    /// A cron expression: the process is scheduled, not started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobid: Option<String>,
+    pub stop_signal: String,
+    pub grace_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl Default for TemplateOptions {
+    fn default() -> Self {
+        let spec = ProcessSpec::shell("-", "");
+        let log = LogSettings::default();
+        let restart = RestartSettings::default();
+        TemplateOptions {
+            args: Vec::new(),
+            restart: 0,
+            detach: false,
+            run_on_startup: false,
+            notify: false,
+            auto_terminate: false,
+            shell: false,
+            env: BTreeMap::new(),
+            env_clear: false,
+            cwd: None,
+            log: log.enabled,
+            log_max_bytes: log.max_bytes,
+            log_keep_files: log.keep_files,
+            log_ring_lines: log.ring_lines,
+            restart_policy: None,
+            backoff_initial_ms: restart.backoff_initial_ms,
+            backoff_max_ms: restart.backoff_max_ms,
+            reset_after_ms: restart.reset_after_ms,
+            deadline: None,
+            cron: None,
+            jobid: None,
+            stop_signal: spec.stop_signal,
+            grace_ms: spec.grace_ms,
+            user: None,
+            group: None,
+        }
+    }
+}
+
+impl Template {
+    /// The template of a spec.
+    ///
+    /// ```
+    /// use pm_protocol::{template::Template, ProcessSpec};
+    /// let spec = ProcessSpec::exec("web", "python3", ["-m", "http.server"]);
+    /// let t = Template::from_spec(&spec, true);
+    /// assert_eq!(t.file_name(), "web.json");
+    /// assert_eq!(Template::from_json(&t.to_json()).unwrap().to_spec().unwrap(), spec);
+    /// ```
+    pub fn from_spec(spec: &ProcessSpec, run_on_startup: bool) -> Template {
+        let (cmd, args, shell) = match &spec.command {
+            CommandLine::Shell(line) => (line.clone(), Vec::new(), true),
+            CommandLine::Exec { program, args } => (program.clone(), args.clone(), false),
+        };
+        let r = &spec.restart;
+        Template {
+            name: spec.name.clone(),
+            cmd,
+            p_options: TemplateOptions {
+                args,
+                restart: r.max_restarts,
+                detach: spec.detach,
+                run_on_startup,
+                notify: false,
+                auto_terminate: false,
+                shell,
+                env: spec.env.clone(),
+                env_clear: spec.env_clear,
+                cwd: spec.cwd.clone(),
+                log: spec.log.enabled,
+                log_max_bytes: spec.log.max_bytes,
+                log_keep_files: spec.log.keep_files,
+                log_ring_lines: spec.log.ring_lines,
+                restart_policy: Some(r.policy),
+                backoff_initial_ms: r.backoff_initial_ms,
+                backoff_max_ms: r.backoff_max_ms,
+                reset_after_ms: r.reset_after_ms,
+                deadline: spec.deadline_secs,
+                cron: spec.cron.clone(),
+                jobid: spec.job_id.clone(),
+                stop_signal: spec.stop_signal.clone(),
+                grace_ms: spec.grace_ms,
+                user: spec.user.clone(),
+                group: spec.group.clone(),
+            },
+        }
+    }
+
+    /// The spec this template defines. A bad name, an empty command, `shell` with `args` or a
+    /// restart count below -1 is `PmError::Template`.
+    pub fn to_spec(&self) -> Result<ProcessSpec, PmError> {
+        validate_name(&self.name)?;
+        let o = &self.p_options;
+        let bad = |why: &str| PmError::Template(format!("'{}': {why}", self.name));
+        if self.cmd.trim().is_empty() {
+            return Err(bad("empty cmd"));
+        }
+        if o.shell && !o.args.is_empty() {
+            return Err(bad(
+                "args cannot be given with shell: true (put them in cmd)",
+            ));
+        }
+        if o.restart < -1 {
+            return Err(bad("restart must be -1 (unlimited), 0 or a positive count"));
+        }
+        let mut spec = if o.shell {
+            ProcessSpec::shell(&self.name, &self.cmd)
+        } else {
+            ProcessSpec::exec(&self.name, &self.cmd, o.args.iter().cloned())
+        };
+        let derived_policy = if o.restart != 0 {
+            RestartPolicy::OnFailure
+        } else {
+            RestartPolicy::Never
+        };
+        spec.env = o.env.clone();
+        spec.env_clear = o.env_clear;
+        spec.cwd = o.cwd.clone();
+        spec.log = LogSettings {
+            enabled: o.log,
+            max_bytes: o.log_max_bytes,
+            keep_files: o.log_keep_files,
+            ring_lines: o.log_ring_lines,
+        };
+        spec.restart = RestartSettings {
+            policy: o.restart_policy.unwrap_or(derived_policy),
+            max_restarts: o.restart,
+            backoff_initial_ms: o.backoff_initial_ms,
+            backoff_max_ms: o.backoff_max_ms,
+            reset_after_ms: o.reset_after_ms,
+        };
+        spec.detach = o.detach;
+        spec.deadline_secs = o.deadline;
+        spec.cron = o.cron.clone();
+        spec.job_id = o.jobid.clone();
+        spec.stop_signal = o.stop_signal.clone();
+        spec.grace_ms = o.grace_ms;
+        spec.user = o.user.clone();
+        spec.group = o.group.clone();
+        Ok(spec)
+    }
+
+    /// Parses a template file's text; the error says what is wrong and where (line and column).
+    pub fn from_json(text: &str) -> Result<Template, PmError> {
+        serde_json::from_str(text).map_err(|e| PmError::Template(e.to_string()))
+    }
+
+    /// The file's text: pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings, numbers and maps cannot fail.
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// `<name>.json`.
+    pub fn file_name(&self) -> String {
+        file_name(&self.name)
+    }
+}
+
+/// The file name of the template of `name`: `<name>.json`.
+pub fn file_name(name: &str) -> String {
+    format!("{name}.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ligato_template_loads() {
+        let t = Template::from_json(
+            r#"{"name":"ping","cmd":"ping","p_options":{"args":["-c","3","localhost"],
+                "restart":2,"detach":true,"run_on_startup":true,"notify":true,"auto_terminate":true}}"#,
+        )
+        .unwrap();
+        assert!(t.p_options.run_on_startup);
+        let spec = t.to_spec().unwrap();
+        assert_eq!(
+            spec.command,
+            CommandLine::Exec {
+                program: "ping".into(),
+                args: vec!["-c".into(), "3".into(), "localhost".into()]
+            }
+        );
+        assert_eq!(spec.restart.max_restarts, 2);
+        assert_eq!(spec.restart.policy, RestartPolicy::OnFailure);
+        assert!(spec.detach);
+    }
+
+    #[test]
+    fn minimal_template_has_spec_defaults() {
+        let spec = Template::from_json(r#"{"name":"a","cmd":"true"}"#)
+            .unwrap()
+            .to_spec()
+            .unwrap();
+        assert_eq!(spec, ProcessSpec::exec("a", "true", Vec::<String>::new()));
+    }
+
+    #[test]
+    fn bad_templates_say_why() {
+        let cases = [
+            (r#"{"name":"a","cmd":"x","p_options":{"bogus":1}}"#, "bogus"),
+            (r#"{"name":"a","cmd":"x","extra":1}"#, "extra"),
+            (r#"{"name":"a"}"#, "cmd"),
+            (
+                r#"{"name":"a","cmd":"x","p_options":{"restart":"many"}}"#,
+                "expected i64",
+            ),
+            ("{not json", "line 1"),
+        ];
+        for (text, needle) in cases {
+            let e = Template::from_json(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let conv = [
+            (r#"{"name":"../x","cmd":"x"}"#, "invalid process name"),
+            (r#"{"name":"a","cmd":"  "}"#, "empty cmd"),
+            (
+                r#"{"name":"a","cmd":"x","p_options":{"shell":true,"args":["y"]}}"#,
+                "shell",
+            ),
+            (
+                r#"{"name":"a","cmd":"x","p_options":{"restart":-2}}"#,
+                "restart",
+            ),
+        ];
+        for (text, needle) in conv {
+            let e = Template::from_json(text)
+                .unwrap()
+                .to_spec()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    fn opt_string() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of("[a-zA-Z0-9 */,-]{1,12}")
+    }
+
+    prop_compose! {
+        fn any_spec()(
+            name in "[a-zA-Z0-9_.-]{1,20}".prop_filter("not . or ..", |n| n != "." && n != ".."),
+            shell in any::<bool>(),
+            cmd in "[ -~]{1,30}".prop_filter("non-blank", |c| !c.trim().is_empty()),
+            args in proptest::collection::vec("[ -~]{0,10}", 0..4),
+            env in proptest::collection::btree_map("[A-Z_]{1,8}", "[ -~]{0,10}", 0..3),
+            flags in any::<(bool, bool, bool)>(),
+            cwd in proptest::option::of("/[a-z/]{0,12}"),
+            log in (any::<u64>(), any::<u32>(), 0usize..100_000),
+            restart in (-1i64..100, 0usize..3, any::<(u64, u64, u64)>()),
+            deadline in proptest::option::of(any::<u64>()),
+            texts in (opt_string(), opt_string(), opt_string(), opt_string()),
+            stop in ("[A-Z0-9]{1,8}", any::<u64>()),
+        ) -> ProcessSpec {
+            let mut spec = if shell {
+                ProcessSpec::shell(name, cmd)
+            } else {
+                ProcessSpec::exec(name, cmd, args)
+            };
+            spec.env = env;
+            (spec.env_clear, spec.detach, spec.log.enabled) = flags;
+            spec.cwd = cwd.map(PathBuf::from);
+            (spec.log.max_bytes, spec.log.keep_files, spec.log.ring_lines) = log;
+            spec.restart = RestartSettings {
+                policy: [RestartPolicy::Never, RestartPolicy::OnFailure, RestartPolicy::Always][restart.1],
+                max_restarts: restart.0,
+                backoff_initial_ms: restart.2.0,
+                backoff_max_ms: restart.2.1,
+                reset_after_ms: restart.2.2,
+            };
+            spec.deadline_secs = deadline;
+            (spec.cron, spec.job_id, spec.user, spec.group) = texts;
+            (spec.stop_signal, spec.grace_ms) = stop;
+            spec
+        }
+    }
+
+    proptest! {
+        /// Spec -> template -> JSON text -> template -> spec gives back the same spec and flag.
+        #[test]
+        fn round_trip(spec in any_spec(), on_startup in any::<bool>()) {
+            let t = Template::from_spec(&spec, on_startup);
+            let back = Template::from_json(&t.to_json()).unwrap();
+            prop_assert_eq!(&back, &t);
+            prop_assert_eq!(back.p_options.run_on_startup, on_startup);
+            prop_assert_eq!(back.to_spec().unwrap(), spec);
+        }
+    }
+}
