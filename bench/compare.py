@@ -66,12 +66,13 @@ def main():
     ns = [20] if args.quick else [int(x.replace("_", "")) for x in args.n.split(",")]
     cfg = measure.Settings(quick=args.quick)
 
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` tears its daemon down.
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` tears its daemon down. SIGINT is set
+    # too: a shell starts background jobs with it ignored, and `kill -INT` should still stop a run.
     def interrupted(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
 
     ready, versions, skipped = [], {}, {}
     for name in systems:

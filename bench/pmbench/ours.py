@@ -3,6 +3,7 @@
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -172,14 +173,22 @@ class Ours(System):
             self.conn = None
 
 
+def _quiet(target, *args):
+    # Ctrl-C is the parent's to handle: it ends the workers itself after tearing the daemons down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    target(*args)
+
+
 def run_workers(target, args, clients, total, deadline_s):
     """Runs `clients` worker processes, each doing total/clients queries; all start together.
     Returns (queries done, seconds from the first start to the last finish)."""
     ctx = multiprocessing.get_context("fork")
     ready, go, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
     per = total // clients
-    workers = [ctx.Process(target=target, args=args + (per, deadline_s, ready, go, out), daemon=True)
-               for _ in range(clients)]
+    workers = [ctx.Process(target=_quiet, args=(target,) + args + (per, deadline_s, ready, go, out),
+                           daemon=True) for _ in range(clients)]
     for w in workers:
         w.start()
     try:
