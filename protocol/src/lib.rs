@@ -5,21 +5,28 @@
 //! - [`status`]: what a process is doing ([`ProcessInfo`], [`Status`], [`KernelState`]) and the events
 //!   that report changes ([`ProcessEvent`]).
 //! - [`error`]: the typed error ([`PmError`]) shared by the library API and the socket.
-//! - `heroscript`: the text grammar people type (`!!process.start name:'web' ...`).
-//! - `command`: typed commands, one file per command, parsed from and rendered back to heroscript.
-//! - `session`: the socket session's line state machine (secret, buffering, help, quit).
-//! - `response`: the wire strings and framing (`**RESULT**` ... `**ENDRESULT**`), text and JSON bodies.
+//! - [`heroscript`]: the text grammar people type (`!!process.start name:'web' ...`).
+//! - [`command`]: typed commands, one file per command, parsed from and rendered back to heroscript.
+//! - [`session`]: the socket session's line state machine (secret, buffering, help, quit).
+//! - [`response`]: the wire strings and framing (`**RESULT**` ... `**ENDRESULT**`), text and JSON bodies.
 //! - [`cron`]: standard 5-field cron expressions converted for the `cron` crate, and next-fire times.
 //! - [`template`]: the template file format (`<name>.json`, Ligato's keys plus ours) and its specs.
 
+pub mod command;
 pub mod cron;
 pub mod error;
+pub mod heroscript;
 pub mod logs;
+pub mod response;
+pub mod session;
 pub mod spec;
 pub mod status;
 pub mod template;
 
+pub use command::{Command, Format};
 pub use error::PmError;
+pub use heroscript::ParseError;
 pub use logs::{LogLine, Stream};
+pub use session::{SessionEvent, SessionMachine};
 pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
 pub use status::{EventKind, ExitInfo, KernelState, ProcessEvent, ProcessInfo, Status};

@@ -1,0 +1,281 @@
+//! `!!process.start name:x command:'...'`: define a process and start it (or schedule it, with `cron`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::Verb;
+use crate::heroscript::{format_duration, Action, ActionWriter, ParseError, ParseErrorKind};
+use crate::spec::{validate_name, CommandLine, ProcessSpec, RestartPolicy};
+use crate::PmError;
+
+/// Define a process and start it. Optional values are `None` when not given (or given empty, as the
+/// original client sends `cron:''`); see `docs/protocol.md` for every parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub name: String,
+    /// `command:'...'` (run with `sh -c`, may span lines), or `program:` with repeated `args:` (run directly).
+    pub command: CommandLine,
+    /// Capture output to the log file and the in-memory ring.
+    pub log: bool,
+    /// Stop the process this long after each start (`deadline:0` means none, as in the original).
+    pub deadline: Option<Duration>,
+    pub cron: Option<String>,
+    pub jobid: Option<String>,
+    /// From repeated `env:'KEY=VALUE'` keys.
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    /// Automatic restarts: a count, `-1` for unlimited.
+    pub restarts: Option<i64>,
+    pub restart_policy: Option<RestartPolicy>,
+    pub detach: bool,
+    /// Also write a template for this process.
+    pub template: bool,
+    /// With `template`: start it whenever the daemon starts.
+    pub run_on_startup: bool,
+    pub stop_signal: Option<String>,
+    /// Time between the stop signal and SIGKILL.
+    pub grace: Option<Duration>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Start {
+    /// A start of `command` run with `sh -c`, every option at its default.
+    pub fn shell(name: impl Into<String>, command: impl Into<String>) -> Self {
+        Self::new(name.into(), CommandLine::Shell(command.into()))
+    }
+
+    /// A start of `program` with `args`, run directly, every option at its default.
+    pub fn exec(name: impl Into<String>, program: impl Into<String>, args: Vec<String>) -> Self {
+        Self::new(
+            name.into(),
+            CommandLine::Exec {
+                program: program.into(),
+                args,
+            },
+        )
+    }
+
+    fn new(name: String, command: CommandLine) -> Self {
+        Start {
+            name,
+            command,
+            log: false,
+            deadline: None,
+            cron: None,
+            jobid: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            restarts: None,
+            restart_policy: None,
+            detach: false,
+            template: false,
+            run_on_startup: false,
+            stop_signal: None,
+            grace: None,
+            user: None,
+            group: None,
+        }
+    }
+
+    /// The [`ProcessSpec`] the registry starts. Restarts: with `restarts:N` the policy defaults to
+    /// on-failure; with only `restart_policy`, always and on-failure are unlimited.
+    pub fn to_spec(&self) -> Result<ProcessSpec, PmError> {
+        validate_name(&self.name)?;
+        let command_empty = match &self.command {
+            CommandLine::Shell(c) => c.trim().is_empty(),
+            CommandLine::Exec { program, .. } => program.is_empty(),
+        };
+        if command_empty {
+            return Err(PmError::Invalid("the command is empty".into()));
+        }
+        let mut spec = ProcessSpec::shell(&self.name, "");
+        spec.command = self.command.clone();
+        spec.log.enabled = self.log;
+        spec.deadline_secs = self
+            .deadline
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        spec.cron = self.cron.clone();
+        spec.job_id = self.jobid.clone();
+        spec.env = self.env.clone();
+        spec.cwd = self.cwd.as_ref().map(Into::into);
+        spec.restart.policy = match (self.restart_policy, self.restarts) {
+            (Some(p), _) => p,
+            (None, Some(n)) if n != 0 => RestartPolicy::OnFailure,
+            (None, _) => RestartPolicy::Never,
+        };
+        spec.restart.max_restarts = match (self.restarts, spec.restart.policy) {
+            (Some(n), _) => n,
+            (None, RestartPolicy::Never) => 0,
+            (None, _) => -1,
+        };
+        spec.detach = self.detach;
+        if let Some(sig) = &self.stop_signal {
+            spec.stop_signal = sig.clone();
+        }
+        if let Some(grace) = self.grace {
+            spec.grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        }
+        spec.user = self.user.clone();
+        spec.group = self.group.clone();
+        Ok(spec)
+    }
+}
+
+fn read_policy(v: &str) -> Option<RestartPolicy> {
+    match v.to_ascii_lowercase().as_str() {
+        "always" => Some(RestartPolicy::Always),
+        "on-failure" | "on_failure" => Some(RestartPolicy::OnFailure),
+        "never" => Some(RestartPolicy::Never),
+        _ => None,
+    }
+}
+
+fn policy_name(p: RestartPolicy) -> &'static str {
+    match p {
+        RestartPolicy::Always => "always",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Never => "never",
+    }
+}
+
+fn read_command(a: &Action) -> Result<CommandLine, ParseError> {
+    let invalid = |msg: &str| a.error(ParseErrorKind::Invalid(msg.to_string()));
+    match (a.non_empty("command"), a.non_empty("program")) {
+        (Some(_), Some(_)) => Err(invalid(
+            "give either 'command' or 'program' (with 'args'), not both",
+        )),
+        (Some(command), None) => {
+            if a.param("args").is_some() {
+                return Err(invalid("'args' goes with 'program', not with 'command'"));
+            }
+            Ok(CommandLine::Shell(command.to_string()))
+        }
+        (None, Some(program)) => Ok(CommandLine::Exec {
+            program: program.to_string(),
+            args: a.all("args").map(|p| p.value.clone()).collect(),
+        }),
+        (None, None) => Err(a.error(ParseErrorKind::MissingParameter {
+            key: "command".into(),
+            action: Start::ACTION.into(),
+        })),
+    }
+}
+
+fn read_env(a: &Action) -> Result<BTreeMap<String, String>, ParseError> {
+    let mut env = BTreeMap::new();
+    for p in a.all("env") {
+        let (key, value) = p
+            .value
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| Action::value_error(p, "KEY=VALUE"))?;
+        if env.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(Action::value_error(p, "each variable once"));
+        }
+    }
+    Ok(env)
+}
+
+impl Verb for Start {
+    const ACTION: &'static str = "process.start";
+    const PARAMS: &'static [&'static str] = &[
+        "name",
+        "command",
+        "program",
+        "args",
+        "log",
+        "deadline",
+        "cron",
+        "jobid",
+        "env",
+        "cwd",
+        "restarts",
+        "restart_policy",
+        "detach",
+        "template",
+        "run_on_startup",
+        "stop_signal",
+        "grace",
+        "user",
+        "group",
+    ];
+    const REPEATABLE: &'static [&'static str] = &["args", "env"];
+
+    fn from_action(a: &Action) -> Result<Self, ParseError> {
+        let name = a.required("name")?.to_string();
+        let command = read_command(a)?;
+        let text = |key: &str| a.non_empty(key).map(str::to_string);
+        let restarts = a.typed(
+            "restarts",
+            "a count of restarts, or -1 for unlimited",
+            |v| v.parse::<i64>().ok().filter(|n| *n >= -1),
+        )?;
+        let template = a.flag("template")?;
+        let run_on_startup = a.flag("run_on_startup")?;
+        if let Some(p) = a
+            .param("run_on_startup")
+            .filter(|_| run_on_startup && !template)
+        {
+            return Err(Action::value_error(
+                p,
+                "false unless template:true is given",
+            ));
+        }
+        Ok(Start {
+            name,
+            command,
+            log: a.flag("log")?,
+            deadline: a.duration("deadline")?.filter(|d| !d.is_zero()),
+            cron: text("cron"),
+            jobid: text("jobid"),
+            env: read_env(a)?,
+            cwd: text("cwd"),
+            restarts,
+            restart_policy: a.typed(
+                "restart_policy",
+                "always, on-failure or never",
+                read_policy,
+            )?,
+            detach: a.flag("detach")?,
+            template,
+            run_on_startup,
+            stop_signal: text("stop_signal"),
+            grace: a.duration("grace")?,
+            user: text("user"),
+            group: text("group"),
+        })
+    }
+
+    fn write(&self, w: &mut ActionWriter) {
+        w.param("name", &self.name);
+        match &self.command {
+            CommandLine::Shell(command) => {
+                w.param("command", command);
+            }
+            CommandLine::Exec { program, args } => {
+                w.param("program", program);
+                for arg in args {
+                    w.param("args", arg);
+                }
+            }
+        }
+        w.flag("log", self.log)
+            .opt("deadline", self.deadline.map(format_duration).as_deref())
+            .opt("cron", self.cron.as_deref())
+            .opt("jobid", self.jobid.as_deref());
+        for (key, value) in &self.env {
+            w.param("env", &format!("{key}={value}"));
+        }
+        w.opt("cwd", self.cwd.as_deref())
+            .num("restarts", self.restarts)
+            .opt("restart_policy", self.restart_policy.map(policy_name))
+            .flag("detach", self.detach)
+            .flag("template", self.template)
+            .flag("run_on_startup", self.run_on_startup)
+            .opt("stop_signal", self.stop_signal.as_deref())
+            .opt("grace", self.grace.map(format_duration).as_deref())
+            .opt("user", self.user.as_deref())
+            .opt("group", self.group.as_deref());
+    }
+}

@@ -1,0 +1,404 @@
+//! Commands: parsing, errors, conversion to a spec, and the parse(render(c)) == c property.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::spec::{CommandLine, RestartPolicy};
+
+fn one(script: &str) -> Command {
+    let mut cmds = parse_script(script).unwrap_or_else(|e| panic!("{script:?}: {e}"));
+    assert_eq!(cmds.len(), 1);
+    cmds.remove(0)
+}
+
+fn err(script: &str) -> String {
+    parse_script(script).expect_err(script).to_string()
+}
+
+#[test]
+fn the_seed_commands_parse() {
+    let cmd = one("!!process.start name:'processname' command:'command which can be multiline' log:true deadline:30 cron:'0 0 * * *' jobid:'e42'");
+    let Command::Start(s) = &cmd else {
+        panic!("{cmd:?}")
+    };
+    assert_eq!(s.name, "processname");
+    assert_eq!(
+        s.command,
+        CommandLine::Shell("command which can be multiline".into())
+    );
+    assert!(s.log);
+    assert_eq!(s.deadline, Some(Duration::from_secs(30)));
+    assert_eq!(s.cron.as_deref(), Some("0 0 * * *"));
+    assert_eq!(cmd.job_id(), "e42");
+    assert_eq!(
+        one("!!process.list format:json"),
+        Command::List(List {
+            format: Format::Json
+        })
+    );
+    assert_eq!(
+        one("!!process.list"),
+        Command::List(List {
+            format: Format::Text
+        })
+    );
+    assert_eq!(
+        one("!!process.status name:'p' format:json"),
+        Command::Status(Status {
+            name: "p".into(),
+            format: Format::Json
+        })
+    );
+    assert_eq!(
+        one("!!process.stop name:'p'"),
+        Command::Stop(Stop { name: "p".into() })
+    );
+    assert_eq!(
+        one("!!process.restart name:'p'"),
+        Command::Restart(Restart { name: "p".into() })
+    );
+    assert_eq!(
+        one("!!process.delete name:'p'"),
+        Command::Delete(Delete { name: "p".into() })
+    );
+}
+
+#[test]
+fn the_new_commands_parse() {
+    assert_eq!(
+        one("!!process.logs name:'x' lines:100"),
+        Command::Logs(Logs {
+            name: "x".into(),
+            lines: Some(100)
+        })
+    );
+    assert_eq!(
+        one("!!process.signal name:'x' signal:'HUP'"),
+        Command::Signal(Signal {
+            name: "x".into(),
+            signal: "HUP".into(),
+            group: false
+        })
+    );
+    assert_eq!(
+        one("!!process.kill name:'x'"),
+        Command::Kill(Kill { name: "x".into() })
+    );
+    assert_eq!(
+        one("!!process.attach pid:123 name:'x'"),
+        Command::Attach(Attach {
+            pid: 123,
+            name: "x".into()
+        })
+    );
+    assert_eq!(one("!!process.watch"), Command::Watch(Watch::default()));
+    let Command::Watch(w) = one("!!process.watch name:a name:b") else {
+        panic!()
+    };
+    assert_eq!(w.filter(), Some(vec!["a".to_string(), "b".to_string()]));
+    assert_eq!(one("!!help"), Command::Help(Help));
+    assert_eq!(one("!!quit"), Command::Quit(Quit));
+    assert_eq!(one("!!EXIT"), Command::Quit(Quit));
+}
+
+#[test]
+fn the_original_clients_empty_values_mean_unset() {
+    let Command::Start(s) =
+        one("!!process.start name:'a' command:'b' log:false deadline:0 cron:'' jobid:''")
+    else {
+        panic!()
+    };
+    assert_eq!(s, Start::shell("a", "b"));
+}
+
+#[test]
+fn error_messages() {
+    assert_eq!(
+        err("!!process.start name:web\n  command:'x' comand:'y'"),
+        "line 2, col 15: unknown parameter 'comand' for process.start (did you mean 'command'?)"
+    );
+    assert_eq!(
+        err("!!process.start name:web\n                comand:'sleep 1'"),
+        "line 2, col 17: unknown parameter 'comand' for process.start (did you mean 'command'?)"
+    );
+    let unknown = err("!!process.strat name:x");
+    assert!(unknown.starts_with("line 1, col 1: unknown action 'process.strat' (did you mean 'process.start'?); known actions: process.start, process.list,"), "{unknown}");
+    assert!(unknown.ends_with("help, quit, exit"), "{unknown}");
+    assert!(err("!!job.run").contains("unknown action 'job.run'; known actions: process.start"));
+    assert_eq!(
+        err("!!process.stop"),
+        "line 1, col 1: missing required parameter 'name' for process.stop"
+    );
+    assert_eq!(
+        err("!!process.stop name:''"),
+        "line 1, col 1: missing required parameter 'name' for process.stop"
+    );
+    assert_eq!(
+        err("!!process.start name:x"),
+        "line 1, col 1: missing required parameter 'command' for process.start"
+    );
+    assert_eq!(
+        err("!!process.start name:x command:y deadline:soon"),
+        "line 1, col 43: invalid value 'soon' for 'deadline': expected a duration such as 30, 30s, 5m or 1h30m"
+    );
+    assert_eq!(
+        err("!!process.logs name:x lines:ten"),
+        "line 1, col 29: invalid value 'ten' for 'lines': expected a whole number"
+    );
+    assert_eq!(
+        err("!!process.stop name:a name:b"),
+        "line 1, col 23: parameter 'name' is given more than once"
+    );
+    assert_eq!(
+        err("!!process.list format:xml"),
+        "line 1, col 23: invalid value 'xml' for 'format': expected json or text"
+    );
+    assert_eq!(
+        err("!!process.start name:x command:y program:z"),
+        "line 1, col 1: give either 'command' or 'program' (with 'args'), not both"
+    );
+    assert_eq!(
+        err("!!process.start name:x command:y env:NOEQUALS"),
+        "line 1, col 38: invalid value 'NOEQUALS' for 'env': expected KEY=VALUE"
+    );
+    assert_eq!(
+        err("!!process.start name:x command:y restarts:-2"),
+        "line 1, col 43: invalid value '-2' for 'restarts': expected a count of restarts, or -1 for unlimited"
+    );
+    assert_eq!(
+        err("!!process.attach pid:0 name:x"),
+        "line 1, col 22: invalid value '0' for 'pid': expected a process id (a whole number above 0)"
+    );
+    assert_eq!(
+        err("!!process.start name:x command:y run_on_startup:true"),
+        "line 1, col 49: invalid value 'true' for 'run_on_startup': expected false unless template:true is given"
+    );
+    assert_eq!(
+        err("!!process.list\n!!process.stop"),
+        "line 2, col 1: missing required parameter 'name' for process.stop"
+    );
+}
+
+#[test]
+fn a_full_start_converts_to_a_spec() {
+    let script = "!!process.start name:web program:/bin/echo args:'a b' args:c log:yes deadline:1m30s\n  \
+                  cron:'*/5 * * * *' jobid:j1 env:'A=1' env:'B=x=y' cwd:/tmp restarts:3 detach:on\n  \
+                  template:true run_on_startup:1 stop_signal:INT grace:2s user:nobody group:nogroup";
+    let Command::Start(s) = one(script) else {
+        panic!()
+    };
+    assert!(s.template && s.run_on_startup);
+    let spec = s.to_spec().unwrap();
+    assert_eq!(
+        spec.command,
+        CommandLine::Exec {
+            program: "/bin/echo".into(),
+            args: vec!["a b".into(), "c".into()]
+        }
+    );
+    assert!(spec.log.enabled && spec.detach);
+    assert_eq!(spec.deadline_secs, Some(90));
+    assert_eq!(spec.cron.as_deref(), Some("*/5 * * * *"));
+    assert_eq!(spec.job_id.as_deref(), Some("j1"));
+    let env: BTreeMap<String, String> = [("A", "1"), ("B", "x=y")]
+        .map(|(k, v)| (k.into(), v.into()))
+        .into();
+    assert_eq!(spec.env, env);
+    assert_eq!(spec.cwd.as_deref(), Some(std::path::Path::new("/tmp")));
+    assert_eq!(
+        (spec.restart.policy, spec.restart.max_restarts),
+        (RestartPolicy::OnFailure, 3)
+    );
+    assert_eq!(spec.stop_signal, "INT");
+    assert_eq!(spec.grace_ms, 2000);
+    assert_eq!(
+        (spec.user.as_deref(), spec.group.as_deref()),
+        (Some("nobody"), Some("nogroup"))
+    );
+}
+
+#[test]
+fn restart_policy_defaults() {
+    let spec = |extra: &str| match one(&format!("!!process.start name:w command:x {extra}")) {
+        Command::Start(s) => s.to_spec().unwrap().restart,
+        other => panic!("{other:?}"),
+    };
+    let r = spec("");
+    assert_eq!((r.policy, r.max_restarts), (RestartPolicy::Never, 0));
+    let r = spec("restarts:-1");
+    assert_eq!((r.policy, r.max_restarts), (RestartPolicy::OnFailure, -1));
+    let r = spec("restart_policy:always");
+    assert_eq!((r.policy, r.max_restarts), (RestartPolicy::Always, -1));
+    let r = spec("restart_policy:never restarts:5");
+    assert_eq!((r.policy, r.max_restarts), (RestartPolicy::Never, 5));
+    let r = spec("restarts:0");
+    assert_eq!((r.policy, r.max_restarts), (RestartPolicy::Never, 0));
+}
+
+#[test]
+fn to_spec_refuses_bad_names_and_empty_commands() {
+    assert_eq!(
+        Start::shell("a/b", "x").to_spec(),
+        Err(crate::PmError::InvalidName("a/b".into()))
+    );
+    assert!(matches!(
+        Start::shell("a", "  ").to_spec(),
+        Err(crate::PmError::Invalid(_))
+    ));
+    assert!(Start::exec("a", "ls", vec!["-l".into()]).to_spec().is_ok());
+}
+
+#[test]
+fn rendering_quotes_what_needs_quoting() {
+    let mut s = Start::shell("web", "echo 'hi'\n  there \\o/");
+    s.log = true;
+    s.deadline = Some(Duration::from_secs(5400));
+    s.env.insert("PATH".into(), "/bin:/usr/bin".into());
+    assert_eq!(
+        Command::Start(s).to_heroscript(),
+        "!!process.start name:web command:'echo \\'hi\\'\n  there \\\\o/' log:true deadline:1h30m env:PATH=/bin:/usr/bin"
+    );
+    let script = render_script(&[Command::List(List::default()), Command::Quit(Quit)]);
+    assert_eq!(script, "!!process.list\n!!quit\n");
+}
+
+/// Any text, including quotes, backslashes, newlines, blank lines, tabs and unicode.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9_.-]{1,12}",
+        "[ -~]{0,30}",
+        "(\\PC|[\n\t'\"\\\\ ]){0,40}",
+        Just("  \n\n  indented\n\tq\n".to_string()),
+    ]
+}
+
+fn non_empty() -> impl Strategy<Value = String> {
+    text().prop_filter("non-empty", |s| !s.is_empty())
+}
+
+fn opt_text() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(non_empty())
+}
+
+fn duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        (0u64..200_000).prop_map(Duration::from_secs),
+        (0u64..10_000_000).prop_map(Duration::from_millis)
+    ]
+}
+
+fn format() -> impl Strategy<Value = Format> {
+    prop_oneof![Just(Format::Text), Just(Format::Json)]
+}
+
+fn command_line() -> impl Strategy<Value = CommandLine> {
+    prop_oneof![
+        non_empty().prop_map(CommandLine::Shell),
+        (non_empty(), proptest::collection::vec(text(), 0..4))
+            .prop_map(|(program, args)| CommandLine::Exec { program, args }),
+    ]
+}
+
+fn policy() -> impl Strategy<Value = RestartPolicy> {
+    prop_oneof![
+        Just(RestartPolicy::Always),
+        Just(RestartPolicy::OnFailure),
+        Just(RestartPolicy::Never)
+    ]
+}
+
+fn start() -> impl Strategy<Value = Start> {
+    let env = proptest::collection::btree_map("[A-Za-z_][A-Za-z0-9_]{0,8}", text(), 0..3);
+    (
+        (
+            non_empty(),
+            command_line(),
+            any::<bool>(),
+            proptest::option::of(duration().prop_filter("deadline 0 is none", |d| !d.is_zero())),
+        ),
+        (opt_text(), opt_text(), env, opt_text()),
+        (
+            proptest::option::of(-1i64..1000),
+            proptest::option::of(policy()),
+            any::<bool>(),
+            any::<(bool, bool)>(),
+        ),
+        (
+            opt_text(),
+            proptest::option::of(duration()),
+            opt_text(),
+            opt_text(),
+        ),
+    )
+        .prop_map(|(a, b, c, d)| {
+            let mut s = Start::shell(a.0, "");
+            s.command = a.1;
+            s.log = a.2;
+            s.deadline = a.3;
+            (s.cron, s.jobid, s.env, s.cwd) = b;
+            (s.restarts, s.restart_policy, s.detach) = (c.0, c.1, c.2);
+            s.template = c.3 .0;
+            s.run_on_startup = c.3 .0 && c.3 .1;
+            (s.stop_signal, s.grace, s.user, s.group) = d;
+            s
+        })
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        start().prop_map(Command::Start),
+        format().prop_map(|format| Command::List(List { format })),
+        (non_empty(), format()).prop_map(|(name, format)| Command::Status(Status { name, format })),
+        non_empty().prop_map(|name| Command::Stop(Stop { name })),
+        non_empty().prop_map(|name| Command::Restart(Restart { name })),
+        non_empty().prop_map(|name| Command::Delete(Delete { name })),
+        (non_empty(), proptest::option::of(any::<usize>()))
+            .prop_map(|(name, lines)| Command::Logs(Logs { name, lines })),
+        (non_empty(), non_empty(), any::<bool>()).prop_map(
+            |(name, signal, group)| Command::Signal(Signal {
+                name,
+                signal,
+                group
+            })
+        ),
+        non_empty().prop_map(|name| Command::Kill(Kill { name })),
+        (1..=i32::MAX, non_empty()).prop_map(|(pid, name)| Command::Attach(Attach { pid, name })),
+        (proptest::collection::vec(non_empty(), 0..3), format())
+            .prop_map(|(names, format)| Command::Watch(Watch { names, format })),
+        Just(Command::Help(Help)),
+        Just(Command::Quit(Quit)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn parse_of_render_is_identity(cmd in command()) {
+        let text = cmd.to_heroscript();
+        let back = parse_script(&text).map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+        prop_assert_eq!(back, vec![cmd], "{:?}", text);
+    }
+
+    #[test]
+    fn a_rendered_script_parses_back(cmds in proptest::collection::vec(command(), 0..5)) {
+        let text = render_script(&cmds);
+        prop_assert_eq!(parse_script(&text).map_err(|e| TestCaseError::fail(e.to_string()))?, cmds);
+    }
+}
+
+#[test]
+fn many_repeated_parameters_stay_fast() {
+    // Duplicate checks are linear: 100k repeated `args` parse in well under the test timeout.
+    let args: String = (0..100_000).map(|i| format!(" args:a{i}")).collect();
+    let Command::Start(s) = one(&format!("!!process.start name:x program:echo{args}")) else {
+        panic!()
+    };
+    let CommandLine::Exec { args, .. } = &s.command else {
+        panic!()
+    };
+    assert_eq!(args.len(), 100_000);
+}

@@ -1,0 +1,374 @@
+//! The wire text: greeting and authentication lines, `**RESULT**` framing, sentences, status, list,
+//! JSON, logs, events and help, plus the reader the client uses to take framed results back apart.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::heroscript::{format_duration, ParseError};
+use crate::{LogLine, PmError, ProcessEvent, ProcessInfo};
+
+/// Sent on connect (with its leading space, as the original).
+pub const GREETING: &str = " ** Welcome: you are not authenticated, provide secret.\n";
+/// Sent after the right secret.
+pub const AUTHENTICATED: &str = " ** Welcome: you are authenticated.\n";
+/// Sent after a wrong secret.
+pub const INVALID_SECRET: &str = "Invalid secret. Try again or disconnect.\n";
+/// The first line of a frame, followed by a space and the job id.
+pub const RESULT_MARK: &str = "**RESULT**";
+/// The last line of a frame.
+pub const END_MARK: &str = "**ENDRESULT**";
+
+/// Frames a body: `**RESULT** <jobid>`, the body (ending with a newline), `**ENDRESULT**`.
+///
+/// ```
+/// use pm_protocol::response::frame;
+/// assert_eq!(frame("e42", "Process 'web' started successfully"),
+///            "**RESULT** e42\nProcess 'web' started successfully\n**ENDRESULT**\n");
+/// ```
+pub fn frame(jobid: &str, body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + jobid.len() + 32);
+    out.push_str(RESULT_MARK);
+    out.push(' ');
+    out.push_str(jobid);
+    out.push('\n');
+    out.push_str(body);
+    if !body.is_empty() && !body.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(END_MARK);
+    out.push('\n');
+    out
+}
+
+/// The body answering a script that does not parse: `Error: line 2, col 17: ...`.
+pub fn parse_error(err: &ParseError) -> String {
+    format!("Error: {err}\n")
+}
+
+/// What a command did, for its sentence: `Process 'x' started successfully`, `Error starting process: ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Start,
+    Stop,
+    Restart,
+    Delete,
+    Kill,
+    Signal,
+    Attach,
+    Status,
+    List,
+    Logs,
+    Watch,
+}
+
+impl Operation {
+    /// The words after `Error` in a failure sentence.
+    fn doing(self) -> &'static str {
+        match self {
+            Operation::Start => "starting process",
+            Operation::Stop => "stopping process",
+            Operation::Restart => "restarting process",
+            Operation::Delete => "deleting process",
+            Operation::Kill => "killing process",
+            Operation::Signal => "signalling process",
+            Operation::Attach => "attaching process",
+            Operation::Status => "getting process status",
+            Operation::List => "listing processes",
+            Operation::Logs => "reading process logs",
+            Operation::Watch => "watching processes",
+        }
+    }
+
+    /// The word in a success sentence.
+    fn done(self) -> &'static str {
+        match self {
+            Operation::Start => "started",
+            Operation::Stop => "stopped",
+            Operation::Restart => "restarted",
+            Operation::Delete => "deleted",
+            Operation::Kill => "killed",
+            Operation::Signal => "signalled",
+            Operation::Attach => "attached",
+            Operation::Status | Operation::List | Operation::Logs | Operation::Watch => "read",
+        }
+    }
+}
+
+/// `Process 'x' started successfully` (with its newline).
+pub fn success(op: Operation, name: &str) -> String {
+    format!("Process '{name}' {} successfully\n", op.done())
+}
+
+/// `Error starting process: process with name 'x' already exists` (with its newline).
+pub fn failure(op: Operation, err: &PmError) -> String {
+    format!("Error {}: {err}\n", op.doing())
+}
+
+/// [`success`] or [`failure`] for the outcome of `op` on `name`.
+pub fn outcome<T>(op: Operation, name: &str, result: &Result<T, PmError>) -> String {
+    match result {
+        Ok(_) => success(op, name),
+        Err(e) => failure(op, e),
+    }
+}
+
+/// `status` as text: `Name:`, `Command:`, `Status:`, `PID:`, `CPU:`, `Memory:`, `Started:`, then the lines
+/// that apply (`State:`, `Restarts:`, `Uptime:`, `Exit:`, ...).
+pub fn status_text(p: &ProcessInfo) -> String {
+    let mut out = String::new();
+    let mut line = |key: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{key}: {value}");
+    };
+    line("Name", &p.name);
+    line("Command", &p.command);
+    line("Status", &p.status);
+    line("PID", &p.pid);
+    line("CPU", &format_args!("{:.2}%", p.cpu_percent));
+    line("Memory", &format_args!("{:.2} MB", p.memory_mb));
+    line("Started", &or_dash(&p.start_time));
+    line("State", &p.state);
+    line("Restarts", &p.restarts);
+    if let Some(uptime) = p.uptime_secs {
+        line("Uptime", &uptime_text(uptime));
+    }
+    if p.exit_code.is_some() || p.exit_signal.is_some() {
+        let how = match (&p.exit_signal, p.exit_code) {
+            (Some(sig), _) => format!("killed by signal {sig}"),
+            (None, Some(code)) => format!("exited with code {code}"),
+            (None, None) => String::new(),
+        };
+        line("Exit", &how);
+    }
+    if !p.end_time.is_empty() {
+        line("Ended", &p.end_time);
+    }
+    line("Log", &if p.log_enabled { "enabled" } else { "disabled" });
+    let optional: [(&str, Option<&str>); 5] = [
+        ("Cron", Some(p.cron.as_str())),
+        ("Next run", p.next_run.as_deref()),
+        ("Next restart", p.next_restart.as_deref()),
+        ("Job ID", Some(p.job_id.as_str())),
+        ("Error", Some(p.error.as_str())),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            line(key, &v);
+        }
+    }
+    if p.skipped_runs > 0 {
+        line("Skipped runs", &p.skipped_runs);
+    }
+    if p.deadline > 0 {
+        line("Deadline", &format_args!("{}s", p.deadline));
+    }
+    if p.detached {
+        line("Detached", &"yes");
+    }
+    if p.attached {
+        line("Attached", &"yes");
+    }
+    out
+}
+
+/// `list` as text: an aligned table NAME STATUS PID CPU MEM UPTIME RESTARTS, sorted by name.
+pub fn list_text(processes: &[ProcessInfo]) -> String {
+    let mut sorted: Vec<&ProcessInfo> = processes.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let header = ["NAME", "STATUS", "PID", "CPU", "MEM", "UPTIME", "RESTARTS"].map(String::from);
+    let mut rows = vec![header];
+    for p in sorted {
+        rows.push([
+            p.name.clone(),
+            p.status.to_string(),
+            if p.pid > 0 {
+                p.pid.to_string()
+            } else {
+                "-".into()
+            },
+            format!("{:.1}%", p.cpu_percent),
+            format!("{:.1} MB", p.memory_mb),
+            p.uptime_secs.map_or_else(|| "-".into(), uptime_text),
+            p.restarts.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One process as pretty JSON (the original's fields first, then ours), ending with a newline.
+pub fn status_json(p: &ProcessInfo) -> String {
+    pretty_json(p)
+}
+
+/// Every process as a pretty JSON array sorted by name, ending with a newline.
+pub fn list_json(processes: &[ProcessInfo]) -> String {
+    let mut sorted: Vec<&ProcessInfo> = processes.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    pretty_json(&sorted)
+}
+
+/// Captured lines: `<RFC 3339 time> [stdout] text`, one per line.
+pub fn logs_text(lines: &[LogLine]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        let _ = writeln!(
+            out,
+            "{} [{}] {}",
+            l.time.to_rfc3339(),
+            l.stream.as_str(),
+            l.text
+        );
+    }
+    out
+}
+
+/// One watched event as text: `<time> web (pid 12): status running -> stopped (exited with code 0)`.
+pub fn event_text(e: &ProcessEvent) -> String {
+    let change = match &e.kind {
+        crate::EventKind::Status { old, new } => format!("status {old} -> {new}"),
+        crate::EventKind::State { old, new } => format!("state {old} -> {new}"),
+    };
+    let exit = e
+        .exit
+        .as_ref()
+        .map_or_else(String::new, |x| format!(" ({})", x.describe()));
+    format!(
+        "{} {} (pid {}): {change}{exit}\n",
+        e.time.to_rfc3339(),
+        e.name,
+        e.pid
+    )
+}
+
+/// One watched event as pretty JSON, ending with a newline.
+pub fn event_json(e: &ProcessEvent) -> String {
+    pretty_json(e)
+}
+
+fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    match serde_json::to_string_pretty(value) {
+        Ok(mut s) => {
+            s.push('\n');
+            s
+        }
+        Err(e) => format!("Error encoding JSON: {e}\n"),
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}
+
+/// Whole seconds as `1h2m3s`.
+fn uptime_text(secs: f64) -> String {
+    format_duration(Duration::from_secs(secs.max(0.0) as u64))
+}
+
+/// The help text (the body of the frame answering `h`, `?` or `!!help`).
+pub const HELP: &str = "\
+Available commands:
+
+Process management commands:
+  !!process.start name:'<name>' command:'<command>' [log:true|false] [deadline:<duration>] [cron:'<schedule>'] [jobid:'<id>']
+      [program:'<program>' args:'<arg>' ...] [env:'KEY=VALUE' ...] [cwd:'<dir>'] [restarts:<n>|-1]
+      [restart_policy:always|on-failure|never] [detach:true] [template:true [run_on_startup:true]]
+      [stop_signal:'<signal>'] [grace:<duration>] [user:'<user>'] [group:'<group>']
+  !!process.list [format:'json']
+  !!process.status name:'<name>' [format:'json']
+  !!process.stop name:'<name>'
+  !!process.restart name:'<name>'
+  !!process.delete name:'<name>'
+  !!process.kill name:'<name>'
+  !!process.signal name:'<name>' signal:'<HUP|TERM|...|number>' [group:true]
+  !!process.logs name:'<name>' [lines:<n>]
+  !!process.attach pid:<pid> name:'<name>'
+  !!process.watch [name:'<name>' ...] [format:'json']
+
+Special commands:
+  !!help, ? or h - Show this help text
+  !!exit or !!quit or q - Close the connection
+  <empty line> - Run the pending command
+
+Durations: 30 (seconds), 30s, 5m, 1h30m, 500ms.
+";
+
+/// One framed result read back: its job id and its body (each line with its newline).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Frame {
+    pub jobid: String,
+    pub body: String,
+}
+
+impl Frame {
+    /// Whether the daemon answered with an error (the body starts with `Error`).
+    pub fn is_error(&self) -> bool {
+        self.body.starts_with("Error")
+    }
+}
+
+/// Reads frames back from lines, for the client; lines outside a frame (the greeting) are skipped.
+///
+/// ```
+/// use pm_protocol::response::FrameReader;
+/// let mut r = FrameReader::new();
+/// assert_eq!(r.push_line("**RESULT** e42"), None);
+/// assert_eq!(r.push_line("Process 'web' started successfully"), None);
+/// let frame = r.push_line("**ENDRESULT**").unwrap();
+/// assert_eq!((frame.jobid.as_str(), frame.body.as_str()), ("e42", "Process 'web' started successfully\n"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FrameReader {
+    current: Option<Frame>,
+}
+
+impl FrameReader {
+    /// A reader outside any frame.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a frame has started and not ended.
+    pub fn in_frame(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Reads one line (with or without its `\r\n`); returns the frame it completes.
+    pub fn push_line(&mut self, line: &str) -> Option<Frame> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        match &mut self.current {
+            None => {
+                if let Some(rest) = line.strip_prefix(RESULT_MARK) {
+                    self.current = Some(Frame {
+                        jobid: rest.trim().to_string(),
+                        body: String::new(),
+                    });
+                }
+                None
+            }
+            Some(_) if line == END_MARK => self.current.take(),
+            Some(frame) => {
+                frame.body.push_str(line);
+                frame.body.push('\n');
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+//! Exact wire strings: greeting, framing, sentences, status, list, JSON, logs, events, frame reading.
+
+use chrono::{DateTime, Local};
+
+use super::*;
+use crate::heroscript::parse;
+use crate::{EventKind, ExitInfo, KernelState, Status, Stream};
+
+fn time(s: &str) -> DateTime<Local> {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .with_timezone(&Local)
+}
+
+fn running(name: &str, pid: i32) -> ProcessInfo {
+    let mut p = ProcessInfo::initial(name, "sleep 100");
+    p.pid = pid;
+    p.status = Status::Running;
+    p.state = KernelState::Sleeping;
+    p.cpu_percent = 1.5;
+    p.memory_mb = 12.3;
+    p.start_time = "2024-05-01T10:00:00+02:00".into();
+    p.uptime_secs = Some(3723.9);
+    p
+}
+
+#[test]
+fn greeting_and_authentication_lines() {
+    assert_eq!(
+        GREETING,
+        " ** Welcome: you are not authenticated, provide secret.\n"
+    );
+    assert_eq!(AUTHENTICATED, " ** Welcome: you are authenticated.\n");
+    assert_eq!(INVALID_SECRET, "Invalid secret. Try again or disconnect.\n");
+}
+
+#[test]
+fn frames_always_end_the_body_with_a_newline() {
+    assert_eq!(frame("e42", "ok\n"), "**RESULT** e42\nok\n**ENDRESULT**\n");
+    assert_eq!(frame("", "{\n}"), "**RESULT** \n{\n}\n**ENDRESULT**\n");
+    assert_eq!(frame("", ""), "**RESULT** \n**ENDRESULT**\n");
+}
+
+#[test]
+fn parse_errors_are_framed_with_a_body_starting_with_error() {
+    let e = parse("!!!!!x.y").unwrap_err();
+    assert_eq!(
+        frame("", &parse_error(&e)),
+        "**RESULT** \nError: line 1, col 1: too many '!' (5): an action starts with one to four '!'\n**ENDRESULT**\n"
+    );
+}
+
+#[test]
+fn sentences() {
+    assert_eq!(
+        success(Operation::Start, "x"),
+        "Process 'x' started successfully\n"
+    );
+    assert_eq!(
+        success(Operation::Stop, "x"),
+        "Process 'x' stopped successfully\n"
+    );
+    assert_eq!(
+        success(Operation::Restart, "x"),
+        "Process 'x' restarted successfully\n"
+    );
+    assert_eq!(
+        success(Operation::Delete, "x"),
+        "Process 'x' deleted successfully\n"
+    );
+    assert_eq!(
+        success(Operation::Kill, "x"),
+        "Process 'x' killed successfully\n"
+    );
+    assert_eq!(
+        failure(Operation::Start, &PmError::AlreadyExists("x".into())),
+        "Error starting process: process with name 'x' already exists\n"
+    );
+    assert_eq!(
+        failure(Operation::Stop, &PmError::NotFound("x".into())),
+        "Error stopping process: process 'x' not found\n"
+    );
+    assert_eq!(
+        failure(Operation::Status, &PmError::NotFound("x".into())),
+        "Error getting process status: process 'x' not found\n"
+    );
+    let ok: Result<(), PmError> = Ok(());
+    assert_eq!(
+        outcome(Operation::Delete, "x", &ok),
+        "Process 'x' deleted successfully\n"
+    );
+    let bad: Result<(), PmError> = Err(PmError::NotFound("x".into()));
+    assert_eq!(
+        outcome(Operation::Restart, "x", &bad),
+        "Error restarting process: process 'x' not found\n"
+    );
+}
+
+#[test]
+fn status_as_text() {
+    let mut p = running("web", 4242);
+    p.cron = "*/5 * * * *".into();
+    p.job_id = "e42".into();
+    p.deadline = 30;
+    assert_eq!(
+        status_text(&p),
+        "Name: web\nCommand: sleep 100\nStatus: running\nPID: 4242\nCPU: 1.50%\nMemory: 12.30 MB\n\
+         Started: 2024-05-01T10:00:00+02:00\nState: sleeping\nRestarts: 0\nUptime: 1h2m3s\nLog: disabled\n\
+         Cron: */5 * * * *\nJob ID: e42\nDeadline: 30s\n"
+    );
+    let mut done = ProcessInfo::initial("job", "false");
+    done.status = Status::Failed;
+    done.exit_code = Some(1);
+    done.end_time = "2024-05-01T10:00:01+02:00".into();
+    done.error = "exited with code 1".into();
+    assert_eq!(
+        status_text(&done),
+        "Name: job\nCommand: false\nStatus: failed\nPID: 0\nCPU: 0.00%\nMemory: 0.00 MB\nStarted: -\n\
+         State: initial\nRestarts: 0\nExit: exited with code 1\nEnded: 2024-05-01T10:00:01+02:00\nLog: disabled\n\
+         Error: exited with code 1\n"
+    );
+}
+
+#[test]
+fn list_as_an_aligned_table_sorted_by_name() {
+    let mut b = ProcessInfo::initial("beta-worker", "x");
+    b.restarts = 12;
+    let table = list_text(&[running("web", 4242), b]);
+    assert_eq!(
+        table,
+        "NAME         STATUS   PID   CPU   MEM      UPTIME  RESTARTS\n\
+         beta-worker  initial  -     0.0%  0.0 MB   -       12\n\
+         web          running  4242  1.5%  12.3 MB  1h2m3s  0\n"
+    );
+    assert_eq!(
+        list_text(&[]),
+        "NAME  STATUS  PID  CPU  MEM  UPTIME  RESTARTS\n"
+    );
+}
+
+#[test]
+fn json_keeps_the_original_fields_and_ends_with_a_newline() {
+    let text = status_json(&running("web", 4242));
+    assert!(text.ends_with("}\n"));
+    assert!(
+        text.starts_with(
+            "{\n  \"name\": \"web\",\n  \"command\": \"sleep 100\",\n  \"pid\": 4242,\n"
+        ),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (field, kind) in [
+        ("name", "string"),
+        ("command", "string"),
+        ("pid", "number"),
+        ("status", "string"),
+        ("cpu_percent", "number"),
+        ("memory_mb", "number"),
+        ("start_time", "string"),
+        ("log_enabled", "bool"),
+        ("cron", "string"),
+        ("job_id", "string"),
+        ("deadline", "number"),
+        ("error", "string"),
+    ] {
+        let value = &v[field];
+        let ok = match kind {
+            "string" => value.is_string(),
+            "number" => value.is_number(),
+            _ => value.is_boolean(),
+        };
+        assert!(ok, "{field} should be a {kind}: {value}");
+    }
+    assert_eq!(v["status"], "running");
+    let list = list_json(&[running("b", 2), running("a", 1)]);
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        (v[0]["name"].as_str(), v[1]["name"].as_str()),
+        (Some("a"), Some("b"))
+    );
+    assert_eq!(list_json(&[]), "[]\n");
+}
+
+#[test]
+fn logs_and_events_as_text() {
+    let t = time("2024-05-01T10:00:00+02:00");
+    let lines = [
+        LogLine {
+            time: t,
+            stream: Stream::Stdout,
+            text: "hello".into(),
+        },
+        LogLine {
+            time: t,
+            stream: Stream::Stderr,
+            text: "oops".into(),
+        },
+    ];
+    let local = t.to_rfc3339();
+    assert_eq!(
+        logs_text(&lines),
+        format!("{local} [stdout] hello\n{local} [stderr] oops\n")
+    );
+    let event = ProcessEvent {
+        name: "web".into(),
+        pid: 7,
+        kind: EventKind::Status {
+            old: Status::Running,
+            new: Status::Failed,
+        },
+        exit: Some(ExitInfo {
+            code: Some(3),
+            signal: None,
+            time: t,
+        }),
+        time: t,
+    };
+    assert_eq!(
+        event_text(&event),
+        format!("{local} web (pid 7): status running -> failed (exited with code 3)\n")
+    );
+    let json: serde_json::Value = serde_json::from_str(&event_json(&event)).unwrap();
+    assert_eq!(json["kind"], "status");
+}
+
+#[test]
+fn the_help_lists_every_command() {
+    for action in crate::Command::known_actions() {
+        if action != "exit" && action != "quit" {
+            assert!(
+                HELP.contains(&format!("!!{action}")),
+                "{action} missing from help"
+            );
+        }
+    }
+    assert!(HELP.contains("!!exit or !!quit or q"));
+}
+
+#[test]
+fn the_frame_reader_takes_frames_back_apart() {
+    let wire = format!(
+        "{GREETING}{AUTHENTICATED}{}{}",
+        frame("e42", "Process 'w' started successfully\n"),
+        frame(
+            "",
+            "Error stopping process: process 'x' not found\r\n**RESULT** inside\n"
+        )
+    );
+    let mut reader = FrameReader::new();
+    let frames: Vec<Frame> = wire.lines().filter_map(|l| reader.push_line(l)).collect();
+    assert!(!reader.in_frame());
+    assert_eq!(frames.len(), 2);
+    assert_eq!(
+        frames[0],
+        Frame {
+            jobid: "e42".into(),
+            body: "Process 'w' started successfully\n".into()
+        }
+    );
+    assert!(!frames[0].is_error());
+    assert_eq!(
+        frames[1].body,
+        "Error stopping process: process 'x' not found\n**RESULT** inside\n"
+    );
+    assert!(frames[1].is_error());
+}

@@ -1,0 +1,208 @@
+//! The socket session's line state machine: lines in, events out, no I/O.
+//!
+//! Before authentication every non-blank line is a secret attempt. After it, lines are buffered and the
+//! buffer runs on a blank line, on a new action line, or at the end of input, each only outside an open
+//! quote. `q`, `!!quit`, `!!exit` quit and `h`, `?`, `!!help` ask for help, also only outside a quote.
+//!
+//! ```
+//! use pm_protocol::session::{SessionEvent, SessionMachine};
+//! let mut s = SessionMachine::new();
+//! assert_eq!(s.feed_line(b"secret\r"), vec![SessionEvent::SecretAttempt("secret".into())]);
+//! s.set_authenticated(true);
+//! assert!(s.feed_line(b"!!process.list").is_empty());
+//! let events = s.feed_line(b"");
+//! assert!(matches!(&events[0], SessionEvent::Run { result: Ok(cmds), .. } if cmds.len() == 1));
+//! ```
+
+use crate::command::{commands_from_actions, Command};
+use crate::heroscript::{is_action_line, ParseError, Parser};
+
+/// Telnet "interpret as command" byte.
+const IAC: u8 = 0xFF;
+/// Telnet subnegotiation begin and end.
+const SB: u8 = 0xFA;
+const SE: u8 = 0xF0;
+/// Telnet WILL, WONT, DO, DONT (each followed by one option byte).
+const OPTION_VERBS: std::ops::RangeInclusive<u8> = 0xFB..=0xFE;
+
+/// What the session must do after a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Compare this (trimmed) line with the secret, then call [`SessionMachine::set_authenticated`].
+    SecretAttempt(String),
+    /// Run a script and answer one framed result carrying `jobid`.
+    Run {
+        /// The script as received (CR and telnet bytes removed), lines joined with `\n`.
+        script_text: String,
+        /// The commands, or the script's first error (answered as a frame whose body starts with `Error`).
+        result: Result<Vec<Command>, ParseError>,
+        /// The first action's `jobid`, empty when none.
+        jobid: String,
+    },
+    /// Answer the help text.
+    Help,
+    /// End the session.
+    Quit,
+}
+
+/// The pure state of one session. Feed it lines (without their `\n`); it never panics, whatever the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct SessionMachine {
+    authenticated: bool,
+    script: String,
+    parser: Parser,
+}
+
+impl SessionMachine {
+    /// A session that waits for its secret.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the session authenticated (after a right secret) or not.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.authenticated = authenticated;
+    }
+
+    /// Whether the secret was accepted.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Whether lines are waiting to run.
+    pub fn has_pending(&self) -> bool {
+        !self.script.is_empty()
+    }
+
+    /// Bytes of script buffered so far (for the caller's size limit).
+    pub fn pending_len(&self) -> usize {
+        self.script.len()
+    }
+
+    /// Whether the buffered lines end inside a quoted value.
+    pub fn in_quote(&self) -> bool {
+        self.parser.in_quote()
+    }
+
+    /// Forgets the buffered lines (after the caller refused an oversized script).
+    pub fn discard_pending(&mut self) {
+        self.script.clear();
+        self.parser = Parser::new();
+    }
+
+    /// Reads one line (its `\n` removed); CR and telnet negotiation bytes are dropped here.
+    pub fn feed_line(&mut self, line: &[u8]) -> Vec<SessionEvent> {
+        let cleaned = clean_line(line);
+        let text = String::from_utf8_lossy(&cleaned);
+        if !self.authenticated {
+            let secret = text.trim();
+            return if secret.is_empty() {
+                Vec::new()
+            } else {
+                vec![SessionEvent::SecretAttempt(secret.to_string())]
+            };
+        }
+        if self.parser.in_quote() {
+            self.append(&text);
+            return Vec::new();
+        }
+        let word = text.trim().to_ascii_lowercase();
+        let mut events = Vec::new();
+        match word.as_str() {
+            "" => return self.run_pending().into_iter().collect(),
+            "q" | "!!quit" | "!!exit" => {
+                events.extend(self.run_pending());
+                events.push(SessionEvent::Quit);
+            }
+            "h" | "?" | "!!help" => {
+                events.extend(self.run_pending());
+                events.push(SessionEvent::Help);
+            }
+            _ => {
+                // Comments before the first action stay with it.
+                if is_action_line(&text) && !self.parser.is_empty() {
+                    events.extend(self.run_pending());
+                }
+                self.append(&text);
+            }
+        }
+        events
+    }
+
+    /// End of input: runs what is buffered (an open quote is then an error).
+    pub fn finish(&mut self) -> Vec<SessionEvent> {
+        if !self.authenticated {
+            return Vec::new();
+        }
+        self.run_pending().into_iter().collect()
+    }
+
+    fn append(&mut self, line: &str) {
+        if !self.script.is_empty() {
+            self.script.push('\n');
+        }
+        self.script.push_str(line);
+        self.parser.feed_line(line);
+    }
+
+    /// Takes the buffered script; `None` when it holds nothing but blanks and comments.
+    fn run_pending(&mut self) -> Option<SessionEvent> {
+        let parser = std::mem::take(&mut self.parser);
+        let script_text = std::mem::take(&mut self.script);
+        if parser.is_empty() {
+            return None;
+        }
+        let jobid = parser
+            .actions()
+            .first()
+            .and_then(|a| a.non_empty("jobid"))
+            .unwrap_or("")
+            .to_string();
+        let result = parser
+            .finish()
+            .and_then(|actions| commands_from_actions(&actions));
+        Some(SessionEvent::Run {
+            script_text,
+            result,
+            jobid,
+        })
+    }
+}
+
+/// Removes telnet IAC sequences and carriage returns (with the NUL telnet may send after a CR).
+pub fn clean_line(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            IAC => {
+                i += match line.get(i + 1) {
+                    Some(verb) if OPTION_VERBS.contains(verb) => 3,
+                    Some(&SB) => subnegotiation_len(&line[i..]),
+                    Some(_) => 2,
+                    None => 1,
+                };
+            }
+            b'\r' => {
+                i += if line.get(i + 1) == Some(&0) { 2 } else { 1 };
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Length of `IAC SB ... IAC SE` at the start of `bytes` (to the end when it never closes).
+fn subnegotiation_len(bytes: &[u8]) -> usize {
+    bytes
+        .windows(2)
+        .skip(2)
+        .position(|w| w == [IAC, SE])
+        .map_or(bytes.len(), |p| p + 4)
+}
+
+#[cfg(test)]
+mod tests;
