@@ -143,7 +143,12 @@ class Ours(System):
 
     def pid_of(self, name):
         body = self.conn.call(f"!!process.status name:'{name}' format:json")
-        return int(json.loads(body)["pid"] or 0)
+        if body.startswith("Error"):
+            raise RuntimeError(f"status {name}: {body.strip()}")
+        doc = json.loads(body)
+        if isinstance(doc, list):  # a list of one, should status answer like list does
+            doc = doc[0]
+        return int(doc.get("pid") or 0)
 
     def status_latencies(self, name, count, deadline_s):
         script = f"!!process.status name:'{name}' format:json"
