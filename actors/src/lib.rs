@@ -5,8 +5,9 @@
 //!   grace, kill, signal, wait, reap, the periodic status tick (/proc), logs, deadline, notifications.
 //! - [`registry`]: the `Registry` actor: names to process actors, restart policies with backoff, cron
 //!   schedules, templates, shutdown. It is also the in-process Rust API.
-//! - `session`: one `Session` actor per socket connection: the secret, then heroscript turned into
+//! - [`session`]: one `Session` actor per socket connection: the secret, then heroscript turned into
 //!   registry messages, framed results written back.
 
 pub mod process;
 pub mod registry;
+pub mod session;

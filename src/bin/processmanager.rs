@@ -1,1 +1,190 @@
-fn main() {}
+//! The daemon: listens on a Unix socket and supervises processes for the clients that know its secret.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use pm_actors::registry::{Registry, Shutdown};
+use pm_actors::session::{RegistryLink, Session, SessionSettings};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+use processmanager::config::{Config, ConfigFile};
+use processmanager::listener::{self, MAX_CONNECTIONS};
+use processmanager::paths::DaemonPaths;
+use processmanager::secret::{self, Secret, SecretOrigin, SECRET_ENV};
+
+/// processmanager: a process supervisor driven over a Unix socket with heroscript.
+#[derive(Debug, Parser)]
+#[command(name = "processmanager", version, about)]
+struct Args {
+    /// The Unix socket to listen on [default: pm.conf's `socket`, else /tmp/processmanager.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The secret clients must give (visible to every user in /proc: prefer --secret-file or PM_SECRET).
+    #[arg(long, conflicts_with = "secret_file")]
+    secret: Option<String>,
+    /// A file holding the secret. Without --secret, --secret-file and PM_SECRET, a random secret is
+    /// written to SOCKET.d/secret (mode 0600), where pmclient finds it.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
+    /// The configuration file (pm.conf, YAML).
+    #[arg(long, value_name = "PATH", alias = "process-manager-config")]
+    config: Option<PathBuf>,
+    /// Log level or filter (error, warn, info, debug, trace); RUST_LOG when not given.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Milliseconds a connection has to authenticate (for tests).
+    #[arg(long, hide = true, default_value_t = 10_000)]
+    auth_timeout_ms: u64,
+    /// Connections served at once.
+    #[arg(long, hide = true, default_value_t = MAX_CONNECTIONS)]
+    max_connections: usize,
+}
+
+fn main() -> ExitCode {
+    let args = parse_args(std::env::args_os());
+    init_tracing(args.log_level.as_deref());
+    let system = actix_rt::System::new();
+    match system.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses the flags, accepting the original's single-dash spellings (`-socket`, `-secret`, ...).
+fn parse_args(argv: impl IntoIterator<Item = OsString>) -> Args {
+    let cmd = Args::command();
+    let argv = processmanager::argv::normalize_single_dash(&cmd, argv);
+    let matches = cmd.get_matches_from(argv);
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+fn init_tracing(level: Option<&str>) {
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("invalid log level: {e}; using info");
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .compact()
+        .init();
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let config = match &args.config {
+        Some(path) => ConfigFile::load(path).map_err(|e| e.to_string())?,
+        None => ConfigFile::default(),
+    }
+    .resolve(args.socket.as_deref());
+    let paths = DaemonPaths::for_socket(&config.socket);
+
+    // Bind first: a live daemon on this socket keeps its secret file untouched.
+    let bound = listener::bind(&paths.socket).map_err(|e| e.to_string())?;
+    let socket_inode = std::fs::metadata(&paths.socket).map(|m| m.ino()).ok();
+    let result = serve(&args, &config, &paths, bound).await;
+    remove_socket_if_ours(&paths.socket, socket_inode);
+    result
+}
+
+async fn serve(
+    args: &Args,
+    config: &Config,
+    paths: &DaemonPaths,
+    bound: listener::Bound,
+) -> Result<(), String> {
+    paths
+        .create_dir()
+        .map_err(|e| format!("cannot create {}: {e}", paths.dir.display()))?;
+    let env_secret = std::env::var(SECRET_ENV).ok();
+    let (secret, origin) = secret::resolve_daemon_secret(
+        args.secret.as_deref(),
+        args.secret_file.as_deref(),
+        env_secret.as_deref(),
+        &paths.secret_file(),
+    )
+    .map_err(|e| e.to_string())?;
+    log_start(&paths.socket, &origin);
+    if bound.replaced_stale {
+        tracing::info!("replaced a stale socket left by a daemon that is gone");
+    }
+
+    let listener = tokio::net::UnixListener::from_std(bound.listener)
+        .map_err(|e| format!("cannot listen on {}: {e}", paths.socket.display()))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let registry = Registry::new(config.registry_config()).start();
+    let link = RegistryLink::new(&registry);
+    let settings = Arc::new(session_settings(args, &secret));
+    let accept = listener::accept_loop(listener, args.max_connections, |stream, permit| {
+        Session::start(stream, link.clone(), settings.clone(), Some(permit));
+    });
+    tokio::select! {
+        _ = accept => {}
+        _ = sigterm.recv() => tracing::info!("SIGTERM: stopping every process, then exiting"),
+        _ = sigint.recv() => tracing::info!("SIGINT: stopping every process, then exiting"),
+    }
+    // A second signal does not wait for the children's grace times.
+    tokio::select! {
+        answer = registry.send(Shutdown) => match answer {
+            Ok(Ok(())) => tracing::info!("every process stopped"),
+            Ok(Err(e)) => tracing::warn!("shutdown: {e}"),
+            Err(e) => tracing::warn!("shutdown: the registry is gone: {e}"),
+        },
+        _ = sigterm.recv() => tracing::warn!("second signal: exiting without waiting"),
+        _ = sigint.recv() => tracing::warn!("second signal: exiting without waiting"),
+    }
+    Ok(())
+}
+
+fn session_settings(args: &Args, secret: &Secret) -> SessionSettings {
+    let mut settings = SessionSettings::new(secret.expose());
+    settings.auth_timeout = Duration::from_millis(args.auth_timeout_ms);
+    settings
+}
+
+/// The first log line says where the daemon listens and where its secret comes from.
+fn log_start(socket: &Path, origin: &SecretOrigin) {
+    let from = match origin {
+        SecretOrigin::CommandLine => "given on the command line".to_string(),
+        SecretOrigin::File(p) => format!("read from {}", p.display()),
+        SecretOrigin::Env => format!("taken from {SECRET_ENV}"),
+        SecretOrigin::Generated(p) => format!(
+            "generated into {} (pmclient reads it from there)",
+            p.display()
+        ),
+    };
+    tracing::info!(
+        pid = std::process::id(),
+        "processmanager listening on {}; secret {from}",
+        socket.display()
+    );
+    if *origin == SecretOrigin::CommandLine {
+        tracing::warn!("the secret was given on the command line, where every user can read it in /proc; prefer --secret-file or {SECRET_ENV}");
+    }
+}
+
+/// Removes the socket file unless another daemon has replaced it since we bound it.
+fn remove_socket_if_ours(socket: &Path, inode: Option<u64>) {
+    let current = std::fs::metadata(socket).map(|m| m.ino()).ok();
+    if current.is_some() && current == inode {
+        if let Err(e) = std::fs::remove_file(socket) {
+            tracing::warn!("cannot remove {}: {e}", socket.display());
+        }
+    }
+}

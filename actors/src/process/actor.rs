@@ -88,7 +88,8 @@ pub struct ProcessActor {
     waiters: Vec<ExitSender>,
     stops: Vec<GroupStop>,
     /// Guarded groups whose leader exited by itself while other members live on.
-    lingering: Vec<(i32, bool)>,
+    /// (pgid, registered with the guard, started by us).
+    lingering: Vec<(i32, bool, bool)>,
     subscribers: Subscribers,
     ring: Arc<Mutex<LogRing>>,
     log_file: Option<Arc<Mutex<RotatingFile>>>,
@@ -99,10 +100,13 @@ fn now_rfc3339(t: DateTime<Local>) -> String {
 }
 
 /// Whether any process of group `pgid` still exists. Members orphaned to us (we are a child
-/// subreaper) are reaped first, so that zombies do not count as alive. Only called once the group's
+/// subreaper) are reaped first when the group is `ours` (never an attached process's group, whose
+/// members belong to someone else), so that zombies do not count as alive. Only called once the group's
 /// leader is reaped: `P_PGID` could otherwise reap the leader behind its `Child`'s back.
-fn group_alive(pgid: i32) -> bool {
-    reap_group(pgid);
+fn group_alive(pgid: i32, ours: bool) -> bool {
+    if ours {
+        reap_group(pgid);
+    }
     !matches!(kill(Pid::from_raw(-pgid), None), Err(Errno::ESRCH))
 }
 
@@ -517,7 +521,10 @@ impl ProcessActor {
         }
 
         // The rest of the group may live on (a backgrounded job).
-        let group_left = run.pgid.filter(|&g| group_alive(g));
+        // An attached process's group is not ours to wait for: its members (zombies included) belong
+        // to someone else; the stop ends when the process itself is gone.
+        let ours = run.child.is_some();
+        let group_left = run.pgid.filter(|&g| ours && group_alive(g, ours));
         match group_left {
             None => {
                 if let (true, Some(g), Some(pgid)) = (run.guarded, &self.opts.guard, run.pgid) {
@@ -525,7 +532,7 @@ impl ProcessActor {
                 }
             }
             Some(pgid) if !self.stops.iter().any(|s| s.run_id == run.id) => {
-                self.lingering.push((pgid, run.guarded));
+                self.lingering.push((pgid, run.guarded, ours));
             }
             Some(_) => {}
         }
@@ -538,7 +545,7 @@ impl ProcessActor {
                 let run_id = run.id;
                 let guarded = run.guarded;
                 let h = ctx.run_interval(GROUP_POLL, move |act, ctx| {
-                    act.poll_group(run_id, guarded, ctx)
+                    act.poll_group(run_id, guarded, ours, ctx)
                 });
                 self.stops[i].poll = Some(h);
             }
@@ -548,11 +555,11 @@ impl ProcessActor {
         self.set_state(KernelState::Terminated, run.pid);
     }
 
-    fn poll_group(&mut self, run_id: u64, guarded: bool, ctx: &mut Context<Self>) {
+    fn poll_group(&mut self, run_id: u64, guarded: bool, ours: bool, ctx: &mut Context<Self>) {
         let Some(i) = self.stops.iter().position(|s| s.run_id == run_id) else {
             return;
         };
-        if self.stops[i].pgid.is_some_and(group_alive) {
+        if self.stops[i].pgid.is_some_and(|g| group_alive(g, ours)) {
             return;
         }
         let stop = self.stops.swap_remove(i);
@@ -696,8 +703,8 @@ impl ProcessActor {
     fn sample(&mut self, ctx: &mut Context<Self>) {
         if !self.lingering.is_empty() {
             let guard = self.opts.guard.clone();
-            self.lingering.retain(|&(pgid, guarded)| {
-                let alive = group_alive(pgid);
+            self.lingering.retain(|&(pgid, guarded, ours)| {
+                let alive = group_alive(pgid, ours);
                 if !alive && guarded {
                     if let Some(g) = &guard {
                         g.unregister(pgid);

@@ -120,6 +120,9 @@ pub struct TreeSampler {
     prev: Vec<(i32, u64, u64)>,
     prev_at: Option<Instant>,
     buf: Vec<u8>,
+    /// Kept-open `stat` and `children` files of the descendants seen at the last sample: opening a
+    /// /proc path costs several times more than re-reading an open one.
+    descendants: Vec<(i32, File, Option<File>)>,
 }
 
 impl TreeSampler {
@@ -132,6 +135,7 @@ impl TreeSampler {
             prev: Vec::new(),
             prev_at: None,
             buf: Vec::with_capacity(512),
+            descendants: Vec::new(),
         }
     }
 
@@ -167,23 +171,44 @@ impl TreeSampler {
             children_of_all_tasks(self.root, &mut self.buf, &mut queue);
         }
 
+        let mut kept = std::mem::take(&mut self.descendants);
         while let Some(pid) = queue.pop() {
-            let Ok(buf) = std::fs::read(format!("/proc/{pid}/stat")) else {
-                continue; // exited between the two reads
+            let (stat_file, children_file) = match kept.iter().position(|d| d.0 == pid) {
+                Some(i) => {
+                    let (_, s, c) = kept.swap_remove(i);
+                    (s, c)
+                }
+                None => match File::open(format!("/proc/{pid}/stat")) {
+                    Ok(f) => (f, None),
+                    Err(_) => continue, // exited between the two reads
+                },
             };
-            let Some(st) = parse_stat(&buf) else { continue };
+            // A kept file of a process that has exited reads ESRCH, even if its pid was reused.
+            if pread_all(&stat_file, &mut self.buf).is_err() {
+                continue;
+            }
+            let Some(st) = parse_stat(&self.buf) else {
+                continue;
+            };
             rss_pages += st.rss_pages;
             current.push((pid, st.start_time, st.cpu_ticks));
             if current.len() > 100_000 {
                 break; // a fork bomb: stop counting rather than spin
             }
+            let mut children_file = children_file;
             if st.num_threads <= 1 {
-                if let Ok(buf) = std::fs::read(format!("/proc/{pid}/task/{pid}/children")) {
-                    push_pids(&buf, &mut queue);
+                if children_file.is_none() {
+                    children_file = File::open(format!("/proc/{pid}/task/{pid}/children")).ok();
+                }
+                if let Some(f) = &children_file {
+                    if pread_all(f, &mut self.buf).is_ok() {
+                        push_pids(&self.buf, &mut queue);
+                    }
                 }
             } else {
                 children_of_all_tasks(pid, &mut self.buf, &mut queue);
             }
+            self.descendants.push((pid, stat_file, children_file));
         }
 
         let cpu_percent = match self.prev_at {

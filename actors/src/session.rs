@@ -1,0 +1,278 @@
+//! One `Session` actor per socket connection: the secret, then heroscript turned into registry requests,
+//! framed results written back.
+//!
+//! The bytes move here; the decisions are the protocol crate's [`SessionMachine`]. Reading is a stream of
+//! capped lines ([`lines`]); writing goes through a bounded queue drained by its own task ([`outbox`]), so
+//! a client that does not read is dropped instead of holding anyone up. Each script runs to its end before
+//! the next line is read, so results come back in order.
+
+pub mod lines;
+pub mod outbox;
+pub mod registry_link;
+mod script;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use pm_protocol::response::{self, frame};
+use pm_protocol::session::{SessionEvent, SessionMachine};
+use subtle::ConstantTimeEq;
+use tokio::net::UnixStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::codec::FramedRead;
+
+use lines::{Incoming, LineCodec};
+use outbox::{Outbox, OutboxError};
+pub use registry_link::RegistryLink;
+use script::{After, Step, WatchStream};
+
+/// The limits and timings of a session.
+#[derive(Clone)]
+pub struct SessionSettings {
+    /// The secret a client must send first.
+    pub secret: String,
+    /// Closed when not authenticated within this time.
+    pub auth_timeout: Duration,
+    /// The answer to a wrong secret waits this long.
+    pub wrong_secret_delay: Duration,
+    /// This many wrong secrets close the connection.
+    pub max_secret_attempts: u32,
+    /// A longer line gets an error frame and is skipped.
+    pub max_line: usize,
+    /// A longer buffered script gets an error frame and is dropped.
+    pub max_script: usize,
+    /// Results that may wait for a slow client before it is dropped.
+    pub outbox_chunks: usize,
+    /// A client that takes longer than this to take one chunk is dropped.
+    pub write_timeout: Duration,
+}
+
+impl SessionSettings {
+    /// The daemon's defaults for `secret`: 10 s to authenticate, 1 s after a wrong secret, 3 tries,
+    /// 64 KiB lines, 1 MiB scripts.
+    pub fn new(secret: impl Into<String>) -> Self {
+        SessionSettings {
+            secret: secret.into(),
+            auth_timeout: Duration::from_secs(10),
+            wrong_secret_delay: Duration::from_secs(1),
+            max_secret_attempts: 3,
+            max_line: 64 * 1024,
+            max_script: 1024 * 1024,
+            outbox_chunks: 256,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The actor serving one connection.
+pub struct Session {
+    registry: RegistryLink,
+    settings: Arc<SessionSettings>,
+    machine: SessionMachine,
+    outbox: Outbox,
+    wrong_secrets: u32,
+    /// Who is on the other end (from SO_PEERCRED), for the log.
+    peer: String,
+    /// The future forwarding watch events, while a watch runs.
+    watch: Option<SpawnHandle>,
+    /// Counts this connection against the daemon's cap until the actor is gone.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Session {
+    /// Starts a session on `stream` (on the current arbiter) and greets the client.
+    pub fn start(
+        stream: UnixStream,
+        registry: RegistryLink,
+        settings: Arc<SessionSettings>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Addr<Session> {
+        let peer = match stream.peer_cred() {
+            Ok(c) => format!("pid {} uid {}", c.pid().unwrap_or(0), c.uid()),
+            Err(_) => "unknown peer".to_string(),
+        };
+        let (read, write) = stream.into_split();
+        Session::create(move |ctx| {
+            ctx.add_stream(FramedRead::new(read, LineCodec::new(settings.max_line)));
+            Session {
+                outbox: Outbox::spawn(write, settings.outbox_chunks, settings.write_timeout),
+                registry,
+                settings,
+                machine: SessionMachine::new(),
+                wrong_secrets: 0,
+                peer,
+                watch: None,
+                _permit: permit,
+            }
+        })
+    }
+
+    /// Queues bytes for the client; a client that does not keep up is dropped.
+    fn send(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match self.outbox.push(text) {
+            Ok(()) => {}
+            Err(OutboxError::Full) => {
+                tracing::info!(peer = %self.peer, "client does not read its results: dropping the connection");
+                self.outbox.abandon();
+                ctx.stop();
+            }
+            Err(OutboxError::Closed) => ctx.stop(),
+        }
+    }
+
+    fn check_secret(&mut self, attempt: &str, ctx: &mut Context<Self>) {
+        let right: bool = attempt
+            .as_bytes()
+            .ct_eq(self.settings.secret.as_bytes())
+            .into();
+        if right {
+            self.machine.set_authenticated(true);
+            self.send(response::AUTHENTICATED, ctx);
+            return;
+        }
+        self.wrong_secrets += 1;
+        let last = self.wrong_secrets >= self.settings.max_secret_attempts;
+        tracing::warn!(attempt = self.wrong_secrets, peer = %self.peer, "wrong secret");
+        // A timer, not a sleep: the actor's thread serves others meanwhile; this client's next lines wait.
+        let delay = tokio::time::sleep(self.settings.wrong_secret_delay);
+        ctx.wait(delay.into_actor(self).map(move |_, act, ctx| {
+            act.send(response::INVALID_SECRET, ctx);
+            if last {
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn on_line(&mut self, line: &[u8], ctx: &mut Context<Self>) {
+        let events = self.machine.feed_line(line);
+        if self.machine.pending_len() > self.settings.max_script {
+            self.machine.discard_pending();
+            let body = format!(
+                "Error: script longer than {} bytes; it was dropped\n",
+                self.settings.max_script
+            );
+            self.send(&frame("", &body), ctx);
+        }
+        self.on_events(events, false, ctx);
+    }
+
+    /// Carries out a line's events in order; with `close_after`, closes the connection once they are done.
+    fn on_events(&mut self, events: Vec<SessionEvent>, close_after: bool, ctx: &mut Context<Self>) {
+        let mut steps = Vec::new();
+        for event in events {
+            match event {
+                SessionEvent::SecretAttempt(attempt) => self.check_secret(&attempt, ctx),
+                SessionEvent::Run { result, jobid, .. } => match result {
+                    Ok(commands) => steps.push(Step::Script { commands, jobid }),
+                    Err(e) => steps.push(Step::Reply(frame(&jobid, &response::parse_error(&e)))),
+                },
+                SessionEvent::Help => steps.push(Step::Reply(frame("", response::HELP))),
+                SessionEvent::Quit => steps.push(Step::Quit),
+            }
+        }
+        if steps.is_empty() {
+            if close_after {
+                ctx.stop();
+            }
+            return;
+        }
+        // One future for the whole line keeps its steps in order (actix runs queued waits last-first).
+        let run = script::run_steps(steps, self.registry.clone(), self.outbox.clone());
+        ctx.wait(run.into_actor(self).map(move |after, act, ctx| {
+            act.after_steps(after, ctx);
+            if close_after {
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn after_steps(&mut self, after: After, ctx: &mut Context<Self>) {
+        match after {
+            After::Continue => {}
+            After::Close => ctx.stop(),
+            After::Abandon => {
+                self.outbox.abandon();
+                ctx.stop();
+            }
+            After::Watch(stream) => self.start_watch(stream, ctx),
+        }
+    }
+
+    fn start_watch(&mut self, stream: WatchStream, ctx: &mut Context<Self>) {
+        let forward = stream.forward(self.outbox.clone());
+        // The forwarding ends by itself only when the client cannot keep up or is gone.
+        self.watch = Some(ctx.spawn(forward.into_actor(self).map(|_, act, ctx| {
+            act.outbox.abandon();
+            ctx.stop();
+        })));
+    }
+
+    /// Any line from the client ends a watch; dropping the receiver ends the subscription.
+    fn end_watch(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.watch.take() {
+            ctx.cancel_future(handle);
+            self.send(&frame("", "Watch ended\n"), ctx);
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!(peer = %self.peer, "client connected");
+        self.send(response::GREETING, ctx);
+        ctx.run_later(self.settings.auth_timeout, |act, ctx| {
+            if !act.machine.is_authenticated() {
+                let secs = act.settings.auth_timeout.as_secs_f64();
+                tracing::info!(peer = %act.peer, "not authenticated within {secs} s: closing");
+                act.send(
+                    &format!("Error: not authenticated within {secs} s; closing\n"),
+                    ctx,
+                );
+                ctx.stop();
+            }
+        });
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tracing::debug!(peer = %self.peer, "client disconnected");
+    }
+}
+
+impl StreamHandler<Result<Incoming, io::Error>> for Session {
+    fn handle(&mut self, item: Result<Incoming, io::Error>, ctx: &mut Context<Self>) {
+        if self.watch.is_some() {
+            self.end_watch(ctx);
+            return;
+        }
+        match item {
+            Ok(Incoming::Line(line)) => self.on_line(&line, ctx),
+            Ok(Incoming::TooLong) => {
+                self.machine.discard_pending();
+                let body = format!(
+                    "Error: line longer than {} bytes; it was skipped\n",
+                    self.settings.max_line
+                );
+                self.send(&frame("", &body), ctx);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "client read failed");
+                ctx.stop();
+            }
+        }
+    }
+
+    /// End of input: what is buffered still runs, then the connection closes.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        let events = self.machine.finish();
+        self.on_events(events, true, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! Running a session's scripts: each command becomes a registry request, the answers one framed result.
+
+use actix::prelude::*;
+use pm_protocol::command::{Command, Format};
+use pm_protocol::response::{self, frame, Operation};
+use pm_protocol::{PmError, ProcessEvent};
+use tokio::sync::mpsc;
+
+use super::outbox::Outbox;
+use super::registry_link::RegistryLink;
+use crate::process::EventSink;
+use crate::registry::{
+    AttachProcess, DeleteProcess, GetLogs, GetStatus, KillProcess, ListProcesses, RestartProcess,
+    SignalProcess, StartProcess, StopProcess, SubscribeEvents, TemplateOption,
+};
+
+/// Events a watch may hold for a client before the registry drops them (it never waits on a watcher).
+const WATCH_QUEUE: usize = 1024;
+
+/// One thing a line asks for, in order.
+pub(super) enum Step {
+    /// Commands that answer one frame together.
+    Script {
+        commands: Vec<Command>,
+        jobid: String,
+    },
+    /// Bytes to send as they are (a framed error, the help).
+    Reply(String),
+    /// End the session.
+    Quit,
+}
+
+/// What the session does once the steps are done.
+pub(super) enum After {
+    Continue,
+    /// Close once what is queued is written (a quit).
+    Close,
+    /// The client does not read (or is gone): close now, dropping what is queued.
+    Abandon,
+    /// Stream events until the client sends a line.
+    Watch(WatchStream),
+}
+
+/// A subscription's events, on their way to the client.
+pub(super) struct WatchStream {
+    events: mpsc::Receiver<ProcessEvent>,
+    format: Format,
+}
+
+impl WatchStream {
+    /// Sends one frame per event; returns when the client cannot keep up or is gone.
+    pub(super) async fn forward(mut self, outbox: Outbox) {
+        while let Some(event) = self.events.recv().await {
+            let body = match self.format {
+                Format::Text => response::event_text(&event),
+                Format::Json => response::event_json(&event),
+            };
+            if outbox.push(frame("", &body)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the steps in order, writing each answer as soon as it is known.
+pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, outbox: Outbox) -> After {
+    for step in steps {
+        let reply = match step {
+            Step::Reply(text) => text,
+            Step::Quit => return After::Close,
+            Step::Script { commands, jobid } => {
+                let (body, after) = run_script(commands, &registry).await;
+                if !body.is_empty() && outbox.push(frame(&jobid, &body)).is_err() {
+                    return After::Abandon;
+                }
+                match after {
+                    After::Continue => continue,
+                    other => return other,
+                }
+            }
+        };
+        if outbox.push(reply).is_err() {
+            return After::Abandon;
+        }
+    }
+    After::Continue
+}
+
+/// The body answering a script's commands, and what comes after (a quit or a watch ends the script).
+async fn run_script(commands: Vec<Command>, registry: &RegistryLink) -> (String, After) {
+    let mut body = String::new();
+    let mut commands = commands.into_iter();
+    while let Some(command) = commands.next() {
+        let after = match command {
+            Command::Quit(_) => After::Close,
+            Command::Watch(w) => match subscribe(registry, w.filter()).await {
+                Ok(events) => {
+                    body.push_str(&watch_started(&w.names));
+                    After::Watch(WatchStream {
+                        events,
+                        format: w.format,
+                    })
+                }
+                Err(e) => {
+                    body.push_str(&response::failure(Operation::Watch, &e));
+                    continue;
+                }
+            },
+            other => {
+                body.push_str(&run_command(other, registry).await);
+                continue;
+            }
+        };
+        if commands.len() > 0 {
+            body.push_str(
+                "Error: the commands after a watch or quit in the same script were not run\n",
+            );
+        }
+        return (body, after);
+    }
+    (body, After::Continue)
+}
+
+fn watch_started(names: &[String]) -> String {
+    let what = if names.is_empty() {
+        "every process".to_string()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("Watching {what}; send any line to stop\n")
+}
+
+async fn subscribe(
+    registry: &RegistryLink,
+    names: Option<Vec<String>>,
+) -> Result<mpsc::Receiver<ProcessEvent>, PmError> {
+    let (tx, rx) = mpsc::channel(WATCH_QUEUE);
+    let sink = EventSink::Channel(tx);
+    flatten(
+        registry
+            .subscribe
+            .send(SubscribeEvents { names, sink })
+            .await,
+    )?;
+    Ok(rx)
+}
+
+/// A registry answer, with a registry that is gone counted as shutting down.
+fn flatten<T>(answer: Result<Result<T, PmError>, actix::MailboxError>) -> Result<T, PmError> {
+    answer.unwrap_or(Err(PmError::ShuttingDown))
+}
+
+/// A request about one process, answered with its sentence (`Process 'x' stopped successfully`).
+async fn act<M, T>(op: Operation, to: &Recipient<M>, msg: M) -> String
+where
+    M: Message<Result = Result<T, PmError>> + Named + Send + 'static,
+    T: Send + 'static,
+{
+    let name = msg.name().to_string();
+    response::outcome(op, &name, &flatten(to.send(msg).await))
+}
+
+/// The process a request is about.
+trait Named {
+    fn name(&self) -> &str;
+}
+
+macro_rules! named {
+    ($($msg:ty),*) => {
+        $(impl Named for $msg {
+            fn name(&self) -> &str {
+                &self.name
+            }
+        })*
+    };
+}
+named!(
+    StopProcess,
+    RestartProcess,
+    DeleteProcess,
+    KillProcess,
+    SignalProcess,
+    AttachProcess
+);
+
+/// One command's body.
+async fn run_command(command: Command, registry: &RegistryLink) -> String {
+    match command {
+        Command::Start(s) => {
+            let name = s.name.clone();
+            let template = s.template.then_some(TemplateOption {
+                run_on_startup: s.run_on_startup,
+            });
+            let answer = match s.to_spec() {
+                Ok(spec) => flatten(registry.start.send(StartProcess { spec, template }).await),
+                Err(e) => Err(e),
+            };
+            response::outcome(Operation::Start, &name, &answer)
+        }
+        Command::Stop(c) => {
+            act(
+                Operation::Stop,
+                &registry.stop,
+                StopProcess { name: c.name },
+            )
+            .await
+        }
+        Command::Restart(c) => {
+            act(
+                Operation::Restart,
+                &registry.restart,
+                RestartProcess { name: c.name },
+            )
+            .await
+        }
+        Command::Delete(c) => {
+            act(
+                Operation::Delete,
+                &registry.delete,
+                DeleteProcess { name: c.name },
+            )
+            .await
+        }
+        Command::Kill(c) => {
+            act(
+                Operation::Kill,
+                &registry.kill,
+                KillProcess { name: c.name },
+            )
+            .await
+        }
+        Command::Signal(c) => {
+            let msg = SignalProcess {
+                name: c.name,
+                signal: c.signal,
+                group: c.group,
+            };
+            act(Operation::Signal, &registry.signal, msg).await
+        }
+        Command::Attach(c) => {
+            let msg = AttachProcess {
+                pid: c.pid,
+                name: c.name,
+            };
+            act(Operation::Attach, &registry.attach, msg).await
+        }
+        Command::Status(c) => match flatten(registry.status.send(GetStatus { name: c.name }).await)
+        {
+            Ok(info) => match c.format {
+                Format::Text => response::status_text(&info),
+                Format::Json => response::status_json(&info),
+            },
+            Err(e) => response::failure(Operation::Status, &e),
+        },
+        Command::List(c) => match flatten(registry.list.send(ListProcesses).await) {
+            Ok(all) => match c.format {
+                Format::Text => response::list_text(&all),
+                Format::Json => response::list_json(&all),
+            },
+            Err(e) => response::failure(Operation::List, &e),
+        },
+        Command::Logs(c) => {
+            let msg = GetLogs {
+                name: c.name,
+                lines: c.lines,
+            };
+            match flatten(registry.logs.send(msg).await) {
+                Ok(lines) => response::logs_text(&lines),
+                Err(e) => response::failure(Operation::Logs, &e),
+            }
+        }
+        Command::Help(_) => response::HELP.to_string(),
+        // Handled by `run_script` before a command gets here.
+        Command::Watch(_) | Command::Quit(_) => String::new(),
+    }
+}

@@ -1,0 +1,415 @@
+//! Session tests over real socket pairs, against a stand-in registry that keeps names in a map.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::Local;
+use pm_protocol::{
+    EventKind, ExitInfo, LogLine, PmError, ProcessEvent, ProcessInfo, Status, Stream,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use super::*;
+use crate::process::EventSink;
+use crate::registry::*;
+
+/// A registry that answers from a map: enough to see the session's requests and answers.
+#[derive(Default)]
+struct FakeRegistry {
+    procs: BTreeMap<String, ProcessInfo>,
+    sinks: Vec<EventSink>,
+}
+
+impl Actor for FakeRegistry {
+    type Context = Context<Self>;
+}
+
+impl FakeRegistry {
+    fn get(&self, name: &str) -> Result<ProcessInfo, PmError> {
+        self.procs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PmError::NotFound(name.to_string()))
+    }
+}
+
+impl Handler<StartProcess> for FakeRegistry {
+    type Result = Result<ProcessInfo, PmError>;
+    fn handle(&mut self, m: StartProcess, _: &mut Context<Self>) -> Self::Result {
+        let name = m.spec.name.clone();
+        if self.procs.contains_key(&name) {
+            return Err(PmError::AlreadyExists(name));
+        }
+        let mut info = ProcessInfo::initial(&name, m.spec.command.display());
+        info.status = Status::Running;
+        info.pid = 4242;
+        self.procs.insert(name.clone(), info.clone());
+        let event = ProcessEvent {
+            name,
+            pid: 4242,
+            kind: EventKind::Status {
+                old: Status::Initial,
+                new: Status::Running,
+            },
+            exit: None,
+            time: Local::now(),
+        };
+        for sink in &self.sinks {
+            if let EventSink::Channel(tx) = sink {
+                let _ = tx.try_send(event.clone());
+            }
+        }
+        Ok(info)
+    }
+}
+
+macro_rules! answer_with {
+    ($msg:ty, $out:ty, |$s:ident, $m:ident| $body:expr) => {
+        impl Handler<$msg> for FakeRegistry {
+            type Result = Result<$out, PmError>;
+            fn handle(&mut self, $m: $msg, _: &mut Context<Self>) -> Self::Result {
+                let $s = self;
+                $body
+            }
+        }
+    };
+}
+
+answer_with!(StopProcess, ProcessInfo, |s, m| s.get(&m.name));
+answer_with!(RestartProcess, ProcessInfo, |s, m| s.get(&m.name));
+answer_with!(DeleteProcess, (), |s, m| s
+    .procs
+    .remove(&m.name)
+    .map(|_| ())
+    .ok_or(PmError::NotFound(m.name)));
+answer_with!(KillProcess, ExitInfo, |s, m| s.get(&m.name).map(|_| {
+    ExitInfo {
+        code: None,
+        signal: Some("SIGKILL".into()),
+        time: Local::now(),
+    }
+}));
+answer_with!(SignalProcess, (), |s, m| s.get(&m.name).map(|_| ()));
+answer_with!(GetStatus, ProcessInfo, |s, m| s.get(&m.name));
+answer_with!(ListProcesses, Vec<ProcessInfo>, |s, _m| Ok(s
+    .procs
+    .values()
+    .cloned()
+    .collect()));
+answer_with!(AttachProcess, ProcessInfo, |_s, m| Ok(
+    ProcessInfo::initial(m.name, "attached")
+));
+answer_with!(GetLogs, Vec<LogLine>, |s, m| s.get(&m.name).map(|_| vec![
+    LogLine {
+        time: Local::now(),
+        stream: Stream::Stdout,
+        text: "hello world".into()
+    }
+]));
+answer_with!(SubscribeEvents, (), |s, m| {
+    s.sinks.push(m.sink);
+    Ok(())
+});
+
+const SECRET: &str = "s3cret";
+
+fn settings() -> SessionSettings {
+    let mut s = SessionSettings::new(SECRET);
+    s.wrong_secret_delay = Duration::from_millis(50);
+    s
+}
+
+fn session(
+    registry: &Addr<FakeRegistry>,
+    settings: SessionSettings,
+) -> (UnixStream, Addr<Session>) {
+    let (client, server) = UnixStream::pair().unwrap();
+    let addr = Session::start(
+        server,
+        RegistryLink::new(registry),
+        Arc::new(settings),
+        None,
+    );
+    (client, addr)
+}
+
+/// Reads until the text read so far contains `want` (or the connection ends, or 10 s pass).
+async fn read_until(c: &mut UnixStream, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, c.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => panic!("read failed: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Reads everything up to the end of the connection (10 s at most).
+async fn read_to_end(c: &mut UnixStream) -> String {
+    read_until(c, "\u{0}never\u{0}").await
+}
+
+async fn authenticated(registry: &Addr<FakeRegistry>) -> UnixStream {
+    let (mut c, _) = session(registry, settings());
+    c.write_all(format!("{SECRET}\n").as_bytes()).await.unwrap();
+    let got = read_until(&mut c, response::AUTHENTICATED).await;
+    assert_eq!(
+        got,
+        format!("{}{}", response::GREETING, response::AUTHENTICATED)
+    );
+    c
+}
+
+#[actix_rt::test]
+async fn the_seed_session_word_for_word() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    c.write_all(
+        b"!!process.start name:'myprocess' command:'echo hello world' log:true jobid:'e42'\n\n",
+    )
+    .await
+    .unwrap();
+    let got = read_until(&mut c, "**ENDRESULT**\n").await;
+    assert_eq!(
+        got,
+        "**RESULT** e42\nProcess 'myprocess' started successfully\n**ENDRESULT**\n"
+    );
+    c.write_all(b"!!process.start name:'myprocess' command:'x'\n\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut c, "**ENDRESULT**\n").await;
+    assert_eq!(
+        got,
+        "**RESULT** \nError starting process: process with name 'myprocess' already exists\n**ENDRESULT**\n"
+    );
+    c.write_all(b"!!process.stop name:'nope'\n\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut c, "**ENDRESULT**\n").await;
+    assert_eq!(
+        got,
+        "**RESULT** \nError stopping process: process 'nope' not found\n**ENDRESULT**\n"
+    );
+    c.write_all(b"!!process.list format:json\n\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut c, "**ENDRESULT**\n").await;
+    let body = got
+        .strip_prefix("**RESULT** \n")
+        .unwrap()
+        .strip_suffix("**ENDRESULT**\n")
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(list[0]["name"], "myprocess");
+    c.write_all(b"!!process.delete name:'myprocess'\nq\n")
+        .await
+        .unwrap();
+    let got = read_to_end(&mut c).await;
+    assert_eq!(
+        got,
+        "**RESULT** \nProcess 'myprocess' deleted successfully\n**ENDRESULT**\n"
+    );
+}
+
+#[actix_rt::test]
+async fn parse_errors_are_framed_and_the_session_goes_on() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    c.write_all(b"!!process.start name:x comand:'ls'\n\n!!process.list\n\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut c, "NAME").await;
+    assert!(got.starts_with("**RESULT** \nError: line 1"), "{got}");
+    assert!(got.contains("did you mean 'command'"), "{got}");
+}
+
+#[actix_rt::test]
+async fn three_wrong_secrets_close_the_connection_after_a_delay_each() {
+    let registry = FakeRegistry::default().start();
+    let (mut c, _) = session(&registry, SessionSettings::new(SECRET));
+    let started = Instant::now();
+    c.write_all(b"wrong\n").await.unwrap();
+    let first = read_until(&mut c, response::INVALID_SECRET).await;
+    assert!(first.ends_with(response::INVALID_SECRET), "{first}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "a wrong secret is answered after ~1 s"
+    );
+    c.write_all(b"wrong again\nstill wrong\n").await.unwrap();
+    let rest = read_to_end(&mut c).await;
+    assert_eq!(rest, format!("{0}{0}", response::INVALID_SECRET));
+}
+
+#[actix_rt::test]
+async fn a_client_that_does_not_authenticate_in_time_is_closed() {
+    let registry = FakeRegistry::default().start();
+    let mut s = settings();
+    s.auth_timeout = Duration::from_millis(200);
+    let (mut c, _) = session(&registry, s);
+    let got = read_to_end(&mut c).await;
+    assert!(got.starts_with(response::GREETING), "{got}");
+    assert!(
+        got.contains("Error: not authenticated within 0.2 s"),
+        "{got}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_long_line_gets_an_error_frame_and_the_session_goes_on() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    let mut long = b"!!process.start name:x command:'".to_vec();
+    long.extend_from_slice(&vec![b'y'; 1_000_000]);
+    long.extend_from_slice(b"'\n\n!!process.list\n\n");
+    let (mut r, mut w) = c.split();
+    let (_, got) = tokio::join!(async { w.write_all(&long).await.unwrap() }, async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("NAME") {
+            let n = r.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    assert!(
+        got.starts_with("**RESULT** \nError: line longer than 65536 bytes"),
+        "{got}"
+    );
+    assert!(!got.contains("started"), "{got}");
+}
+
+#[actix_rt::test]
+async fn a_script_over_the_cap_is_dropped() {
+    let registry = FakeRegistry::default().start();
+    let mut s = settings();
+    s.max_script = 1000;
+    let (mut c, _) = session(&registry, s);
+    c.write_all(format!("{SECRET}\n!!process.start name:x command:'\n").as_bytes())
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        c.write_all(&[b'z'; 100]).await.unwrap();
+        c.write_all(b"\n").await.unwrap();
+    }
+    let got = read_until(&mut c, "dropped").await;
+    assert!(
+        got.contains("Error: script longer than 1000 bytes; it was dropped"),
+        "{got}"
+    );
+}
+
+#[actix_rt::test]
+async fn garbage_bytes_do_no_harm() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    c.write_all(&garbage).await.unwrap();
+    c.write_all(b"\n\n\xff\xfe\x00\x01!!\n\n!!process.list\n\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut c, "NAME").await;
+    assert!(got.contains("NAME"), "{got}");
+}
+
+#[actix_rt::test]
+async fn a_client_that_never_reads_is_dropped_and_others_go_on() {
+    let registry = FakeRegistry::default().start();
+    let mut s = settings();
+    s.outbox_chunks = 4;
+    s.write_timeout = Duration::from_millis(500);
+    let (mut stuck, stuck_session) = session(&registry, s);
+    stuck
+        .write_all(format!("{SECRET}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut c = authenticated(&registry).await;
+    let flood = "!!process.list format:json\n\n".repeat(20_000);
+    let writer = actix_rt::spawn(async move {
+        // The session stops reading once it drops the client; this write may then fail.
+        let _ = stuck.write_all(flood.as_bytes()).await;
+        stuck
+    });
+    c.write_all(b"!!process.list\n\n").await.unwrap();
+    assert!(read_until(&mut c, "NAME").await.contains("NAME"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stuck_session.connected() {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck client was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.write_all(b"!!process.list\n\n").await.unwrap();
+    assert!(read_until(&mut c, "NAME").await.contains("NAME"));
+    drop(writer.await);
+}
+
+#[actix_rt::test]
+async fn watch_streams_events_until_a_line() {
+    let registry = FakeRegistry::default().start();
+    let mut watcher = authenticated(&registry).await;
+    watcher.write_all(b"!!process.watch\n\n").await.unwrap();
+    let ack = read_until(&mut watcher, "**ENDRESULT**\n").await;
+    assert_eq!(
+        ack,
+        "**RESULT** \nWatching every process; send any line to stop\n**ENDRESULT**\n"
+    );
+    let mut other = authenticated(&registry).await;
+    other
+        .write_all(b"!!process.start name:w command:'sleep 1'\n\n")
+        .await
+        .unwrap();
+    let event = read_until(&mut watcher, "**ENDRESULT**\n").await;
+    assert!(event.starts_with("**RESULT** \n"), "{event}");
+    assert!(event.contains("initial -> running"), "{event}");
+    watcher.write_all(b"\n").await.unwrap();
+    let end = read_until(&mut watcher, "**ENDRESULT**\n").await;
+    assert_eq!(end, "**RESULT** \nWatch ended\n**ENDRESULT**\n");
+    watcher
+        .write_all(b"!!process.status name:w\n\n")
+        .await
+        .unwrap();
+    assert!(read_until(&mut watcher, "**ENDRESULT**\n")
+        .await
+        .contains("Name: w"));
+}
+
+#[actix_rt::test]
+async fn every_new_command_reaches_the_registry() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    c.write_all(b"!!process.start name:a command:'sleep 9'\n\n")
+        .await
+        .unwrap();
+    read_until(&mut c, "**ENDRESULT**\n").await;
+    for (script, want) in [
+        ("!!process.logs name:a lines:10", "[stdout] hello world\n"),
+        (
+            "!!process.signal name:a signal:'HUP'",
+            "Process 'a' signalled successfully\n",
+        ),
+        ("!!process.kill name:a", "Process 'a' killed successfully\n"),
+        (
+            "!!process.attach pid:1 name:b",
+            "Process 'b' attached successfully\n",
+        ),
+        (
+            "!!process.restart name:zz",
+            "Error restarting process: process 'zz' not found\n",
+        ),
+    ] {
+        c.write_all(format!("{script}\n\n").as_bytes())
+            .await
+            .unwrap();
+        let got = read_until(&mut c, "**ENDRESULT**\n").await;
+        assert!(got.contains(want), "{script}: {got}");
+    }
+}
