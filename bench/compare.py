@@ -45,8 +45,8 @@ def build_ours():
         raise Skip("cargo build --release failed")
 
 
-def make(name):
-    return {"ours": lambda: Ours(ROOT), "supervisord": lambda: Supervisord(BENCH),
+def make(name, args):
+    return {"ours": lambda: Ours(ROOT, shell=args.ours_shell), "supervisord": lambda: Supervisord(BENCH),
             "pm2": lambda: Pm2(BENCH)}[name]()
 
 
@@ -56,6 +56,8 @@ def main():
     ap.add_argument("--n", default="100,1000", help="comma list of process counts")
     ap.add_argument("--quick", action="store_true", help="smoke run: N=20, fewer tries, short waits")
     ap.add_argument("--no-build", action="store_true", help="use the existing target/release binary")
+    ap.add_argument("--ours-shell", action="store_true",
+                    help="start ours with command:'sleep 3600' (through sh -c) instead of program:/args:")
     ap.add_argument("--out", default=os.path.join(BENCH, "results", "latest.md"))
     args = ap.parse_args()
 
@@ -76,7 +78,7 @@ def main():
 
     ready, versions, skipped = [], {}, {}
     for name in systems:
-        sysobj = make(name)
+        sysobj = make(name, args)
         try:
             if name == "ours" and not args.no_build:
                 build_ours()

@@ -95,8 +95,10 @@ def _throughput_worker(path, name, count, deadline_s, ready, go, out):
 class Ours(System):
     name = "ours"
 
-    def __init__(self, root):
+    def __init__(self, root, shell=False):
         self.root = root
+        # `program:` execs sleep itself, as supervisord and pm2 do; `command:` goes through `sh -c`.
+        self.what = "command:'sleep 3600'" if shell else "program:'sleep' args:'3600'"
         self.proc = None
         self.conn = None
 
@@ -134,11 +136,11 @@ class Ours(System):
         return [self.proc.pid] if self.proc else []
 
     def start_all(self, names):
-        scripts = [f"!!process.start name:'{n}' command:'sleep 3600'" for n in names]
+        scripts = [f"!!process.start name:'{n}' {self.what}" for n in names]
         check_ok(self.conn.pipeline(scripts), "start")
 
     def start_restartable(self, names):
-        scripts = [f"!!process.start name:'{n}' command:'sleep 3600' restarts:-1" for n in names]
+        scripts = [f"!!process.start name:'{n}' {self.what} restarts:-1" for n in names]
         check_ok(self.conn.pipeline(scripts), "start with restarts")
 
     def pid_of(self, name):
