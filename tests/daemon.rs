@@ -271,7 +271,7 @@ fn sigterm_stops_every_child_removes_the_socket_and_exits_0() {
 
 #[test]
 fn a_generated_secret_lands_in_a_private_file_that_pmclient_reads() {
-    let d = Daemon::start_with(&[], false);
+    let mut d = Daemon::start_with(&[], false);
     let secret_file = d.dir.path().join("pm.sock.d/secret");
     assert_eq!(mode(&secret_file), 0o600);
     assert_eq!(mode(&d.dir.path().join("pm.sock.d")), 0o700);
@@ -288,6 +288,24 @@ fn a_generated_secret_lands_in_a_private_file_that_pmclient_reads() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+
+    // A restarted daemon keeps its secret, so clients and scripts holding it keep working.
+    let before = std::fs::read_to_string(&secret_file).unwrap();
+    assert!(d.terminate(Duration::from_secs(20)).success());
+    d.launch(&[], false);
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), before);
+    assert!(
+        d.stderr().contains("kept from an earlier run"),
+        "{}",
+        d.stderr()
+    );
+    let mut s = d.raw();
+    assert_eq!(
+        s.line(),
+        " ** Welcome: you are not authenticated, provide secret.\n"
+    );
+    s.send(&before);
+    assert_eq!(s.line(), " ** Welcome: you are authenticated.\n");
 }
 
 #[test]

@@ -138,7 +138,17 @@ pub struct CronSchedule {
 
 impl CronSchedule {
     /// Parses a 5-field (`min hour dom month dow`) or 6-field (`sec min hour dom month dow`) expression.
-    /// An expression that is malformed or can never fire is `PmError::InvalidCron`, naming it.
+    /// Fields take `*`, `?`, numbers, ranges, lists, steps and (month, day of week) English names;
+    /// Sunday is 0 or 7. An expression that is malformed or can never fire is `PmError::InvalidCron`,
+    /// naming it.
+    ///
+    /// ```
+    /// use pm_protocol::{cron::CronSchedule, PmError};
+    /// let s = CronSchedule::parse("*/15 9-17 * * mon-fri").unwrap();
+    /// assert_eq!(s.expression(), "*/15 9-17 * * mon-fri");
+    /// assert!(matches!(CronSchedule::parse("* * *"), Err(PmError::InvalidCron { .. })));
+    /// assert!(CronSchedule::parse("0 0 30 2 *").is_err()); // February 30th never comes
+    /// ```
     pub fn parse(expr: &str) -> Result<Self, PmError> {
         let invalid = |reason: String| PmError::InvalidCron {
             expr: expr.to_string(),
@@ -166,7 +176,19 @@ impl CronSchedule {
         &self.expr
     }
 
-    /// The next fire strictly after `time`, in local time; `None` if it never fires again.
+    /// The next fire strictly after `time`, in local time; `None` if it never fires again. When both
+    /// day fields are restricted, a day matching either one fires (standard cron).
+    ///
+    /// ```
+    /// use chrono::{Local, TimeZone};
+    /// use pm_protocol::cron::CronSchedule;
+    /// // At midnight on the 1st of the month, and on every Friday.
+    /// let s = CronSchedule::parse("0 0 1 * FRI").unwrap();
+    /// let wed = Local.with_ymd_and_hms(2024, 1, 3, 12, 0, 0).unwrap();
+    /// assert_eq!(s.next_after(&wed), Some(Local.with_ymd_and_hms(2024, 1, 5, 0, 0, 0).unwrap()));
+    /// let fri = Local.with_ymd_and_hms(2024, 1, 26, 0, 0, 0).unwrap();
+    /// assert_eq!(s.next_after(&fri), Some(Local.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap()));
+    /// ```
     pub fn next_after(&self, time: &DateTime<Local>) -> Option<DateTime<Local>> {
         self.schedules
             .iter()

@@ -4,37 +4,75 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Every way a request to the supervisor can fail. Serializable, so the same value can cross the socket.
+///
+/// `Display` is the sentence the socket shows after `Error <doing>: `. As JSON the variant is the
+/// snake_case `error` key and its data the `detail` key:
+///
+/// ```
+/// use pm_protocol::PmError;
+/// let e = PmError::NotFound("web".into());
+/// assert_eq!(e.to_string(), "process 'web' not found");
+/// assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"error":"not_found","detail":"web"}"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
 #[serde(tag = "error", content = "detail", rename_all = "snake_case")]
 pub enum PmError {
+    /// A process of this name is already defined (a `start` must use a new name, or `delete` first).
     #[error("process with name '{0}' already exists")]
     AlreadyExists(String),
+    /// No process of this name is defined.
     #[error("process '{0}' not found")]
     NotFound(String),
+    /// The name breaks the rules of [`validate_name`](crate::spec::validate_name).
     #[error("invalid process name '{0}': use 1 to 64 letters, digits, '-', '_' or '.'")]
     InvalidName(String),
+    /// The process already has a live pid, so it cannot be started again.
     #[error("process '{0}' is already running")]
     AlreadyRunning(String),
+    /// The process has no live pid, so it cannot be stopped, killed or signalled.
     #[error("process '{0}' is not running")]
     NotRunning(String),
+    /// The child could not be started (program not found, not executable, bad `cwd`, ...).
     #[error("cannot spawn '{name}': {cause}")]
-    Spawn { name: String, cause: String },
+    Spawn {
+        /// The process name.
+        name: String,
+        /// The operating system's reason, as text.
+        cause: String,
+    },
+    /// A cron expression that does not parse or can never fire.
     #[error("invalid cron expression '{expr}': {reason}")]
-    InvalidCron { expr: String, reason: String },
+    InvalidCron {
+        /// The expression as given.
+        expr: String,
+        /// What is wrong with it (`expected 5 or 6 fields, got 3`, `it can never fire`, ...).
+        reason: String,
+    },
+    /// A signal name or number that is not a known signal (the text as given).
     #[error("invalid signal '{0}'")]
     InvalidSignal(String),
+    /// `attach` named a pid that is not a live process (or whose pid was recycled meanwhile).
     #[error("process {pid} does not exist")]
-    NoSuchPid { pid: i32 },
+    NoSuchPid {
+        /// The pid asked for.
+        pid: i32,
+    },
+    /// The `user` or `group` of a spec does not exist on this system (the name as given).
     #[error("unknown user or group '{0}'")]
     UnknownUser(String),
+    /// A template file that cannot be read, parsed or turned into a spec; the text says which and why.
     #[error("template error: {0}")]
     Template(String),
+    /// A request that is well-formed but makes no sense (an empty command, ...); the text says why.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A failed system call or file operation, as the OS worded it (also what `From<std::io::Error>` gives).
     #[error("{0}")]
     Io(String),
+    /// The daemon is stopping and takes no new work.
     #[error("the supervisor is shutting down")]
     ShuttingDown,
+    /// A bug or a lost actor (a mailbox closed, an answer dropped); the text says where.
     #[error("internal error: {0}")]
     Internal(String),
 }

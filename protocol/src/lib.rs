@@ -12,6 +12,8 @@
 //! - [`cron`]: standard 5-field cron expressions converted for the `cron` crate, and next-fire times.
 //! - [`template`]: the template file format (`<name>.json`, Ligato's keys plus ours) and its specs.
 
+#![warn(missing_docs)]
+
 pub mod command;
 pub mod cron;
 pub mod error;

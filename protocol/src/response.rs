@@ -18,7 +18,10 @@ pub const RESULT_MARK: &str = "**RESULT**";
 /// The last line of a frame.
 pub const END_MARK: &str = "**ENDRESULT**";
 
-/// Frames a body: `**RESULT** <jobid>`, the body (ending with a newline), `**ENDRESULT**`.
+/// Frames a body: `**RESULT** <jobid>`, the body (a newline is added when it lacks one), `**ENDRESULT**`.
+/// An empty `jobid` gives `**RESULT** ` with a trailing space, as the original. [`FrameReader`] takes the
+/// result back apart. A body line that is `**ENDRESULT**` after any number of spaces is sent with one more
+/// leading space, so no body can end its frame early; `FrameReader` removes that space.
 ///
 /// ```
 /// use pm_protocol::response::frame;
@@ -31,13 +34,24 @@ pub fn frame(jobid: &str, body: &str) -> String {
     out.push(' ');
     out.push_str(jobid);
     out.push('\n');
-    out.push_str(body);
-    if !body.is_empty() && !body.ends_with('\n') {
+    for line in body.lines() {
+        // A body line that reads as the end mark would end the frame early (a child can print
+        // anything into its logs): like SMTP's dot-stuffing, it gets one more leading space, which
+        // `FrameReader` takes off again.
+        if looks_like_end_mark(line) {
+            out.push(' ');
+        }
+        out.push_str(line);
         out.push('\n');
     }
     out.push_str(END_MARK);
     out.push('\n');
     out
+}
+
+/// Whether a body line would read as the end mark once stuffed lines lose a space: spaces, then the mark.
+fn looks_like_end_mark(line: &str) -> bool {
+    line.trim_end_matches('\r').trim_start_matches(' ') == END_MARK
 }
 
 /// The body answering a script that does not parse: `Error: line 2, col 17: ...`.
@@ -48,16 +62,27 @@ pub fn parse_error(err: &ParseError) -> String {
 /// What a command did, for its sentence: `Process 'x' started successfully`, `Error starting process: ...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    /// `process.start`: `started`, `Error starting process`.
     Start,
+    /// `process.stop`: `stopped`, `Error stopping process`.
     Stop,
+    /// `process.restart`: `restarted`, `Error restarting process`.
     Restart,
+    /// `process.delete`: `deleted`, `Error deleting process`.
     Delete,
+    /// `process.kill`: `killed`, `Error killing process`.
     Kill,
+    /// `process.signal`: `signalled`, `Error signalling process`.
     Signal,
+    /// `process.attach`: `attached`, `Error attaching process`.
     Attach,
+    /// `process.status`: `Error getting process status` (success answers the status itself).
     Status,
+    /// `process.list`: `Error listing processes` (success answers the list itself).
     List,
+    /// `process.logs`: `Error reading process logs` (success answers the lines themselves).
     Logs,
+    /// `process.watch`: `Error watching processes` (success answers the events themselves).
     Watch,
 }
 
@@ -116,8 +141,10 @@ pub fn outcome<T>(op: Operation, name: &str, result: &Result<T, PmError>) -> Str
 /// that apply (`State:`, `Restarts:`, `Uptime:`, `Exit:`, ...).
 pub fn status_text(p: &ProcessInfo) -> String {
     let mut out = String::new();
+    // One `Key: value` per line: a multi-line command shows its newlines as `\n` (JSON has it exactly).
     let mut line = |key: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "{key}: {value}");
+        let value = value.to_string();
+        let _ = writeln!(out, "{key}: {}", value.replace('\n', "\\n"));
     };
     line("Name", &p.name);
     line("Command", &p.command);
@@ -310,7 +337,9 @@ Durations: 30 (seconds), 30s, 5m, 1h30m, 500ms.
 /// One framed result read back: its job id and its body (each line with its newline).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Frame {
+    /// The text after `**RESULT** `, trimmed; empty when the command carried no `jobid`.
     pub jobid: String,
+    /// Every line between the marks, each ending with `\n`; empty for an empty body.
     pub body: String,
 }
 
@@ -362,6 +391,10 @@ impl FrameReader {
             }
             Some(_) if line == END_MARK => self.current.take(),
             Some(frame) => {
+                let line = match line.strip_prefix(' ') {
+                    Some(unstuffed) if looks_like_end_mark(line) => unstuffed,
+                    _ => line,
+                };
                 frame.body.push_str(line);
                 frame.body.push('\n');
                 None

@@ -46,6 +46,31 @@ pub enum SessionEvent {
 }
 
 /// The pure state of one session. Feed it lines (without their `\n`); it never panics, whatever the bytes.
+///
+/// The caller owns the socket: it checks [`SessionEvent::SecretAttempt`]s, runs
+/// [`SessionEvent::Run`]s and answers each with one frame, and closes on [`SessionEvent::Quit`].
+///
+/// ```
+/// use pm_protocol::session::{SessionEvent, SessionMachine};
+/// use pm_protocol::Command;
+///
+/// let mut s = SessionMachine::new();
+/// s.set_authenticated(true);
+/// // A quoted value may span lines: the blank line inside it is data, not "run".
+/// assert!(s.feed_line(b"!!process.start name:job jobid:j7 command:'echo one").is_empty());
+/// assert!(s.feed_line(b"").is_empty());
+/// assert!(s.in_quote());
+/// assert!(s.feed_line(b"echo two'").is_empty());
+/// // `q` runs what is pending, then quits.
+/// let events = s.feed_line(b"q");
+/// match &events[..] {
+///     [SessionEvent::Run { result: Ok(cmds), jobid, .. }, SessionEvent::Quit] => {
+///         assert_eq!(jobid, "j7");
+///         assert!(matches!(&cmds[0], Command::Start(st) if st.command.display() == "echo one\n\necho two"));
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct SessionMachine {
     authenticated: bool,

@@ -12,11 +12,23 @@ pub enum CommandLine {
     /// A command line run with `sh -c` (may span several lines).
     Shell(String),
     /// A program (looked up in PATH) and its arguments, run directly.
-    Exec { program: String, args: Vec<String> },
+    Exec {
+        /// The program: a name looked up in PATH, or a path.
+        program: String,
+        /// Its arguments, each passed as is (no shell quoting or expansion).
+        args: Vec<String>,
+    },
 }
 
 impl CommandLine {
-    /// The command as a person would read it (the `command` field of status and list).
+    /// The command as a person would read it (the `command` field of status and list): the shell line
+    /// as is, or the program and its arguments joined with spaces (not quoted, so not always re-runnable).
+    ///
+    /// ```
+    /// use pm_protocol::CommandLine;
+    /// let c = CommandLine::Exec { program: "sleep".into(), args: vec!["5".into()] };
+    /// assert_eq!(c.display(), "sleep 5");
+    /// ```
     pub fn display(&self) -> String {
         match self {
             CommandLine::Shell(s) => s.clone(),
@@ -48,13 +60,15 @@ pub enum RestartPolicy {
 /// Automatic restarts after the process ends by itself (never after a user's stop, kill or delete).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartSettings {
+    /// Which exits lead to a restart.
     pub policy: RestartPolicy,
     /// How many automatic restarts; `-1` is unlimited.
     pub max_restarts: i64,
-    /// First delay after the immediate first restart; doubles up to `backoff_max_ms`.
+    /// First delay after the immediate first restart, in milliseconds; doubles up to `backoff_max_ms`.
     pub backoff_initial_ms: u64,
+    /// The longest delay between two automatic restarts, in milliseconds.
     pub backoff_max_ms: u64,
-    /// Up this long and the backoff (and the consecutive-restart count) resets.
+    /// Up this long (in milliseconds) and the backoff (and the consecutive-restart count) resets.
     pub reset_after_ms: u64,
 }
 
@@ -97,28 +111,35 @@ impl Default for LogSettings {
 /// Everything needed to start (and restart) one managed process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessSpec {
+    /// The unique process name (see [`validate_name`]); also names its log and template files.
     pub name: String,
+    /// What to run.
     pub command: CommandLine,
     /// Variables added to the daemon's environment (or replacing it, with `env_clear`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Start from an empty environment (only `env`) instead of the daemon's.
     #[serde(default)]
     pub env_clear: bool,
+    /// The working directory; `None` is the daemon's own.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
+    /// Output capture and log rotation.
     #[serde(default)]
     pub log: LogSettings,
+    /// Automatic restarts after the process ends by itself.
     #[serde(default)]
     pub restart: RestartSettings,
     /// Lead its own session, write output to files, and outlive the daemon.
     #[serde(default)]
     pub detach: bool,
-    /// Seconds after a start at which the process gets the stop sequence.
+    /// Seconds after each start at which the process gets the stop sequence; `None` for no deadline.
     #[serde(default)]
     pub deadline_secs: Option<u64>,
     /// A cron expression (5 fields, or 6 with seconds first); the process is then scheduled, not started.
     #[serde(default)]
     pub cron: Option<String>,
+    /// A caller's label, echoed in status and as the job id of `start`'s result frame.
     #[serde(default)]
     pub job_id: Option<String>,
     /// The signal a stop sends first (a name such as `TERM` or `SIGTERM`, or a number).
@@ -127,9 +148,10 @@ pub struct ProcessSpec {
     /// Grace time between the stop signal and SIGKILL, in milliseconds.
     #[serde(default = "default_grace_ms")]
     pub grace_ms: u64,
-    /// Run as this user and group (the daemon must be root).
+    /// Run as this user (the daemon must be root); `None` keeps the daemon's user.
     #[serde(default)]
     pub user: Option<String>,
+    /// Run with this group (the daemon must be root); `None` keeps the default group.
     #[serde(default)]
     pub group: Option<String>,
 }
@@ -143,12 +165,32 @@ fn default_grace_ms() -> u64 {
 }
 
 impl ProcessSpec {
-    /// A spec with defaults for everything but the name and a `sh -c` command line.
+    /// A spec with defaults for everything but the name and a `sh -c` command line. The name is not
+    /// checked here (see [`validate_name`]).
+    ///
+    /// ```
+    /// use pm_protocol::{CommandLine, ProcessSpec};
+    /// let mut spec = ProcessSpec::shell("ticker", "while true; do date; sleep 1; done");
+    /// spec.log.enabled = true;
+    /// assert_eq!(spec.command, CommandLine::Shell("while true; do date; sleep 1; done".into()));
+    /// assert_eq!((spec.stop_signal.as_str(), spec.grace_ms), ("SIGTERM", 10_000));
+    /// assert_eq!(spec.restart.max_restarts, 0); // never restarted unless asked
+    /// ```
     pub fn shell(name: impl Into<String>, command: impl Into<String>) -> Self {
         Self::new(name, CommandLine::Shell(command.into()))
     }
 
-    /// A spec with defaults for everything but the name and a program run directly.
+    /// A spec with defaults for everything but the name and a program run directly (looked up in PATH,
+    /// no shell). The name is not checked here (see [`validate_name`]).
+    ///
+    /// ```
+    /// use pm_protocol::{CommandLine, ProcessSpec, RestartPolicy};
+    /// let mut spec = ProcessSpec::exec("web", "python3", ["-m", "http.server", "8080"]);
+    /// spec.restart.policy = RestartPolicy::OnFailure;
+    /// spec.restart.max_restarts = -1;
+    /// assert_eq!(spec.command.display(), "python3 -m http.server 8080");
+    /// assert!(matches!(&spec.command, CommandLine::Exec { args, .. } if args.len() == 3));
+    /// ```
     pub fn exec<I, S>(name: impl Into<String>, program: impl Into<String>, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -184,7 +226,15 @@ impl ProcessSpec {
     }
 }
 
-/// Checks a process name: 1 to 64 of letters, digits, `-`, `_`, `.` (a name becomes a file name).
+/// Checks a process name: 1 to 64 ASCII letters, digits, `-`, `_` or `.`, and not `.` or `..` (a name
+/// becomes a file name). A bad name is [`PmError::InvalidName`](crate::PmError::InvalidName).
+///
+/// ```
+/// use pm_protocol::{spec::validate_name, PmError};
+/// assert!(validate_name("web-1.worker_2").is_ok());
+/// assert_eq!(validate_name("../etc"), Err(PmError::InvalidName("../etc".into())));
+/// assert!(validate_name("").is_err());
+/// ```
 pub fn validate_name(name: &str) -> Result<(), crate::PmError> {
     let ok = !name.is_empty()
         && name.len() <= 64

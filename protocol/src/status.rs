@@ -30,6 +30,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The wire word (`running`, `backoff`, ...), as in text output and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Initial => "initial",
@@ -61,13 +62,21 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelState {
+    /// `R`: running or runnable (`running`).
     Running,
+    /// `S`: interruptible sleep, waiting for an event (`sleeping`).
     Sleeping,
+    /// `D`: uninterruptible sleep, usually disk I/O (`disk-sleep`).
     DiskSleep,
+    /// `T`: stopped by a job-control signal such as SIGSTOP (`stopped`).
     Stopped,
+    /// `t`: stopped by a debugger (`tracing-stop`).
     TracingStop,
+    /// `Z`: exited, not yet reaped by its parent (`zombie`).
     Zombie,
+    /// `X`: being torn down (`dead`).
     Dead,
+    /// `I`: an idle kernel thread (`idle`).
     Idle,
     /// Defined, never started.
     Initial,
@@ -78,7 +87,15 @@ pub enum KernelState {
 }
 
 impl KernelState {
-    /// Maps the state letter of `/proc/<pid>/stat` (R, S, D, T, t, Z, X, I, ...).
+    /// Maps the state letter of `/proc/<pid>/stat` (R, S, D, T, t, Z, X, I); any other letter is
+    /// [`KernelState::Unavailable`].
+    ///
+    /// ```
+    /// use pm_protocol::KernelState;
+    /// assert_eq!(KernelState::from_stat_letter('D'), KernelState::DiskSleep);
+    /// assert_eq!(KernelState::from_stat_letter('D').as_str(), "disk-sleep");
+    /// assert_eq!(KernelState::from_stat_letter('?'), KernelState::Unavailable);
+    /// ```
     pub fn from_stat_letter(c: char) -> KernelState {
         match c {
             'R' => KernelState::Running,
@@ -93,6 +110,7 @@ impl KernelState {
         }
     }
 
+    /// The wire word (`sleeping`, `disk-sleep`, ...), as in the `state` field and `State:` line.
     pub fn as_str(self) -> &'static str {
         match self {
             KernelState::Running => "running",
@@ -123,6 +141,7 @@ pub struct ExitInfo {
     pub code: Option<i32>,
     /// The signal name (`SIGSEGV`), when a signal killed it.
     pub signal: Option<String>,
+    /// When the supervisor saw the exit (reaped the child, or found an attached pid gone).
     pub time: DateTime<Local>,
 }
 
@@ -132,7 +151,8 @@ impl ExitInfo {
         self.code == Some(0)
     }
 
-    /// `exited with code 3` or `killed by signal SIGSEGV`.
+    /// `exited with code 3` or `killed by signal SIGSEGV` (the signal wins when both are set); plain
+    /// `exited` when neither is known.
     pub fn describe(&self) -> String {
         match (&self.code, &self.signal) {
             (_, Some(sig)) => format!("killed by signal {sig}"),
@@ -148,24 +168,42 @@ impl ExitInfo {
 /// `error` empty strings and `deadline` 0 mean "none"); the rest are ours.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
+    /// The process name.
     pub name: String,
+    /// The command line as a person reads it ([`CommandLine::display`](crate::CommandLine::display); for
+    /// an attached process, its `/proc` command line joined with spaces).
     pub command: String,
+    /// The live pid; 0 when not running.
     pub pid: i32,
+    /// The lifecycle status.
     pub status: Status,
+    /// CPU use since the previous sample, summed over the process tree; 100.0 is one full core. 0 when
+    /// not running.
     pub cpu_percent: f64,
+    /// Resident memory summed over the process tree, in MiB (2^20 bytes). 0 when not running.
     pub memory_mb: f64,
-    /// RFC 3339, local time; empty when never started.
+    /// RFC 3339 time of the last start, local time; empty when never started.
     pub start_time: String,
+    /// Whether output is captured (log file and in-memory ring).
     pub log_enabled: bool,
+    /// The cron expression as written; empty when not scheduled.
     pub cron: String,
+    /// The `jobid` given at start; empty when none.
     pub job_id: String,
+    /// The deadline in whole seconds after each start; 0 when none.
     pub deadline: i64,
+    /// The last problem: a spawn failure, a failed exit's description, a deadline stop; empty when none.
+    /// Cleared by the next start.
     pub error: String,
 
     /// What the kernel says the process is doing.
     pub state: KernelState,
+    /// The arguments of a program run directly ([`CommandLine::Exec`](crate::CommandLine::Exec)); empty
+    /// for a shell command line.
     pub args: Vec<String>,
+    /// The exit code of the last exit; `None` when it never exited or a signal killed it.
     pub exit_code: Option<i32>,
+    /// The signal name (`SIGKILL`) when a signal ended the last run; `None` otherwise.
     pub exit_signal: Option<String>,
     /// RFC 3339 time of the last exit; empty when none.
     pub end_time: String,
@@ -179,6 +217,7 @@ pub struct ProcessInfo {
     pub next_run: Option<String>,
     /// Cron fires skipped because the previous run was still going.
     pub skipped_runs: u64,
+    /// Started detached: leads its own session, writes output to files, and outlives the daemon.
     pub detached: bool,
     /// Adopted with `attach` rather than started by the daemon.
     pub attached: bool,
@@ -221,19 +260,34 @@ impl ProcessInfo {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// The lifecycle status changed.
-    Status { old: Status, new: Status },
+    Status {
+        /// The status before.
+        old: Status,
+        /// The status after.
+        new: Status,
+    },
     /// The kernel state changed (sleeping to running, ...).
-    State { old: KernelState, new: KernelState },
+    State {
+        /// The state before.
+        old: KernelState,
+        /// The state after.
+        new: KernelState,
+    },
 }
 
 /// A change in one process, sent to every subscriber.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessEvent {
+    /// The process name.
     pub name: String,
+    /// The pid the change concerns (the one that exited, for an exit); 0 when there is none (a failed
+    /// spawn, a change while not running).
     pub pid: i32,
+    /// What changed; flattened into the JSON as `kind`, `old` and `new`.
     #[serde(flatten)]
     pub kind: EventKind,
     /// Set when the change is an exit.
     pub exit: Option<ExitInfo>,
+    /// When the supervisor saw the change.
     pub time: DateTime<Local>,
 }

@@ -35,6 +35,7 @@ pub struct Template {
     pub name: String,
     /// The program (or, with `shell`, the command line).
     pub cmd: String,
+    /// Everything else; may be left out of the file, and every key in it is optional.
     #[serde(default)]
     pub p_options: TemplateOptions,
 }
@@ -64,18 +65,25 @@ pub struct TemplateOptions {
     pub env: BTreeMap<String, String>,
     /// Start from an empty environment instead of the daemon's.
     pub env_clear: bool,
+    /// The working directory; left out means the daemon's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
     /// Capture output to `<log-dir>/<name>.log` and the in-memory ring.
     pub log: bool,
+    /// Rotate the log file past this many bytes (default 10 MiB).
     pub log_max_bytes: u64,
+    /// Rotated log files kept (default 5).
     pub log_keep_files: u32,
+    /// Lines kept in memory for `process.logs` (default 1000).
     pub log_ring_lines: usize,
     /// `always`, `on-failure` or `never`; when left out, `on-failure` if `restart` is non-zero.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
+    /// First restart delay after the immediate first restart, in milliseconds (default 100).
     pub backoff_initial_ms: u64,
+    /// Longest restart delay, in milliseconds (default 30000).
     pub backoff_max_ms: u64,
+    /// Up this many milliseconds and the backoff resets (default 10000).
     pub reset_after_ms: u64,
     /// Seconds after each start at which the process is stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,12 +91,17 @@ pub struct TemplateOptions {
     /// A cron expression: the process is scheduled, not started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
+    /// A job id shown in status; left out means none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobid: Option<String>,
+    /// The signal a stop sends first: a name (`TERM`, `SIGTERM`) or a number (default `SIGTERM`).
     pub stop_signal: String,
+    /// Milliseconds between the stop signal and SIGKILL (default 10000).
     pub grace_ms: u64,
+    /// Run as this user (the daemon must be root); left out keeps the daemon's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Run with this group (the daemon must be root); left out keeps the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
 }
@@ -177,8 +190,23 @@ impl Template {
         }
     }
 
-    /// The spec this template defines. A bad name, an empty command, `shell` with `args` or a
-    /// restart count below -1 is `PmError::Template`.
+    /// The spec this template defines. A bad name is `PmError::InvalidName`; an empty command, `shell`
+    /// with `args` or a restart count below -1 is `PmError::Template`. A non-zero `restart` without a
+    /// `restart_policy` means on-failure.
+    ///
+    /// ```
+    /// use pm_protocol::{template::Template, CommandLine, RestartPolicy};
+    /// let t = Template::from_json(r#"{"name": "ping", "cmd": "ping",
+    ///     "p_options": {"args": ["-c", "3", "localhost"], "restart": 2}}"#).unwrap();
+    /// let spec = t.to_spec().unwrap();
+    /// assert_eq!(spec.command.display(), "ping -c 3 localhost");
+    /// assert_eq!((spec.restart.policy, spec.restart.max_restarts), (RestartPolicy::OnFailure, 2));
+    ///
+    /// let shell = Template::from_json(r#"{"name": "x", "cmd": "echo hi", "p_options": {"shell": true}}"#);
+    /// assert_eq!(shell.unwrap().to_spec().unwrap().command, CommandLine::Shell("echo hi".into()));
+    /// let bad = Template::from_json(r#"{"name": "x", "cmd": " "}"#).unwrap();
+    /// assert!(bad.to_spec().unwrap_err().to_string().contains("empty cmd"));
+    /// ```
     pub fn to_spec(&self) -> Result<ProcessSpec, PmError> {
         validate_name(&self.name)?;
         let o = &self.p_options;
@@ -231,7 +259,18 @@ impl Template {
         Ok(spec)
     }
 
-    /// Parses a template file's text; the error says what is wrong and where (line and column).
+    /// Parses a template file's text (only the JSON shape: see [`Template::to_spec`] for the checks on
+    /// values). Unknown keys, wrong types and bad JSON are `PmError::Template`, saying what is wrong and
+    /// where (line and column).
+    ///
+    /// ```
+    /// use pm_protocol::template::Template;
+    /// let t = Template::from_json(r#"{"name": "web", "cmd": "python3"}"#).unwrap();
+    /// assert_eq!((t.name.as_str(), t.p_options.run_on_startup), ("web", false));
+    ///
+    /// let e = Template::from_json(r#"{"name": "web", "cmd": "x", "p_options": {"restrat": 1}}"#);
+    /// assert!(e.unwrap_err().to_string().contains("unknown field `restrat`"));
+    /// ```
     pub fn from_json(text: &str) -> Result<Template, PmError> {
         serde_json::from_str(text).map_err(|e| PmError::Template(e.to_string()))
     }

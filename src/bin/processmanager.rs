@@ -168,6 +168,10 @@ fn log_start(socket: &Path, origin: &SecretOrigin) {
             "generated into {} (pmclient reads it from there)",
             p.display()
         ),
+        SecretOrigin::Kept(p) => format!(
+            "kept from an earlier run in {} (pmclient reads it from there)",
+            p.display()
+        ),
     };
     tracing::info!(
         pid = std::process::id(),

@@ -6,7 +6,9 @@ use crate::heroscript::{Action, ActionWriter, ParseError, ParseErrorKind};
 /// Adopt a running process by pid, under a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attach {
+    /// The pid to adopt (`pid:`); above 0.
     pub pid: i32,
+    /// The name to manage it under (`name:`).
     pub name: String,
 }
 

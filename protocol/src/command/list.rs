@@ -6,6 +6,7 @@ use crate::heroscript::{Action, ActionWriter, ParseError};
 /// List every process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct List {
+    /// Table or JSON array (`format:`).
     pub format: Format,
 }
 

@@ -6,8 +6,9 @@ use crate::heroscript::{Action, ActionWriter, ParseError};
 /// The last captured output lines of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logs {
+    /// The process name (`name:`).
     pub name: String,
-    /// How many lines, from the end; every kept line when `None`.
+    /// How many lines, from the end (`lines:`); every line kept in memory when `None`.
     pub lines: Option<usize>,
 }
 

@@ -129,7 +129,18 @@ macro_rules! commands {
                 }))
             }
 
-            /// The command as one heroscript action, quoted so that it parses back to itself.
+            /// The command as one heroscript action, quoted so that it parses back to itself (options
+            /// at their defaults are left out).
+            ///
+            /// ```
+            /// use pm_protocol::command::{parse_script, Command, Start};
+            /// let mut start = Start::shell("web", "python3 -m http.server 8080");
+            /// start.restarts = Some(-1);
+            /// let cmd = Command::from(start);
+            /// let text = cmd.to_heroscript();
+            /// assert_eq!(text, "!!process.start name:web command:'python3 -m http.server 8080' restarts:-1");
+            /// assert_eq!(parse_script(&text).unwrap(), [cmd]);
+            /// ```
             pub fn to_heroscript(&self) -> String {
                 match self {
                     $(Command::$variant(c) => {
@@ -190,7 +201,20 @@ impl Command {
     }
 }
 
-/// Parses a whole script into its commands, in order; the first error stops it.
+/// Parses a whole script into its commands, in order; the first error stops it. Action names and keys
+/// are case-insensitive; unknown actions or keys, missing required keys and bad values are errors with
+/// a line and column.
+///
+/// ```
+/// use pm_protocol::command::{parse_script, Command, Format};
+/// let cmds = parse_script("!!process.list format:json\n!!process.logs name:web lines:20").unwrap();
+/// assert!(matches!(&cmds[0], Command::List(l) if l.format == Format::Json));
+/// assert!(matches!(&cmds[1], Command::Logs(l) if l.name == "web" && l.lines == Some(20)));
+///
+/// let err = parse_script("!!process.stop nmae:web").unwrap_err();
+/// assert_eq!((err.line, err.col), (1, 16));
+/// assert!(err.to_string().contains("did you mean 'name'?"));
+/// ```
 pub fn parse_script(script: &str) -> Result<Vec<Command>, ParseError> {
     commands_from_actions(&heroscript::parse(script)?)
 }

@@ -6,6 +6,7 @@ use crate::heroscript::{Action, ActionWriter, ParseError};
 /// Send a signal to a process (or its whole process group).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signal {
+    /// The process name (`name:`).
     pub name: String,
     /// `HUP`, `SIGHUP` or a number; checked by the supervisor.
     pub signal: String,

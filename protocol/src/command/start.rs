@@ -12,30 +12,41 @@ use crate::PmError;
 /// original client sends `cron:''`); see `docs/protocol.md` for every parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Start {
+    /// The process name (`name:`); checked by [`Start::to_spec`].
     pub name: String,
     /// `command:'...'` (run with `sh -c`, may span lines), or `program:` with repeated `args:` (run directly).
     pub command: CommandLine,
-    /// Capture output to the log file and the in-memory ring.
+    /// Capture output to the log file and the in-memory ring (`log:true`).
     pub log: bool,
-    /// Stop the process this long after each start (`deadline:0` means none, as in the original).
+    /// Stop the process this long after each start (`deadline:30s`; `deadline:0` means none, as in the
+    /// original). The spec rounds it up to whole seconds.
     pub deadline: Option<Duration>,
+    /// A cron expression (`cron:'*/5 * * * *'`): the process is scheduled instead of started now.
     pub cron: Option<String>,
+    /// A caller's label (`jobid:`), echoed as the job id of the result frame and in status.
     pub jobid: Option<String>,
     /// From repeated `env:'KEY=VALUE'` keys.
     pub env: BTreeMap<String, String>,
+    /// The working directory (`cwd:`); the daemon's own when `None`.
     pub cwd: Option<String>,
-    /// Automatic restarts: a count, `-1` for unlimited.
+    /// Automatic restarts (`restarts:`): a count, `-1` for unlimited.
     pub restarts: Option<i64>,
+    /// Which exits restart (`restart_policy:always|on-failure|never`); see [`Start::to_spec`] for the
+    /// default.
     pub restart_policy: Option<RestartPolicy>,
+    /// Lead its own session, write output to files, and outlive the daemon (`detach:true`).
     pub detach: bool,
-    /// Also write a template for this process.
+    /// Also write a template file for this process (`template:true`).
     pub template: bool,
-    /// With `template`: start it whenever the daemon starts.
+    /// With `template`: start it whenever the daemon starts (`run_on_startup:true`).
     pub run_on_startup: bool,
+    /// The signal a stop sends first (`stop_signal:HUP`); SIGTERM when `None`.
     pub stop_signal: Option<String>,
-    /// Time between the stop signal and SIGKILL.
+    /// Time between the stop signal and SIGKILL (`grace:5s`); 10 s when `None`.
     pub grace: Option<Duration>,
+    /// Run as this user (`user:`; the daemon must be root).
     pub user: Option<String>,
+    /// Run with this group (`group:`; the daemon must be root).
     pub group: Option<String>,
 }
 

@@ -6,7 +6,9 @@ use crate::heroscript::{Action, ActionWriter, ParseError};
 /// The status of one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// The process name (`name:`).
     pub name: String,
+    /// `Key: value` lines or a JSON object (`format:`).
     pub format: Format,
 }
 

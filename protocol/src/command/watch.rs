@@ -8,6 +8,7 @@ use crate::heroscript::{Action, ActionWriter, ParseError};
 pub struct Watch {
     /// The processes to watch, from repeated `name:` keys; empty means every process, present and future.
     pub names: Vec<String>,
+    /// One text line or one JSON object per event (`format:`).
     pub format: Format,
 }
 

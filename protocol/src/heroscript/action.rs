@@ -13,9 +13,13 @@ pub struct Param {
     pub key: String,
     /// The value with quotes removed and escapes resolved.
     pub value: String,
+    /// Line of the key (from 1).
     pub line: usize,
+    /// Column of the key (from 1, in characters).
     pub col: usize,
+    /// Line where the value starts (a value always starts on its key's line; a quoted one may end later).
     pub value_line: usize,
+    /// Column where the value starts (its opening quote, when quoted).
     pub value_col: usize,
 }
 
@@ -26,8 +30,11 @@ pub struct Action {
     pub actor: String,
     /// Lower-cased action (`start`).
     pub name: String,
+    /// Line of the action (from 1).
     pub line: usize,
+    /// Column of its first `!` (from 1, in characters).
     pub col: usize,
+    /// Its parameters, in the order written (a repeated key appears each time).
     pub params: Vec<Param>,
 }
 

@@ -264,3 +264,43 @@ fn the_frame_reader_takes_frames_back_apart() {
     );
     assert!(frames[1].is_error());
 }
+
+#[test]
+fn a_body_line_that_reads_as_the_end_mark_cannot_end_the_frame() {
+    let body = "a\n**ENDRESULT**\n  **ENDRESULT**\nb\n";
+    let framed = frame("j", body);
+    assert_eq!(
+        framed,
+        "**RESULT** j\na\n **ENDRESULT**\n   **ENDRESULT**\nb\n**ENDRESULT**\n"
+    );
+    let mut reader = FrameReader::new();
+    let frames: Vec<Frame> = framed.lines().filter_map(|l| reader.push_line(l)).collect();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].body, body);
+}
+
+#[test]
+fn a_multi_line_command_stays_on_its_status_line() {
+    let mut p = running("web", 7);
+    p.command = "echo a\n**ENDRESULT**\necho b".into();
+    let text = status_text(&p);
+    assert!(
+        text.contains("Command: echo a\\n**ENDRESULT**\\necho b\n"),
+        "{text}"
+    );
+    assert_eq!(text.lines().filter(|l| l.starts_with("Name:")).count(), 1);
+}
+
+proptest::proptest! {
+    /// Whatever the body, the client reads back exactly one frame with exactly that body.
+    #[test]
+    fn any_body_survives_framing(lines in proptest::collection::vec("[ *A-Z\\n]{0,20}|\\*\\*ENDRESULT\\*\\*|  \\*\\*ENDRESULT\\*\\*", 0..8)) {
+        let body: String = lines.iter().map(|l| format!("{}\n", l.replace('\n', ""))).collect();
+        let framed = frame("id", &body);
+        let mut reader = FrameReader::new();
+        let frames: Vec<Frame> = framed.lines().filter_map(|l| reader.push_line(l)).collect();
+        proptest::prop_assert_eq!(frames.len(), 1);
+        proptest::prop_assert_eq!(&frames[0].body, &body);
+        proptest::prop_assert_eq!(&frames[0].jobid, "id");
+    }
+}
