@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of processmanager, supervisord and pm2 (run it through bench/run)."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+
+from pmbench import measure, report  # noqa: E402
+from pmbench.base import Skip  # noqa: E402
+from pmbench.ours import Ours  # noqa: E402
+from pmbench.pm2 import Pm2  # noqa: E402
+from pmbench.supervisord import Supervisord  # noqa: E402
+
+ALL = ["ours", "supervisord", "pm2"]
+
+
+def say(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {model}, Linux {platform.release()}"
+
+
+def build_ours():
+    say("building processmanager and pmclient (cargo build --release)...")
+    r = subprocess.run(["cargo", "build", "--release", "--bin", "processmanager", "--bin", "pmclient"],
+                       cwd=ROOT, timeout=3600)
+    if r.returncode:
+        raise Skip("cargo build --release failed")
+
+
+def make(name, args):
+    return {"ours": lambda: Ours(ROOT, shell=args.ours_shell), "supervisord": lambda: Supervisord(BENCH),
+            "pm2": lambda: Pm2(BENCH)}[name]()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--systems", default=",".join(ALL), help="comma list of " + ",".join(ALL))
+    ap.add_argument("--n", default="100,1000", help="comma list of process counts")
+    ap.add_argument("--quick", action="store_true", help="smoke run: N=20, fewer tries, short waits")
+    ap.add_argument("--no-build", action="store_true", help="use the existing target/release binary")
+    ap.add_argument("--ours-shell", action="store_true",
+                    help="start ours with command:'sleep 3600' (through sh -c) instead of program:/args:")
+    ap.add_argument("--out", default=os.path.join(BENCH, "results", "latest.md"))
+    args = ap.parse_args()
+
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = set(systems) - set(ALL)
+    if unknown:
+        ap.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    ns = [20] if args.quick else [int(x.replace("_", "")) for x in args.n.split(",")]
+    cfg = measure.Settings(quick=args.quick)
+
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` tears its daemon down. SIGINT is set
+    # too: a shell starts background jobs with it ignored, and `kill -INT` should still stop a run.
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+
+    ready, versions, skipped = [], {}, {}
+    for name in systems:
+        sysobj = make(name, args)
+        try:
+            if name == "ours" and not args.no_build:
+                build_ours()
+            sysobj.install()
+            versions[name] = sysobj.version
+            ready.append(sysobj)
+            say(f"{name}: {sysobj.version}")
+        except (Skip, subprocess.TimeoutExpired, OSError) as e:
+            skipped[name] = str(e)
+            say(f"SKIPPING {name}: {e}")
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = {}
+    for n in ns:
+        for sysobj in ready:
+            say(f"== {sysobj.name}, N={n} (load {os.getloadavg()[0]:.2f})")
+            res = measure.measure(sysobj, n, cfg, lambda m, s=sysobj.name: say(f"   {s}: {m}"))
+            results.setdefault(sysobj.name, {})[n] = res
+
+    shown = [s.name for s in ready]
+    notes = {"status_count": cfg.status_count, "status_deadline_s": cfg.status_deadline_s}
+    body = report.table(results, shown, versions, notes)
+    loads = "; ".join(f"{s} N={n:,}: {r['load_before']}→{r['load_after']}"
+                      for s, per in results.items() for n, r in sorted(per.items()))
+    header = (f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; command `bench/run "
+              f"{' '.join(sys.argv[1:])}`.\n1-minute load average before→after each system: {loads}.\n")
+    for name, why in skipped.items():
+        header += f"\nSkipped {name}: {why}\n"
+    text = header + "\n" + body
+    print(text)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump({"started": started.isoformat(), "machine": machine(), "argv": sys.argv[1:],
+                   "versions": versions, "skipped": skipped,
+                   "results": {s: {str(n): r for n, r in per.items()} for s, per in results.items()}},
+                  f, indent=1)
+    say(f"wrote {args.out}")
+    failed = any(r.get("error") for per in results.values() for r in per.values())
+    return 1 if failed or not ready else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        say("interrupted: everything started was stopped")
+        sys.exit(130)

@@ -1,0 +1,165 @@
+"""/proc readers: which processes belong to a supervisor, what they cost, and when pids come and go."""
+
+import os
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MANAGED_COMM = "sleep"
+
+
+def read_stat(pid):
+    """(ppid, comm, state, utime+stime ticks) of a pid, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may hold spaces and parentheses: it runs to the last ')'.
+    lpar, rpar = raw.index(b"("), raw.rindex(b")")
+    comm = raw[lpar + 1 : rpar].decode(errors="replace")
+    rest = raw[rpar + 2 :].split()
+    state, ppid = rest[0].decode(), int(rest[1])
+    ticks = int(rest[11]) + int(rest[12])
+    return ppid, comm, state, ticks
+
+
+def rss_kb(pid):
+    """VmRSS of a pid in KiB (0 when gone or a kernel thread)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def pids_now():
+    """The set of pids in /proc right now (zombies included until they are reaped)."""
+    return {int(d) for d in os.listdir("/proc") if d.isdigit()}
+
+
+def last_pid():
+    """The last pid the kernel handed out in this pid namespace."""
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        return int(f.read())
+
+
+class ProcTree:
+    """An incrementally refreshed view of /proc: reads the stat of new pids only, so a scan of a
+    machine with a thousand managed processes costs a directory listing, not a thousand reads."""
+
+    def __init__(self):
+        self.info = {}  # pid -> (ppid, comm)
+
+    def refresh(self):
+        now = pids_now()
+        for gone in self.info.keys() - now:
+            del self.info[gone]
+        for pid in now:
+            known = self.info.get(pid)
+            # A child between fork and exec still has its parent's name: look at it again.
+            if known is None or known[1] != MANAGED_COMM:
+                st = read_stat(pid)
+                if st is not None:
+                    self.info[pid] = (st[0], st[1])
+        return now
+
+    def descends_from(self, pid, root):
+        seen = 0
+        while pid in self.info and seen < 64:
+            pid = self.info[pid][0]
+            if pid == root:
+                return True
+            seen += 1
+        return False
+
+    def descendants(self, roots):
+        return {p for p in self.info if any(self.descends_from(p, r) for r in roots)}
+
+    def managed(self, roots):
+        """Running managed processes (exec'd `sleep`) below the supervisor's processes."""
+        return {p for p in self.descendants(roots) if self.info[p][1] == MANAGED_COMM}
+
+    def helpers(self, roots):
+        """The supervisor's own processes: its roots and every descendant that is neither a managed
+        process nor a wrapper (such as `sh -c`) standing above one."""
+        desc = self.descendants(roots)
+        managed = {p for p in desc if self.info[p][1] == MANAGED_COMM}
+        wrappers = set()
+        for m in managed:
+            p = self.info[m][0]
+            while p in desc and p not in roots:
+                wrappers.add(p)
+                p = self.info[p][0]
+        return (set(roots) | desc) - managed - wrappers
+
+
+def wait_until(cond, timeout, what, interval=0.001):
+    """Polls cond() until it is true; returns the time it took. Raises TimeoutError at the deadline."""
+    t0 = time.monotonic()
+    while True:
+        if cond():
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def cpu_and_rss(tree, roots, seconds):
+    """CPU (% of one core) of the supervisor's own processes over `seconds`, and their summed RSS (MB)."""
+    tree.refresh()
+    helpers = tree.helpers(roots)
+    t0 = time.monotonic()
+    before = {p: (read_stat(p) or (0, "", "", 0))[3] for p in helpers}
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    tree.refresh()
+    helpers_after = tree.helpers(roots)
+    used = 0
+    for p in helpers_after:
+        st = read_stat(p)
+        if st is not None:
+            used += st[3] - before.get(p, 0)
+    rss = sum(rss_kb(p) for p in helpers_after)
+    return 100.0 * used / CLK_TCK / elapsed, rss / 1024.0, len(helpers_after)
+
+
+class NewPidWatcher:
+    """Waits for a managed process that is not in `known` to be running. Made before the kill, so a
+    replacement forked at once is not missed; it watches the kernel's last-pid counter, so each poll
+    costs one small read instead of a /proc listing."""
+
+    def __init__(self, tree, roots, known):
+        self.tree, self.roots, self.known = tree, roots, known
+        self.last = last_pid()
+
+    def _ours(self, pid):
+        return any(self.tree.descends_from(pid, r) for r in self.roots)
+
+    def wait(self, timeout):
+        """Returns (monotonic time the replacement was first seen running, its pid)."""
+        t0 = time.monotonic()
+        candidates = set()
+        while True:
+            now_last = last_pid()
+            if now_last != self.last:
+                if now_last > self.last:
+                    candidates.update(range(self.last + 1, now_last + 1))
+                else:  # pid numbers wrapped: fall back to a full listing
+                    candidates.update(pids_now() - self.known)
+                self.last = now_last
+            for pid in sorted(candidates):
+                st = read_stat(pid)
+                if st is None:
+                    candidates.discard(pid)
+                    continue
+                self.tree.info[pid] = (st[0], st[1])
+                if not self._ours(pid):
+                    candidates.discard(pid)
+                elif st[1] == MANAGED_COMM and pid not in self.known and st[2] != "Z":
+                    return time.monotonic(), pid
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"no replacement process within {timeout:.0f} s")
+            time.sleep(0.0001)

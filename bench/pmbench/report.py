@@ -1,0 +1,73 @@
+"""The results table: one row per N and figure, a column per system, and our ratio to each peer."""
+
+# (key, label, unit, scale, higher_is_better)
+FIGURES = [
+    ("start_s", "start: request to all running", "s", 1, False),
+    ("stop_s", "stop: request to all gone", "s", 1, False),
+    ("idle_rss_mb", "daemon memory, idle (RSS)", "MB", 1, False),
+    ("idle_cpu_pct", "daemon CPU, idle (% of one core)", "%", 1, False),
+    ("restart_median_ms", "restart after SIGKILL, median", "ms", 1, False),
+    ("restart_p99_ms", "restart after SIGKILL, p99 (worst of 20)", "ms", 1, False),
+    ("status_median_ms", "status of one process over the socket, median", "ms", 1, False),
+    ("status_p99_ms", "status of one process over the socket, p99", "ms", 1, False),
+    ("throughput_qps", "status throughput, 16 clients in parallel", "/s", 1, True),
+    ("status_rust_api_us", "status through the in-process Rust API, median", "µs", 1, False),
+]
+
+
+def fmt(value, unit):
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if unit == "/s":
+        return f"{value:,.0f}/s"
+    if unit == "%":
+        return f"{value:.2f}%"
+    for digits, limit in ((0, 100), (1, 10), (2, 1), (3, 0.1)):
+        if abs(value) >= limit:
+            return f"{value:.{digits}f} {unit}"
+    return f"{value:.4f} {unit}"
+
+
+def ratio(ours, peer, higher_is_better):
+    """How many times better ours is (above 1: ours better; below 1: ours worse)."""
+    if not isinstance(ours, (int, float)) or not isinstance(peer, (int, float)):
+        return "—"
+    if ours <= 0 or peer <= 0:
+        return "—"
+    r = ours / peer if higher_is_better else peer / ours
+    return f"{r:.1f}×" if r >= 10 else f"{r:.2f}×"
+
+
+def table(results, systems, versions, notes):
+    """Markdown: results is {system: {n: {figure: value}}}."""
+    peers = [s for s in systems if s != "ours"]
+    head = ["N", "figure"] + [f"{s} {versions.get(s, '')}".strip() for s in systems]
+    if "ours" in systems:
+        head += [f"ours vs {p}" for p in peers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ns = sorted({n for s in systems for n in results.get(s, {})})
+    for n in ns:
+        for key, label, unit, _, hib in FIGURES:
+            vals = {s: results.get(s, {}).get(n, {}).get(key) for s in systems}
+            if key == "status_rust_api_us" and "ours" in systems and vals.get("ours") is None:
+                vals["ours"] = "(slot: the lead's Rust program)"
+            if all(v is None for v in vals.values()):
+                continue
+            row = [f"{n:,}", label] + [fmt(vals[s], unit) for s in systems]
+            if "ours" in systems:
+                row += [ratio(vals["ours"], vals[p], hib) for p in peers]
+            lines.append("| " + " | ".join(row) + " |")
+    out = "\n".join(lines) + "\n"
+    if "ours" in systems and peers:
+        out += "\n`ours vs X` is how many times better ours is (peer ÷ ours for times, memory and CPU; " \
+               "ours ÷ peer for throughput): above 1× ours is better, below 1× it is worse.\n"
+    for s in systems:
+        for n, r in sorted(results.get(s, {}).items()):
+            if r.get("error"):
+                out += f"\n- {s} at N={n:,} stopped early: {r['error']}"
+            elif r.get("status_count") is not None and r["status_count"] < notes.get("status_count", 0):
+                out += (f"\n- {s} at N={n:,}: only {r['status_count']} sequential status queries fit "
+                        f"in the {notes['status_deadline_s']:.0f} s bound")
+    return out.rstrip() + "\n"
