@@ -1,6 +1,7 @@
 //! Turning a `ProcessSpec` into a running child: its own process group (or session when detached),
 //! its environment and directory, its stdio, and spawn errors that name their cause.
 
+use std::borrow::Cow;
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -48,7 +49,7 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
     let mut cmd = match &spec.command {
         CommandLine::Shell(line) => {
             let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(line);
+            c.arg("-c").arg(shell_line(line, &search_path(spec)).as_ref());
             c
         }
         CommandLine::Exec { program, args } => {
@@ -122,6 +123,54 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
         .map_err(|e| fail(describe_spawn_error(spec, &e)))
 }
 
+/// The text given to `sh -c`. A simple command (one line, no control operators or redirections, and a
+/// first word that is an executable file, not a builtin or keyword) is prefixed with `exec`, so the shell
+/// replaces itself with the program, as supervisord and pm2 run a command: one process instead of two,
+/// the program itself gets the stop signal, and half the work at start and at every status tick.
+/// Anything else runs exactly as written.
+fn shell_line<'a>(line: &'a str, path: &str) -> Cow<'a, str> {
+    let line_trimmed = line.trim();
+    let plain = !line_trimmed.is_empty()
+        && !line_trimmed.contains([';', '&', '|', '(', ')', '<', '>', '`', '\n', '\\', '#']);
+    let first = line_trimmed.split_whitespace().next().unwrap_or_default();
+    let runs_a_file = !first.contains(['=', '\'', '"', '$', '{', '}', '!', '*', '?', '['])
+        && is_executable_on(first, path);
+    if plain && runs_a_file {
+        Cow::Owned(format!("exec {line_trimmed}"))
+    } else {
+        Cow::Borrowed(line)
+    }
+}
+
+/// The PATH the child's shell will search: the spec's, else the daemon's (unless the environment is
+/// cleared), else the shell's default.
+fn search_path(spec: &ProcessSpec) -> String {
+    spec.env
+        .get("PATH")
+        .cloned()
+        .or_else(|| (!spec.env_clear).then(|| std::env::var("PATH").ok()).flatten())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string())
+}
+
+/// Whether `word` names an executable regular file: as a path when it has a `/`, else in `path`.
+fn is_executable_on(word: &str, path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if word.is_empty() {
+        false
+    } else if word.contains('/') {
+        executable(Path::new(word))
+    } else {
+        path.split(':')
+            .filter(|dir| !dir.is_empty())
+            .any(|dir| executable(&Path::new(dir).join(word)))
+    }
+}
+
 fn describe_spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> String {
     let program = match &spec.command {
         CommandLine::Shell(_) => "/bin/sh".to_string(),
@@ -131,5 +180,44 @@ fn describe_spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => format!("no such program '{program}'"),
         std::io::ErrorKind::PermissionDenied => format!("permission denied executing '{program}'"),
         _ => format!("'{program}': {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+    #[test]
+    fn a_simple_command_is_execed() {
+        assert_eq!(shell_line("sleep 3600", PATH), "exec sleep 3600");
+        assert_eq!(shell_line("  python3 -m http.server 8080 ", PATH), "exec python3 -m http.server 8080");
+        assert_eq!(shell_line("/bin/echo 'a b' \"c\"", PATH), "exec /bin/echo 'a b' \"c\"");
+    }
+
+    #[test]
+    fn anything_else_runs_as_written() {
+        for line in [
+            "exit 3",                  // a builtin
+            "cd /tmp",                 // a builtin with no file
+            "sleep 1; sleep 2",        // a list
+            "sleep 60 & sleep 60",     // a background job
+            "yes | head",              // a pipeline
+            "echo hi > /tmp/x",        // a redirection
+            "A=1 env",                 // an assignment
+            "if true; then :; fi",     // a keyword
+            "sleep 1\nsleep 2",        // several lines
+            "no-such-program-here x",  // sh reports it as it always did
+            "$HOME/bin/tool",          // an expansion in the first word
+            "",
+        ] {
+            assert_eq!(shell_line(line, PATH), line, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_spec_path_decides() {
+        assert_eq!(shell_line("sleep 1", "/nonexistent"), "sleep 1");
     }
 }
