@@ -176,3 +176,37 @@ async fn signal_reaches_the_process() {
         Err(PmError::NotRunning(_))
     ));
 }
+
+/// A simple command runs as the program itself (`sh` execs it): one process, which gets the stop signal;
+/// a command with shell syntax keeps its shell.
+#[actix_rt::test]
+async fn a_simple_shell_command_is_the_program_itself() {
+    let (_dir, opts) = options();
+    let mut cleanup = Cleanup::default();
+    let comm = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+
+    let simple = actor(ProcessSpec::shell("simple", "sleep 60"), opts.clone());
+    let pid = simple.start().await.unwrap();
+    cleanup.group(pid);
+    poll("sh to exec sleep", LONG, || async {
+        (comm(pid) == "sleep\n").then_some(())
+    })
+    .await;
+    assert_eq!(live_members(pid), vec![pid]);
+    let exit = simple.stop_and_wait(Some(LONG)).await.unwrap();
+    assert_eq!(
+        exit.signal.as_deref(),
+        Some("SIGTERM"),
+        "sleep itself got the stop signal"
+    );
+
+    let compound = actor(ProcessSpec::shell("compound", "sleep 60; true"), opts);
+    let pid = compound.start().await.unwrap();
+    cleanup.group(pid);
+    poll("sh and its sleep", LONG, || async {
+        (live_members(pid).len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(comm(pid), "sh\n");
+    compound.kill().await.unwrap();
+}

@@ -49,7 +49,8 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
     let mut cmd = match &spec.command {
         CommandLine::Shell(line) => {
             let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(shell_line(line, &search_path(spec)).as_ref());
+            c.arg("-c")
+                .arg(shell_line(line, &search_path(spec)).as_ref());
             c
         }
         CommandLine::Exec { program, args } => {
@@ -148,7 +149,11 @@ fn search_path(spec: &ProcessSpec) -> String {
     spec.env
         .get("PATH")
         .cloned()
-        .or_else(|| (!spec.env_clear).then(|| std::env::var("PATH").ok()).flatten())
+        .or_else(|| {
+            (!spec.env_clear)
+                .then(|| std::env::var("PATH").ok())
+                .flatten()
+        })
         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string())
 }
 
@@ -192,24 +197,30 @@ mod tests {
     #[test]
     fn a_simple_command_is_execed() {
         assert_eq!(shell_line("sleep 3600", PATH), "exec sleep 3600");
-        assert_eq!(shell_line("  python3 -m http.server 8080 ", PATH), "exec python3 -m http.server 8080");
-        assert_eq!(shell_line("/bin/echo 'a b' \"c\"", PATH), "exec /bin/echo 'a b' \"c\"");
+        assert_eq!(
+            shell_line("  python3 -m http.server 8080 ", PATH),
+            "exec python3 -m http.server 8080"
+        );
+        assert_eq!(
+            shell_line("/bin/echo 'a b' \"c\"", PATH),
+            "exec /bin/echo 'a b' \"c\""
+        );
     }
 
     #[test]
     fn anything_else_runs_as_written() {
         for line in [
-            "exit 3",                  // a builtin
-            "cd /tmp",                 // a builtin with no file
-            "sleep 1; sleep 2",        // a list
-            "sleep 60 & sleep 60",     // a background job
-            "yes | head",              // a pipeline
-            "echo hi > /tmp/x",        // a redirection
-            "A=1 env",                 // an assignment
-            "if true; then :; fi",     // a keyword
-            "sleep 1\nsleep 2",        // several lines
-            "no-such-program-here x",  // sh reports it as it always did
-            "$HOME/bin/tool",          // an expansion in the first word
+            "exit 3",                 // a builtin
+            "cd /tmp",                // a builtin with no file
+            "sleep 1; sleep 2",       // a list
+            "sleep 60 & sleep 60",    // a background job
+            "yes | head",             // a pipeline
+            "echo hi > /tmp/x",       // a redirection
+            "A=1 env",                // an assignment
+            "if true; then :; fi",    // a keyword
+            "sleep 1\nsleep 2",       // several lines
+            "no-such-program-here x", // sh reports it as it always did
+            "$HOME/bin/tool",         // an expansion in the first word
             "",
         ] {
             assert_eq!(shell_line(line, PATH), line, "{line:?}");
