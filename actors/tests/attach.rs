@@ -32,6 +32,17 @@ async fn attach_then_stop() {
     assert_eq!(info.pid, pid);
     assert_eq!(info.status, Status::Running);
     assert!(info.attached);
+    // Right after a spawn the kernel may not have set up the new program's arguments yet: an empty
+    // command is filled in by the next status read.
+    let info = poll(
+        "the attached command line",
+        Duration::from_secs(10),
+        || async {
+            let i = p.update_status().await.ok()?;
+            (!i.command.is_empty()).then_some(i)
+        },
+    )
+    .await;
     assert_eq!(info.command, "sleep 60");
     assert!(p.is_alive().await.unwrap());
     let waiter = p.addr().send(pm_actors::process::Wait);

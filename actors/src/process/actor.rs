@@ -784,6 +784,18 @@ impl ProcessActor {
                 self.info.cpu_percent = s.cpu_percent;
                 self.info.memory_mb = s.rss_bytes as f64 / 1_048_576.0;
                 self.set_state(s.state, pid);
+                if self.attached && self.info.command.is_empty() {
+                    // Attached in the instant after its exec, before the kernel set up its arguments.
+                    let cmdline = procfs::read_cmdline(pid);
+                    if let Some((program, args)) = cmdline.split_first() {
+                        self.spec.command = CommandLine::Exec {
+                            program: program.clone(),
+                            args: args.to_vec(),
+                        };
+                        self.info.args = args.to_vec();
+                        self.info.command = cmdline.join(" ");
+                    }
+                }
             }
             Err(_) => {
                 if self.attached && run.pidfd.is_none() {
