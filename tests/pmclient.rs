@@ -108,7 +108,15 @@ fn stop_all_stops_every_live_process() {
     let d = Daemon::start();
     for n in 0..4 {
         let name = format!("w{n}");
-        let args = ["start", "--name", &name, "--command", "sleep 60", "--restarts", "-1"];
+        let args = [
+            "start",
+            "--name",
+            &name,
+            "--command",
+            "sleep 60",
+            "--restarts",
+            "-1",
+        ];
         ok(&d, &args);
     }
     ok(&d, &["start", "--name", "done", "--command", "true"]);
@@ -125,7 +133,11 @@ fn stop_all_stops_every_live_process() {
     let list: serde_json::Value =
         serde_json::from_str(&ok(&d, &["list", "--format", "json"])).unwrap();
     for p in list.as_array().unwrap() {
-        let want = if p["name"] == "done" { "completed" } else { "stopped" };
+        let want = if p["name"] == "done" {
+            "completed"
+        } else {
+            "stopped"
+        };
         assert_eq!(p["status"], want, "{p}");
         assert_eq!(p["pid"], 0, "{p}");
     }

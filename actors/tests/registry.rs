@@ -539,7 +539,8 @@ async fn stop_all_stops_every_live_process_for_good() {
     }
     // Ignores SIGTERM (and so does its child): killed after its short grace, not restarted either.
     let mut stubborn = immortal("stubborn");
-    stubborn.command = pm_protocol::CommandLine::Shell("trap '' TERM; sleep 30 & wait; sleep 30".into());
+    stubborn.command =
+        pm_protocol::CommandLine::Shell("trap '' TERM; sleep 30 & wait; sleep 30".into());
     stubborn.grace_ms = 300;
     let info = h.start(stubborn).await.unwrap();
     live.push((info.name, info.pid));
@@ -547,10 +548,14 @@ async fn stop_all_stops_every_live_process_for_good() {
     let mut crasher = crashing("crasher", 3, -1, RestartPolicy::OnFailure);
     crasher.restart.backoff_initial_ms = 60_000;
     h.start(crasher).await.unwrap();
-    h.until("crasher", 10, |i| i.status == Status::Backoff).await;
+    h.until("crasher", 10, |i| i.status == Status::Backoff)
+        .await;
     // Ended by itself before the stop: left as it is.
-    h.start(ProcessSpec::shell("finished", "true")).await.unwrap();
-    h.until("finished", 10, |i| i.status == Status::Completed).await;
+    h.start(ProcessSpec::shell("finished", "true"))
+        .await
+        .unwrap();
+    h.until("finished", 10, |i| i.status == Status::Completed)
+        .await;
 
     let all = h.registry.send(StopAll).await.unwrap().unwrap();
     assert!(all.failed.is_empty(), "{:?}", all.failed);
@@ -561,7 +566,11 @@ async fn stop_all_stops_every_live_process_for_good() {
     // Answered once every one is gone, group and all.
     for (name, pid) in &live {
         assert!(!alive(*pid), "{name} ({pid}) survived");
-        assert_eq!(unsafe { libc::kill(-pid, 0) }, -1, "group of {name} survived");
+        assert_eq!(
+            unsafe { libc::kill(-pid, 0) },
+            -1,
+            "group of {name} survived"
+        );
     }
     // The state file already says so: nothing of it is wanted any more.
     let text = std::fs::read_to_string(h.dir.path().join("state.json")).unwrap();

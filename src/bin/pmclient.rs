@@ -307,7 +307,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             name: name.clone(),
             format: (*format).into(),
         }),
-        Action::Stop { name: Some(name), .. } => Command::Stop(cmd::Stop::named(name)),
+        Action::Stop {
+            name: Some(name), ..
+        } => Command::Stop(cmd::Stop::named(name)),
         Action::Stop { name: None, .. } => Command::Stop(cmd::Stop::all()),
         Action::Restart { name } => Command::Restart(cmd::Restart { name: name.clone() }),
         Action::Delete { name } => Command::Delete(cmd::Delete { name: name.clone() }),

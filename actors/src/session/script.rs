@@ -202,7 +202,9 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             response::outcome(Operation::Start, &name, &answer)
         }
         Command::Stop(c) => match c.target {
-            Selector::Name(name) => act(Operation::Stop, &registry.stop, StopProcess { name }).await,
+            Selector::Name(name) => {
+                act(Operation::Stop, &registry.stop, StopProcess { name }).await
+            }
             Selector::All => match flatten(registry.stop_all.send(StopAll).await) {
                 Ok(all) => response::stopped_all(all.stopped.len(), &all.failed),
                 Err(e) => response::failure(Operation::StopAll, &e),

@@ -115,8 +115,14 @@ fn stop_takes_a_name_or_all() {
         Command::Stop(Stop::named("web"))
     );
     // An empty name means "not given", as elsewhere.
-    assert_eq!(one("!!process.stop name:'' all:true"), Command::Stop(Stop::all()));
-    assert_eq!(Command::Stop(Stop::all()).to_heroscript(), "!!process.stop all:true");
+    assert_eq!(
+        one("!!process.stop name:'' all:true"),
+        Command::Stop(Stop::all())
+    );
+    assert_eq!(
+        Command::Stop(Stop::all()).to_heroscript(),
+        "!!process.stop all:true"
+    );
 }
 
 #[test]
