@@ -1,6 +1,7 @@
 //! Measures the release daemon against the performance budget over its socket: start of N, idle CPU and
 //! memory with the status tick on, open fds, status latency, 16-client throughput, restart after SIGKILL,
-//! and stop of all.
+//! stop of all with one `!!process.stop all:true` (until every process group is gone), and stop of all one name
+//! per request.
 //!
 //! `cargo build --release && cargo run --release --example budget -- 1000` starts
 //! `target/release/processmanager` on a private socket with a known secret, runs the workload with N
@@ -129,6 +130,28 @@ async fn parallel(socket: &Path, scripts: Vec<String>) -> Duration {
         task.await.expect("client task");
     }
     t.elapsed()
+}
+
+/// Whether anything of the process group `pgid` still exists (each child leads its own group; a zombie
+/// counts: it is not gone until the daemon reaps it).
+fn group_exists(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+/// The pids of every running process, from `list format:json`.
+async fn live_pids(c: &mut Client) -> Vec<i32> {
+    let reply = c.run("!!process.list format:json").await.expect("list");
+    let list: serde_json::Value = serde_json::from_str(&reply.body).expect("list JSON");
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["pid"].as_i64())
+                .filter(|&p| p > 0)
+                .map(|p| p as i32)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn children_of(pid: u32) -> usize {
@@ -270,13 +293,37 @@ async fn main() {
         );
     }
 
-    // Stop all: sixteen connections, one stop each at a time.
+    // Stop all with one request: from the request until every process group is gone.
+    let pids = live_pids(&mut c).await;
+    let t = Instant::now();
+    c.send("!!process.stop all:true").await.expect("stop all");
+    // Polled while the request runs: the daemon answers only once its state file says so.
+    while pids.iter().any(|&pid| group_exists(pid)) {
+        assert!(t.elapsed() < Duration::from_secs(60), "stop all left pids");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let gone = t.elapsed();
+    let reply = c.read_reply().await.expect("reply").expect("frame");
+    let answered = t.elapsed();
+    assert!(!reply.is_error(), "{}", reply.body);
+    println!(
+        "stop all {n} (one request, !!process.stop all:true): {} until every group is gone, answered after {} ({})",
+        ms(gone),
+        ms(answered),
+        reply.body.trim_end()
+    );
+
+    // The same stop one name at a time, for comparison: restart all, then sixteen connections.
+    let restarts: Vec<String> = (0..n)
+        .map(|i| format!("!!process.restart name:'p{i}'"))
+        .collect();
+    pipelined(&socket, restarts).await;
     let stops: Vec<String> = (0..n)
         .map(|i| format!("!!process.stop name:'p{i}'"))
         .collect();
     let took = parallel(&socket, stops).await;
     println!(
-        "stop {n} ({CLIENTS} connections): {} ({} children left)",
+        "stop {n} ({CLIENTS} connections, one name per request): {} ({} children left)",
         ms(took),
         children_of(dpid)
     );

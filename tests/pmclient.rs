@@ -104,6 +104,54 @@ fn the_seed_spellings_and_every_lifecycle_command() {
 }
 
 #[test]
+fn stop_all_stops_every_live_process() {
+    let d = Daemon::start();
+    for n in 0..4 {
+        let name = format!("w{n}");
+        let args = [
+            "start",
+            "--name",
+            &name,
+            "--command",
+            "sleep 60",
+            "--restarts",
+            "-1",
+        ];
+        ok(&d, &args);
+    }
+    ok(&d, &["start", "--name", "done", "--command", "true"]);
+    wait_for("'done' to complete", Duration::from_secs(10), || {
+        status_json(&d, "done")["status"] == "completed"
+    });
+    let pids = d.pids();
+    assert_eq!(pids.len(), 4, "{pids:?}");
+
+    assert_eq!(ok(&d, &["stop", "--all"]), "Stopped 4 processes\n");
+    for pid in &pids {
+        assert!(!alive(*pid), "{pid} survived the stop");
+    }
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["list", "--format", "json"])).unwrap();
+    for p in list.as_array().unwrap() {
+        let want = if p["name"] == "done" {
+            "completed"
+        } else {
+            "stopped"
+        };
+        assert_eq!(p["status"], want, "{p}");
+        assert_eq!(p["pid"], 0, "{p}");
+    }
+    // The original's single-dash spelling; nothing is left alive to stop.
+    assert_eq!(ok(&d, &["stop", "-all"]), "Stopped 0 processes\n");
+
+    // Exactly one of --name and --all.
+    for args in [&["stop"][..], &["stop", "--name", "w0", "--all"]] {
+        let out = d.pmclient(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn start_options_reach_the_process() {
     let d = Daemon::start();
     let cwd = d.dir.path().to_str().unwrap().to_string();

@@ -531,6 +531,84 @@ async fn shutdown_stops_everything_but_detached() {
 }
 
 #[actix_rt::test]
+async fn stop_all_stops_every_live_process_for_good() {
+    let h = Harness::new();
+    let mut live = Vec::new();
+    for n in 0..19 {
+        let info = h.start(immortal(&format!("svc{n:02}"))).await.unwrap();
+        live.push((info.name, info.pid));
+    }
+    // Ignores SIGTERM (and so does its child): killed after its short grace, not restarted either.
+    let mut stubborn = immortal("stubborn");
+    stubborn.command =
+        pm_protocol::CommandLine::Shell("trap '' TERM; sleep 30 & wait; sleep 30".into());
+    stubborn.grace_ms = 300;
+    let info = h.start(stubborn).await.unwrap();
+    live.push((info.name, info.pid));
+    // Waiting out a long backoff: held, so it does not come back.
+    let mut crasher = crashing("crasher", 3, -1, RestartPolicy::OnFailure);
+    crasher.restart.backoff_initial_ms = 60_000;
+    h.start(crasher).await.unwrap();
+    h.until("crasher", 10, |i| i.status == Status::Backoff)
+        .await;
+    // Ended by itself before the stop: left as it is.
+    h.start(ProcessSpec::shell("finished", "true"))
+        .await
+        .unwrap();
+    h.until("finished", 10, |i| i.status == Status::Completed)
+        .await;
+
+    let all = h.registry.send(StopAll).await.unwrap().unwrap();
+    assert!(all.failed.is_empty(), "{:?}", all.failed);
+    let mut want: Vec<String> = live.iter().map(|(n, _)| n.clone()).collect();
+    want.push("crasher".into());
+    want.sort();
+    assert_eq!(all.stopped, want);
+    // Answered once every one is gone, group and all.
+    for (name, pid) in &live {
+        assert!(!alive(*pid), "{name} ({pid}) survived");
+        assert_eq!(
+            unsafe { libc::kill(-pid, 0) },
+            -1,
+            "group of {name} survived"
+        );
+    }
+    // The state file already says so: nothing of it is wanted any more.
+    let text = std::fs::read_to_string(h.dir.path().join("state.json")).unwrap();
+    let saved = pm_protocol::state::SavedState::from_json(&text).unwrap();
+    assert_eq!(saved.processes.len(), 22);
+    for p in &saved.processes {
+        assert!(!p.wanted, "{p:?}");
+    }
+
+    // Nothing comes back (restarts happen within milliseconds; a second is generous).
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        for info in h.registry.send(ListProcesses).await.unwrap().unwrap() {
+            h.reaper.saw(&info);
+            let want = match info.name.as_str() {
+                "finished" => Status::Completed,
+                _ => Status::Stopped,
+            };
+            assert_eq!(info.status, want, "{info:#?}");
+            assert_eq!(info.pid, 0, "{info:#?}");
+            assert!(info.next_restart.is_none(), "{info:#?}");
+            if info.name != "crasher" {
+                assert_eq!(info.restarts, 0, "{info:#?}");
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stubborn = h.status("stubborn").await.unwrap();
+    assert_eq!(stubborn.exit_signal.as_deref(), Some("SIGKILL"));
+
+    // Nothing left alive: a second stop-all stops nothing, and says so.
+    let again = h.registry.send(StopAll).await.unwrap().unwrap();
+    assert_eq!(again, StoppedAll::default());
+    h.shutdown().await;
+}
+
+#[actix_rt::test]
 async fn subscribers_get_the_events_of_every_process() {
     let h = Harness::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

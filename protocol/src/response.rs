@@ -84,6 +84,8 @@ pub enum Operation {
     Logs,
     /// `process.watch`: `Error watching processes` (success answers the events themselves).
     Watch,
+    /// `process.stop all:true`: `Error stopping processes` (success is [`stopped_all`]'s sentence).
+    StopAll,
 }
 
 impl Operation {
@@ -101,6 +103,7 @@ impl Operation {
             Operation::List => "listing processes",
             Operation::Logs => "reading process logs",
             Operation::Watch => "watching processes",
+            Operation::StopAll => "stopping processes",
         }
     }
 
@@ -108,7 +111,7 @@ impl Operation {
     fn done(self) -> &'static str {
         match self {
             Operation::Start => "started",
-            Operation::Stop => "stopped",
+            Operation::Stop | Operation::StopAll => "stopped",
             Operation::Restart => "restarted",
             Operation::Delete => "deleted",
             Operation::Kill => "killed",
@@ -135,6 +138,34 @@ pub fn outcome<T>(op: Operation, name: &str, result: &Result<T, PmError>) -> Str
         Ok(_) => success(op, name),
         Err(e) => failure(op, e),
     }
+}
+
+/// The answer to a stop of every process: `Stopped 3 processes` when each stop succeeded; otherwise
+/// `Error stopping processes: 2 stopped, 1 failed` and one `'<name>': <error>` line per failure.
+///
+/// ```
+/// use pm_protocol::response::stopped_all;
+/// use pm_protocol::PmError;
+/// assert_eq!(stopped_all(3, &[]), "Stopped 3 processes\n");
+/// assert_eq!(stopped_all(1, &[]), "Stopped 1 process\n");
+/// let failed = [("db".to_string(), PmError::Internal("mailbox closed".into()))];
+/// assert_eq!(stopped_all(2, &failed),
+///            "Error stopping processes: 2 stopped, 1 failed\n'db': internal error: mailbox closed\n");
+/// ```
+pub fn stopped_all(stopped: usize, failed: &[(String, PmError)]) -> String {
+    if failed.is_empty() {
+        let noun = if stopped == 1 { "process" } else { "processes" };
+        return format!("Stopped {stopped} {noun}\n");
+    }
+    let mut out = format!(
+        "Error {}: {stopped} stopped, {} failed\n",
+        Operation::StopAll.doing(),
+        failed.len()
+    );
+    for (name, err) in failed {
+        let _ = writeln!(out, "'{name}': {err}");
+    }
+    out
 }
 
 /// `status` as text: `Name:`, `Command:`, `Status:`, `PID:`, `CPU:`, `Memory:`, `Started:`, then the lines
@@ -317,7 +348,7 @@ Process management commands:
       [stop_signal:'<signal>'] [grace:<duration>] [user:'<user>'] [group:'<group>']
   !!process.list [format:'json']
   !!process.status name:'<name>' [format:'json']
-  !!process.stop name:'<name>'
+  !!process.stop name:'<name>' | all:true
   !!process.restart name:'<name>'
   !!process.delete name:'<name>'
   !!process.kill name:'<name>'

@@ -84,10 +84,13 @@ enum Action {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
-    /// Stop a process gracefully.
+    /// Stop a process gracefully (or every live process at once with --all).
     Stop {
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Stop every live process, all at once.
         #[arg(long)]
-        name: String,
+        all: bool,
     },
     /// Stop a process and start it again.
     Restart {
@@ -304,7 +307,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             name: name.clone(),
             format: (*format).into(),
         }),
-        Action::Stop { name } => Command::Stop(cmd::Stop { name: name.clone() }),
+        Action::Stop {
+            name: Some(name), ..
+        } => Command::Stop(cmd::Stop::named(name)),
+        Action::Stop { name: None, .. } => Command::Stop(cmd::Stop::all()),
         Action::Restart { name } => Command::Restart(cmd::Restart { name: name.clone() }),
         Action::Delete { name } => Command::Delete(cmd::Delete { name: name.clone() }),
         Action::Kill { name } => Command::Kill(cmd::Kill { name: name.clone() }),

@@ -80,6 +80,50 @@ pub struct StopProcess {
     pub name: String,
 }
 
+/// Stop every live process at once, each with its own stop signal and grace, as a user's stop: none is
+/// restarted, and the state file records them as not wanted. Answers when every one is gone, with the
+/// names stopped. Processes that are not alive are left as they are (a schedule stays armed); one that
+/// waits out a restart backoff counts as live and is held, so it does not come back. The registry keeps
+/// answering other requests meanwhile.
+///
+/// ```
+/// # use pm_actors::registry::*;
+/// # use pm_protocol::*;
+/// # actix::System::new().block_on(async {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+/// for name in ["web", "worker"] {
+///     let spec = ProcessSpec::shell(name, "sleep 30");
+///     registry.send(StartProcess { spec, template: None }).await.unwrap().unwrap();
+/// }
+/// let done = ProcessSpec::shell("done", "true");
+/// registry.send(StartProcess { spec: done, template: None }).await.unwrap().unwrap();
+/// # let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+/// # while registry.send(GetStatus { name: "done".into() }).await.unwrap().unwrap().status != Status::Completed {
+/// #     assert!(std::time::Instant::now() < deadline);
+/// #     actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+/// # }
+/// let all = registry.send(StopAll).await.unwrap().unwrap();
+/// assert_eq!(all.stopped, ["web", "worker"]); // `done` had already ended: skipped
+/// assert!(all.failed.is_empty());
+/// let web = registry.send(GetStatus { name: "web".into() }).await.unwrap().unwrap();
+/// assert_eq!((web.status, web.pid), (Status::Stopped, 0));
+/// # registry.send(Shutdown).await.unwrap().unwrap();
+/// # });
+/// ```
+#[derive(Message, Debug, Clone, Copy, Default)]
+#[rtype(result = "Result<StoppedAll, PmError>")]
+pub struct StopAll;
+
+/// What a [`StopAll`] did, by name (sorted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoppedAll {
+    /// The processes stopped (each is gone, and held: no restart, no cron fire).
+    pub stopped: Vec<String>,
+    /// The processes whose stop failed, with the reason.
+    pub failed: Vec<(String, PmError)>,
+}
+
 /// Stop (if alive) and start again; resets nothing but the pid and start time.
 ///
 /// ```

@@ -38,6 +38,7 @@ mod start;
 mod state;
 mod status;
 mod stop;
+mod stop_all;
 mod subscribe;
 pub mod template_store;
 mod templates;

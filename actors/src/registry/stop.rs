@@ -4,7 +4,7 @@ use actix::prelude::*;
 use pm_protocol::{ExitInfo, PmError, ProcessInfo};
 
 use super::messages::{DeleteProcess, KillProcess, StopProcess};
-use super::Registry;
+use super::{Entry, Registry};
 use crate::process::{Kill, ProcessActor, StopAndWait};
 
 impl Registry {
@@ -15,18 +15,24 @@ impl Registry {
         ctx: &mut Context<Self>,
     ) -> Result<(Addr<ProcessActor>, u64), PmError> {
         let entry = self.entry_mut(name)?;
+        Registry::hold_entry(entry, ctx);
+        let found = (entry.addr.clone(), entry.id);
+        self.state_changed(ctx);
+        Ok(found)
+    }
+
+    /// A user's end of a process: not wanted (as the state file will say once the caller records the
+    /// change), no automatic restart, no cron fire, until a start or restart.
+    pub(super) fn hold_entry(entry: &mut Entry, ctx: &mut Context<Self>) {
         entry.held = true;
         entry.wanted = false;
         entry.gave_up = None;
-        let found = (entry.addr.clone(), entry.id);
         Registry::cancel_timers(entry, ctx);
-        self.state_changed(ctx);
-        Ok(found)
     }
 }
 
 /// `NotRunning` from a stop of a process that was not alive is not an error for the user's stop.
-fn stopped(res: Result<Result<ExitInfo, PmError>, MailboxError>) -> Result<(), PmError> {
+pub(super) fn stopped(res: Result<Result<ExitInfo, PmError>, MailboxError>) -> Result<(), PmError> {
     match res {
         Ok(Ok(_)) | Ok(Err(PmError::NotRunning(_))) => Ok(()),
         Ok(Err(e)) => Err(e),

@@ -6,7 +6,7 @@ use actix::prelude::*;
 
 use crate::registry::{
     AttachProcess, DeleteProcess, GetLogs, GetStatus, KillProcess, ListProcesses, RestartProcess,
-    SignalProcess, StartProcess, StopProcess, SubscribeEvents,
+    SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents,
 };
 
 /// Where a session sends each kind of request.
@@ -14,6 +14,7 @@ use crate::registry::{
 pub struct RegistryLink {
     pub start: Recipient<StartProcess>,
     pub stop: Recipient<StopProcess>,
+    pub stop_all: Recipient<StopAll>,
     pub restart: Recipient<RestartProcess>,
     pub delete: Recipient<DeleteProcess>,
     pub kill: Recipient<KillProcess>,
@@ -32,6 +33,7 @@ impl RegistryLink {
         A: Actor
             + Handler<StartProcess>
             + Handler<StopProcess>
+            + Handler<StopAll>
             + Handler<RestartProcess>
             + Handler<DeleteProcess>
             + Handler<KillProcess>
@@ -43,6 +45,7 @@ impl RegistryLink {
             + Handler<SubscribeEvents>,
         A::Context: ToEnvelope<A, StartProcess>
             + ToEnvelope<A, StopProcess>
+            + ToEnvelope<A, StopAll>
             + ToEnvelope<A, RestartProcess>
             + ToEnvelope<A, DeleteProcess>
             + ToEnvelope<A, KillProcess>
@@ -56,6 +59,7 @@ impl RegistryLink {
         RegistryLink {
             start: addr.clone().recipient(),
             stop: addr.clone().recipient(),
+            stop_all: addr.clone().recipient(),
             restart: addr.clone().recipient(),
             delete: addr.clone().recipient(),
             kill: addr.clone().recipient(),

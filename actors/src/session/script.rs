@@ -1,7 +1,7 @@
 //! Running a session's scripts: each command becomes a registry request, the answers one framed result.
 
 use actix::prelude::*;
-use pm_protocol::command::{Command, Format};
+use pm_protocol::command::{Command, Format, Selector};
 use pm_protocol::response::{self, frame, Operation};
 use pm_protocol::{PmError, ProcessEvent};
 use tokio::sync::mpsc;
@@ -11,7 +11,7 @@ use super::registry_link::RegistryLink;
 use crate::process::EventSink;
 use crate::registry::{
     AttachProcess, DeleteProcess, GetLogs, GetStatus, KillProcess, ListProcesses, RestartProcess,
-    SignalProcess, StartProcess, StopProcess, SubscribeEvents, TemplateOption,
+    SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents, TemplateOption,
 };
 
 /// Events a watch may hold for a client before the registry drops them (it never waits on a watcher).
@@ -201,14 +201,15 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             };
             response::outcome(Operation::Start, &name, &answer)
         }
-        Command::Stop(c) => {
-            act(
-                Operation::Stop,
-                &registry.stop,
-                StopProcess { name: c.name },
-            )
-            .await
-        }
+        Command::Stop(c) => match c.target {
+            Selector::Name(name) => {
+                act(Operation::Stop, &registry.stop, StopProcess { name }).await
+            }
+            Selector::All => match flatten(registry.stop_all.send(StopAll).await) {
+                Ok(all) => response::stopped_all(all.stopped.len(), &all.failed),
+                Err(e) => response::failure(Operation::StopAll, &e),
+            },
+        },
         Command::Restart(c) => {
             act(
                 Operation::Restart,

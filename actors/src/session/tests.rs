@@ -78,6 +78,10 @@ macro_rules! answer_with {
 }
 
 answer_with!(StopProcess, ProcessInfo, |s, m| s.get(&m.name));
+answer_with!(StopAll, StoppedAll, |s, _m| Ok(StoppedAll {
+    stopped: s.procs.keys().cloned().collect(),
+    failed: Vec::new(),
+}));
 answer_with!(RestartProcess, ProcessInfo, |s, m| s.get(&m.name));
 answer_with!(DeleteProcess, (), |s, m| s
     .procs
@@ -404,6 +408,11 @@ async fn every_new_command_reaches_the_registry() {
         (
             "!!process.restart name:zz",
             "Error restarting process: process 'zz' not found\n",
+        ),
+        ("!!process.stop all:true", "\nStopped 1 process\n"),
+        (
+            "!!process.stop",
+            "Error: line 1, col 1: missing required parameter 'name' for process.stop (or all:true for every process)\n",
         ),
     ] {
         c.write_all(format!("{script}\n\n").as_bytes())

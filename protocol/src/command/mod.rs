@@ -5,9 +5,9 @@
 //! and one in `write`.
 //!
 //! ```
-//! use pm_protocol::command::{parse_script, Command};
+//! use pm_protocol::command::{parse_script, Command, Selector};
 //! let cmds = parse_script("!!process.stop name:web").unwrap();
-//! assert!(matches!(&cmds[0], Command::Stop(s) if s.name == "web"));
+//! assert!(matches!(&cmds[0], Command::Stop(s) if s.target == Selector::Name("web".into())));
 //! assert_eq!(cmds[0].to_heroscript(), "!!process.stop name:web");
 //! ```
 
@@ -19,6 +19,7 @@ mod list;
 mod logs;
 mod quit;
 mod restart;
+mod selector;
 mod signal;
 mod start;
 mod status;
@@ -33,6 +34,7 @@ pub use list::List;
 pub use logs::Logs;
 pub use quit::Quit;
 pub use restart::Restart;
+pub use selector::Selector;
 pub use signal::Signal;
 pub use start::Start;
 pub use status::Status;
@@ -169,7 +171,7 @@ commands! {
     List(List),
     /// `!!process.status`: one process.
     Status(Status),
-    /// `!!process.stop`: stop gracefully.
+    /// `!!process.stop`: stop one process, or every one, gracefully.
     Stop(Stop),
     /// `!!process.restart`: stop and start again.
     Restart(Restart),
@@ -234,7 +236,7 @@ pub fn render_script(commands: &[Command]) -> String {
     out
 }
 
-/// Declares a command whose only parameter is the process `name` (stop, restart, delete, kill).
+/// Declares a command whose only parameter is the process `name` (restart, delete, kill).
 macro_rules! name_only_command {
     ($(#[$doc:meta])* $ty:ident, $action:literal) => {
         $(#[$doc])*

@@ -54,7 +54,7 @@ fn the_seed_commands_parse() {
     );
     assert_eq!(
         one("!!process.stop name:'p'"),
-        Command::Stop(Stop { name: "p".into() })
+        Command::Stop(Stop::named("p"))
     );
     assert_eq!(
         one("!!process.restart name:'p'"),
@@ -105,6 +105,27 @@ fn the_new_commands_parse() {
 }
 
 #[test]
+fn stop_takes_a_name_or_all() {
+    assert_eq!(one("!!process.stop all:true"), Command::Stop(Stop::all()));
+    assert_eq!(one("!!process.stop all:yes"), Command::Stop(Stop::all()));
+    assert_eq!(one("!!process.stop  ALL:1"), Command::Stop(Stop::all()));
+    // `all:false` is the default and leaves the name to choose.
+    assert_eq!(
+        one("!!process.stop name:web all:false"),
+        Command::Stop(Stop::named("web"))
+    );
+    // An empty name means "not given", as elsewhere.
+    assert_eq!(
+        one("!!process.stop name:'' all:true"),
+        Command::Stop(Stop::all())
+    );
+    assert_eq!(
+        Command::Stop(Stop::all()).to_heroscript(),
+        "!!process.stop all:true"
+    );
+}
+
+#[test]
 fn the_original_clients_empty_values_mean_unset() {
     let Command::Start(s) =
         one("!!process.start name:'a' command:'b' log:false deadline:0 cron:'' jobid:''")
@@ -130,11 +151,31 @@ fn error_messages() {
     assert!(err("!!job.run").contains("unknown action 'job.run'; known actions: process.start"));
     assert_eq!(
         err("!!process.stop"),
-        "line 1, col 1: missing required parameter 'name' for process.stop"
+        "line 1, col 1: missing required parameter 'name' for process.stop (or all:true for every process)"
     );
     assert_eq!(
         err("!!process.stop name:''"),
-        "line 1, col 1: missing required parameter 'name' for process.stop"
+        "line 1, col 1: missing required parameter 'name' for process.stop (or all:true for every process)"
+    );
+    assert_eq!(
+        err("!!process.stop all:false"),
+        "line 1, col 1: missing required parameter 'name' for process.stop (or all:true for every process)"
+    );
+    assert_eq!(
+        err("!!process.stop name:web all:true"),
+        "line 1, col 1: give either 'name' or 'all:true', not both"
+    );
+    assert_eq!(
+        err("!!process.stop all:everything"),
+        "line 1, col 20: invalid value 'everything' for 'all': expected true or false (also yes/no, on/off, 1/0)"
+    );
+    assert_eq!(
+        err("!!process.restart all:true"),
+        "line 1, col 19: unknown parameter 'all' for process.restart"
+    );
+    assert_eq!(
+        err("!!process.delete all:true"),
+        "line 1, col 18: unknown parameter 'all' for process.delete"
     );
     assert_eq!(
         err("!!process.start name:x"),
@@ -178,7 +219,7 @@ fn error_messages() {
     );
     assert_eq!(
         err("!!process.list\n!!process.stop"),
-        "line 2, col 1: missing required parameter 'name' for process.stop"
+        "line 2, col 1: missing required parameter 'name' for process.stop (or all:true for every process)"
     );
 }
 
@@ -352,7 +393,8 @@ fn command() -> impl Strategy<Value = Command> {
         start().prop_map(Command::Start),
         format().prop_map(|format| Command::List(List { format })),
         (non_empty(), format()).prop_map(|(name, format)| Command::Status(Status { name, format })),
-        non_empty().prop_map(|name| Command::Stop(Stop { name })),
+        prop_oneof![non_empty().prop_map(Selector::Name), Just(Selector::All)]
+            .prop_map(|target| Command::Stop(Stop { target })),
         non_empty().prop_map(|name| Command::Restart(Restart { name })),
         non_empty().prop_map(|name| Command::Delete(Delete { name })),
         (non_empty(), proptest::option::of(any::<usize>()))

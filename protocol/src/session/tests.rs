@@ -28,7 +28,7 @@ fn run_ok(event: &SessionEvent) -> &[Command] {
 }
 
 fn stop(name: &str) -> Command {
-    Command::Stop(Stop { name: name.into() })
+    Command::Stop(Stop::named(name))
 }
 
 #[test]

@@ -1,0 +1,77 @@
+//! StopAll: a user's stop of every live process at once; answers when they are all gone.
+
+use actix::prelude::*;
+use pm_protocol::PmError;
+
+use super::messages::{StopAll, StoppedAll};
+use super::stop::stopped;
+use super::Registry;
+use crate::process::{IsAlive, StopAndWait};
+
+impl Handler<StopAll> for Registry {
+    type Result = ResponseActFuture<Self, Result<StoppedAll, PmError>>;
+
+    fn handle(&mut self, _msg: StopAll, ctx: &mut Context<Self>) -> Self::Result {
+        if self.shutting_down {
+            return Box::pin(fut::ready(Err(PmError::ShuttingDown)));
+        }
+        // A process waiting out a restart backoff is live for the user: holding it is its stop.
+        let mut waiting = Vec::new();
+        let mut probes = Vec::new();
+        for (name, entry) in self.entries.iter_mut() {
+            if entry.restart_timer.is_some() {
+                Registry::hold_entry(entry, ctx);
+                waiting.push(name.clone());
+            } else {
+                // Every probe is queued now, so the actors answer at the same time.
+                probes.push((name.clone(), entry.id, entry.addr.send(IsAlive)));
+            }
+        }
+        if !waiting.is_empty() {
+            self.state_changed(ctx);
+        }
+        let alive = async move {
+            let mut alive = Vec::new();
+            for (name, id, probe) in probes {
+                if probe.await.unwrap_or(false) {
+                    alive.push((name, id));
+                }
+            }
+            alive
+        };
+        Registry::when_durable(Box::pin(alive.into_actor(self).then(
+            move |alive, act, ctx| {
+                let mut stops = Vec::new();
+                for (name, id) in alive {
+                    // Deleted (or deleted and defined again) while the probes ran: not ours to stop.
+                    let Some(entry) = act.entries.get_mut(&name).filter(|e| e.id == id) else {
+                        continue;
+                    };
+                    // Held before the stop signal, as a single stop: an exit during the grace, or a
+                    // restart already on its way, is not followed by another start.
+                    Registry::hold_entry(entry, ctx);
+                    stops.push((name, entry.addr.send(StopAndWait::default())));
+                }
+                if !stops.is_empty() {
+                    act.state_changed(ctx);
+                }
+                async move {
+                    let mut all = StoppedAll {
+                        stopped: waiting,
+                        failed: Vec::new(),
+                    };
+                    // Every stop is already queued: awaiting them in turn waits for the slowest only.
+                    for (name, stop) in stops {
+                        match stopped(stop.await) {
+                            Ok(()) => all.stopped.push(name),
+                            Err(e) => all.failed.push((name, e)),
+                        }
+                    }
+                    all.stopped.sort();
+                    Ok(all)
+                }
+                .into_actor(act)
+            },
+        )))
+    }
+}
