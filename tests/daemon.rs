@@ -330,3 +330,61 @@ fn the_original_single_dash_flags_work_and_a_command_line_secret_warns_once() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(d.stderr().matches("/proc").count(), 1, "{}", d.stderr());
 }
+
+/// The processes the state file holds: name and whether it should run.
+fn saved_processes(state_file: &std::path::Path) -> std::collections::BTreeMap<String, bool> {
+    let text = std::fs::read_to_string(state_file).unwrap_or_default();
+    let saved: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    saved["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let name = p["spec"]["name"].as_str().unwrap_or_default().to_string();
+            (name, p["wanted"].as_bool().unwrap_or(false))
+        })
+        .collect()
+}
+
+#[test]
+fn pipelined_scripts_answer_in_order_each_once_on_disk() {
+    const N: usize = 60;
+    let d = Daemon::start();
+    let state_file = d.dir.path().join("pm.sock.d/state.json");
+    let mut s = d.session();
+    // Every script in one write: the daemon applies them in order and answers each once it is durable.
+    let mut burst = String::new();
+    for i in 0..N {
+        burst.push_str(&format!(
+            "!!process.start name:'p{i}' command:'exec sleep 300' jobid:'j{i}'\n\n"
+        ));
+    }
+    burst.push_str("!!process.stop name:'p0'\n\n");
+    burst.push_str("!!process.list\n\n");
+    s.send(&burst);
+    for i in 0..N {
+        let frame = s.frame();
+        assert_eq!(
+            frame,
+            format!("**RESULT** j{i}\nProcess 'p{i}' started successfully\n**ENDRESULT**\n")
+        );
+        let saved = saved_processes(&state_file);
+        assert_eq!(
+            saved.get(&format!("p{i}")),
+            Some(&true),
+            "p{i} answered before the state file held it: {saved:?}"
+        );
+    }
+    assert_eq!(
+        s.frame(),
+        "**RESULT** \nProcess 'p0' stopped successfully\n**ENDRESULT**\n"
+    );
+    assert_eq!(
+        saved_processes(&state_file).get("p0"),
+        Some(&false),
+        "the stop was answered before the state file held it"
+    );
+    let list = s.frame();
+    assert!(list.starts_with("**RESULT** \n"), "{list}");
+    assert!(list.contains("p59"), "{list}");
+}

@@ -3,12 +3,14 @@
 //!
 //! The bytes move here; the decisions are the protocol crate's [`SessionMachine`]. Reading is a stream of
 //! capped lines ([`lines`]); writing goes through a bounded queue drained by its own task ([`outbox`]), so
-//! a client that does not read is dropped instead of holding anyone up. Each script runs to its end before
-//! the next line is read, so results come back in order.
+//! a client that does not read is dropped instead of holding anyone up. Each script's changes are applied
+//! before the next line is read; its result then waits in [`replies`] for the results before it and for
+//! the state file to hold the change, so results come back in order, each only once it is durable.
 
 pub mod lines;
 pub mod outbox;
 pub mod registry_link;
+mod replies;
 mod script;
 
 use std::io;
@@ -26,6 +28,7 @@ use tokio_util::codec::FramedRead;
 use lines::{Incoming, LineCodec};
 use outbox::{Outbox, OutboxError};
 pub use registry_link::RegistryLink;
+use replies::Replies;
 use script::{After, Step, WatchStream};
 
 /// The limits and timings of a session.
@@ -71,7 +74,7 @@ pub struct Session {
     registry: RegistryLink,
     settings: Arc<SessionSettings>,
     machine: SessionMachine,
-    outbox: Outbox,
+    replies: Replies,
     wrong_secrets: u32,
     /// Who is on the other end (from SO_PEERCRED), for the log.
     peer: String,
@@ -96,8 +99,15 @@ impl Session {
         let (read, write) = stream.into_split();
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, LineCodec::new(settings.max_line)));
+            let outbox = Outbox::spawn(write, settings.outbox_chunks, settings.write_timeout);
+            let me = ctx.address().downgrade();
+            let replies = Replies::spawn(outbox, move |why| {
+                if let Some(me) = me.upgrade() {
+                    me.do_send(Hangup(why));
+                }
+            });
             Session {
-                outbox: Outbox::spawn(write, settings.outbox_chunks, settings.write_timeout),
+                replies,
                 registry,
                 settings,
                 machine: SessionMachine::new(),
@@ -109,16 +119,10 @@ impl Session {
         })
     }
 
-    /// Queues bytes for the client; a client that does not keep up is dropped.
+    /// Queues bytes for the client, behind the replies before them.
     fn send(&mut self, text: &str, ctx: &mut Context<Self>) {
-        match self.outbox.push(text) {
-            Ok(()) => {}
-            Err(OutboxError::Full) => {
-                tracing::info!(peer = %self.peer, "client does not read its results: dropping the connection");
-                self.outbox.abandon();
-                ctx.stop();
-            }
-            Err(OutboxError::Closed) => ctx.stop(),
+        if self.replies.push(text).is_err() {
+            ctx.stop();
         }
     }
 
@@ -179,7 +183,7 @@ impl Session {
             return;
         }
         // One future for the whole line keeps its steps in order (actix runs queued waits last-first).
-        let run = script::run_steps(steps, self.registry.clone(), self.outbox.clone());
+        let run = script::run_steps(steps, self.registry.clone(), self.replies.clone());
         ctx.wait(run.into_actor(self).map(move |after, act, ctx| {
             act.after_steps(after, ctx);
             if close_after {
@@ -193,7 +197,7 @@ impl Session {
             After::Continue => {}
             After::Close => ctx.stop(),
             After::Abandon => {
-                self.outbox.abandon();
+                self.replies.abandon();
                 ctx.stop();
             }
             After::Watch(stream) => self.start_watch(stream, ctx),
@@ -201,10 +205,10 @@ impl Session {
     }
 
     fn start_watch(&mut self, stream: WatchStream, ctx: &mut Context<Self>) {
-        let forward = stream.forward(self.outbox.clone());
+        let forward = stream.forward(self.replies.clone());
         // The forwarding ends by itself only when the client cannot keep up or is gone.
         self.watch = Some(ctx.spawn(forward.into_actor(self).map(|_, act, ctx| {
-            act.outbox.abandon();
+            act.replies.abandon();
             ctx.stop();
         })));
     }
@@ -215,6 +219,22 @@ impl Session {
             ctx.cancel_future(handle);
             self.send(&frame("", "Watch ended\n"), ctx);
         }
+    }
+}
+
+/// The outbox refused a reply: the client does not read its results, or is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Hangup(OutboxError);
+
+impl Handler<Hangup> for Session {
+    type Result = ();
+
+    fn handle(&mut self, Hangup(why): Hangup, ctx: &mut Context<Self>) {
+        if why == OutboxError::Full {
+            tracing::info!(peer = %self.peer, "client does not read its results: dropping the connection");
+        }
+        ctx.stop();
     }
 }
 

@@ -6,13 +6,16 @@ use pm_protocol::{PmError, ProcessInfo, ProcessSpec};
 use super::messages::AttachProcess;
 use pm_protocol::state::SavedRun;
 
+use super::applied::Apply;
 use super::Registry;
 use crate::process::ProcessActor;
 
-impl Handler<AttachProcess> for Registry {
-    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
-
-    fn handle(&mut self, msg: AttachProcess, ctx: &mut Context<Self>) -> Self::Result {
+impl Apply<AttachProcess> for Registry {
+    fn apply(
+        &mut self,
+        msg: AttachProcess,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let adopted = self
             .check_new_name(&msg.name)
             .and_then(|()| ProcessActor::attach(msg.pid, msg.name.clone(), self.process_options()));
@@ -34,6 +37,6 @@ impl Handler<AttachProcess> for Registry {
                 });
         }
         self.state_changed(ctx);
-        Registry::when_durable(self.info_of(msg.name))
+        self.info_of(msg.name)
     }
 }

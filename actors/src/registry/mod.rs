@@ -24,6 +24,7 @@
 //! registry reads as a stream; a self-exit (`completed` or `failed`) is decided at once by [`backoff`],
 //! and the first restart is a `Start` sent in the same turn. Nothing polls on that path.
 
+mod applied;
 pub mod atomic_file;
 mod attach;
 pub mod backoff;
@@ -59,6 +60,7 @@ use tokio::sync::mpsc;
 
 use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Subscribe};
 
+pub use applied::{Applied, Durable};
 pub use backoff::{Backoff, Decision};
 pub use messages::*;
 pub use state::{StateWrites, ENV_NAME, ENV_STATE};
@@ -360,7 +362,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Starts a defined process now, or arms its schedule if it has one; answers its status.
+    /// Starts a defined process now, or arms its schedule if it has one; answers its status (not
+    /// waiting for the state file, except for a detached child, whose definition is written first).
     fn launch(
         &mut self,
         name: String,
@@ -376,7 +379,7 @@ impl Registry {
         self.state_changed(ctx);
         if scheduled {
             self.arm_cron(&name, ctx);
-            return Self::when_durable(self.info_of(name));
+            return self.info_of(name);
         }
         // A detached child outlives a crash of the daemon: its definition is on disk before the child
         // exists, so that a restarted daemon always knows (and adopts) it.
@@ -385,7 +388,7 @@ impl Registry {
         } else {
             Box::pin(fut::ready(()))
         };
-        Self::when_durable(Box::pin(defined.then(move |(), act, _| {
+        Box::pin(defined.then(move |(), act, _| {
             act.start_run(name.clone()).then(move |res, act, _| {
                 let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
                     Ok(_) => act.info_of(name),
@@ -393,7 +396,7 @@ impl Registry {
                 };
                 next
             })
-        })))
+        }))
     }
 
     /// Sends `Start` to the process and keeps the books: the start time, and on a spawn failure the

@@ -3,14 +3,17 @@
 use actix::prelude::*;
 use pm_protocol::{PmError, ProcessInfo};
 
+use super::applied::Apply;
 use super::messages::RestartProcess;
 use super::Registry;
 use crate::process::{IsAlive, Restart};
 
-impl Handler<RestartProcess> for Registry {
-    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
-
-    fn handle(&mut self, msg: RestartProcess, ctx: &mut Context<Self>) -> Self::Result {
+impl Apply<RestartProcess> for Registry {
+    fn apply(
+        &mut self,
+        msg: RestartProcess,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let entry = match self.entry_mut(&msg.name) {
             Ok(e) => e,
             Err(e) => return Box::pin(fut::ready(Err(e))),
@@ -30,29 +33,33 @@ impl Handler<RestartProcess> for Registry {
         }
         self.state_changed(ctx);
         let name = msg.name;
-        Registry::when_durable(Box::pin(addr.send(IsAlive).into_actor(self).then(
-            move |alive, act, _| {
-                let next: ResponseActFuture<Self, Result<i32, PmError>> = if alive.unwrap_or(false)
-                {
-                    let restarted = name.clone();
-                    Box::pin(addr.send(Restart).into_actor(act).map(move |res, act, _| {
-                        let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
-                        if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&restarted)) {
-                            entry.started_at = Some(std::time::Instant::now());
-                        }
-                        res
-                    }))
-                } else {
-                    act.start_run(name.clone())
-                };
-                next.then(move |res, act, _| {
-                    let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
-                        Ok(_) => act.info_of(name),
-                        Err(e) => Box::pin(fut::ready(Err(e))),
+        Box::pin(
+            addr.send(IsAlive)
+                .into_actor(self)
+                .then(move |alive, act, _| {
+                    let next: ResponseActFuture<Self, Result<i32, PmError>> = if alive
+                        .unwrap_or(false)
+                    {
+                        let restarted = name.clone();
+                        Box::pin(addr.send(Restart).into_actor(act).map(move |res, act, _| {
+                            let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
+                            if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&restarted)) {
+                                entry.started_at = Some(std::time::Instant::now());
+                            }
+                            res
+                        }))
+                    } else {
+                        act.start_run(name.clone())
                     };
-                    next
-                })
-            },
-        )))
+                    next.then(move |res, act, _| {
+                        let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res
+                        {
+                            Ok(_) => act.info_of(name),
+                            Err(e) => Box::pin(fut::ready(Err(e))),
+                        };
+                        next
+                    })
+                }),
+        )
     }
 }

@@ -4,13 +4,16 @@ use actix::prelude::*;
 use pm_protocol::template::Template;
 use pm_protocol::{PmError, ProcessInfo};
 
+use super::applied::Apply;
 use super::messages::{StartFromTemplate, StartProcess};
 use super::{template_store, Registry};
 
-impl Handler<StartProcess> for Registry {
-    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
-
-    fn handle(&mut self, msg: StartProcess, ctx: &mut Context<Self>) -> Self::Result {
+impl Apply<StartProcess> for Registry {
+    fn apply(
+        &mut self,
+        msg: StartProcess,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let name = msg.spec.name.clone();
         let template = msg
             .template
@@ -47,19 +50,21 @@ impl Handler<StartFromTemplate> for Registry {
         let dir = self.config.paths.template_dir.clone();
         let name = msg.name;
         let read = tokio::task::spawn_blocking(move || template_store::read_one(&dir, &name));
-        Box::pin(read.into_actor(self).then(move |res, act, ctx| {
-            let spec = res
-                .unwrap_or_else(|e| Err(PmError::Internal(e.to_string())))
-                .and_then(|t| t.to_spec());
-            let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> =
-                match spec.and_then(|spec| {
-                    let name = spec.name.clone();
-                    act.define(spec).map(|()| name)
-                }) {
+        Registry::when_durable(Box::pin(read.into_actor(self).then(
+            move |res, act, ctx| {
+                let spec = res
+                    .unwrap_or_else(|e| Err(PmError::Internal(e.to_string())))
+                    .and_then(|t| t.to_spec());
+                let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match spec
+                    .and_then(|spec| {
+                        let name = spec.name.clone();
+                        act.define(spec).map(|()| name)
+                    }) {
                     Ok(name) => act.launch(name, ctx),
                     Err(e) => Box::pin(fut::ready(Err(e))),
                 };
-            next
-        }))
+                next
+            },
+        )))
     }
 }

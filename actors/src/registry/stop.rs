@@ -3,6 +3,7 @@
 use actix::prelude::*;
 use pm_protocol::{ExitInfo, PmError, ProcessInfo};
 
+use super::applied::Apply;
 use super::messages::{DeleteProcess, KillProcess, StopProcess};
 use super::{Entry, Registry};
 use crate::process::{Kill, ProcessActor, StopAndWait};
@@ -40,16 +41,18 @@ pub(super) fn stopped(res: Result<Result<ExitInfo, PmError>, MailboxError>) -> R
     }
 }
 
-impl Handler<StopProcess> for Registry {
-    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
-
-    fn handle(&mut self, msg: StopProcess, ctx: &mut Context<Self>) -> Self::Result {
+impl Apply<StopProcess> for Registry {
+    fn apply(
+        &mut self,
+        msg: StopProcess,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let (addr, _) = match self.hold(&msg.name, ctx) {
             Ok(found) => found,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
-        Registry::when_durable(Box::pin(
+        Box::pin(
             addr.send(StopAndWait::default())
                 .into_actor(self)
                 .then(move |res, act, _| {
@@ -60,38 +63,39 @@ impl Handler<StopProcess> for Registry {
                         };
                     next
                 }),
-        ))
+        )
     }
 }
 
-impl Handler<KillProcess> for Registry {
-    type Result = ResponseFuture<Result<ExitInfo, PmError>>;
-
-    fn handle(&mut self, msg: KillProcess, ctx: &mut Context<Self>) -> Self::Result {
+impl Apply<KillProcess> for Registry {
+    fn apply(
+        &mut self,
+        msg: KillProcess,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<ExitInfo, PmError>> {
         let held = self.hold(&msg.name, ctx);
-        let durable = self.durable();
-        Box::pin(async move {
+        let kill = async move {
             let (addr, _) = held?;
-            let exit = addr
-                .send(Kill)
+            addr.send(Kill)
                 .await
-                .map_err(|e| PmError::Internal(e.to_string()))?;
-            durable.await;
-            exit
-        })
+                .map_err(|e| PmError::Internal(e.to_string()))?
+        };
+        Box::pin(kill.into_actor(self))
     }
 }
 
-impl Handler<DeleteProcess> for Registry {
-    type Result = ResponseActFuture<Self, Result<(), PmError>>;
-
-    fn handle(&mut self, msg: DeleteProcess, ctx: &mut Context<Self>) -> Self::Result {
+impl Apply<DeleteProcess> for Registry {
+    fn apply(
+        &mut self,
+        msg: DeleteProcess,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<(), PmError>> {
         let (addr, id) = match self.hold(&msg.name, ctx) {
             Ok(found) => found,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
-        Registry::when_durable(Box::pin(
+        Box::pin(
             addr.send(StopAndWait::default())
                 .into_actor(self)
                 .map(move |res, act, ctx| {
@@ -103,6 +107,6 @@ impl Handler<DeleteProcess> for Registry {
                     }
                     Ok(())
                 }),
-        ))
+        )
     }
 }

@@ -5,25 +5,28 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
 use crate::registry::{
-    AttachProcess, DeleteProcess, GetLogs, GetStatus, KillProcess, ListProcesses, RestartProcess,
-    SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents,
+    Applied, AttachProcess, DeleteProcess, Durable, GetLogs, GetStatus, KillProcess, ListProcesses,
+    RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents,
 };
 
-/// Where a session sends each kind of request.
+/// Where a session sends each kind of request. The mutating ones are [`Applied`]: the session waits
+/// for the disk itself, with one [`Durable`] per script, so pipelined scripts share state writes.
 #[derive(Clone)]
 pub struct RegistryLink {
-    pub start: Recipient<StartProcess>,
-    pub stop: Recipient<StopProcess>,
+    pub start: Recipient<Applied<StartProcess>>,
+    pub stop: Recipient<Applied<StopProcess>>,
     pub stop_all: Recipient<StopAll>,
-    pub restart: Recipient<RestartProcess>,
-    pub delete: Recipient<DeleteProcess>,
-    pub kill: Recipient<KillProcess>,
+    pub restart: Recipient<Applied<RestartProcess>>,
+    pub delete: Recipient<Applied<DeleteProcess>>,
+    pub kill: Recipient<Applied<KillProcess>>,
     pub signal: Recipient<SignalProcess>,
     pub status: Recipient<GetStatus>,
     pub list: Recipient<ListProcesses>,
-    pub attach: Recipient<AttachProcess>,
+    pub attach: Recipient<Applied<AttachProcess>>,
     pub logs: Recipient<GetLogs>,
     pub subscribe: Recipient<SubscribeEvents>,
+    /// Answers once every change made before it is on disk.
+    pub durable: Recipient<Durable>,
 }
 
 impl RegistryLink {
@@ -31,30 +34,32 @@ impl RegistryLink {
     pub fn new<A>(addr: &Addr<A>) -> Self
     where
         A: Actor
-            + Handler<StartProcess>
-            + Handler<StopProcess>
+            + Handler<Applied<StartProcess>>
+            + Handler<Applied<StopProcess>>
             + Handler<StopAll>
-            + Handler<RestartProcess>
-            + Handler<DeleteProcess>
-            + Handler<KillProcess>
+            + Handler<Applied<RestartProcess>>
+            + Handler<Applied<DeleteProcess>>
+            + Handler<Applied<KillProcess>>
             + Handler<SignalProcess>
             + Handler<GetStatus>
             + Handler<ListProcesses>
-            + Handler<AttachProcess>
+            + Handler<Applied<AttachProcess>>
             + Handler<GetLogs>
-            + Handler<SubscribeEvents>,
-        A::Context: ToEnvelope<A, StartProcess>
-            + ToEnvelope<A, StopProcess>
+            + Handler<SubscribeEvents>
+            + Handler<Durable>,
+        A::Context: ToEnvelope<A, Applied<StartProcess>>
+            + ToEnvelope<A, Applied<StopProcess>>
             + ToEnvelope<A, StopAll>
-            + ToEnvelope<A, RestartProcess>
-            + ToEnvelope<A, DeleteProcess>
-            + ToEnvelope<A, KillProcess>
+            + ToEnvelope<A, Applied<RestartProcess>>
+            + ToEnvelope<A, Applied<DeleteProcess>>
+            + ToEnvelope<A, Applied<KillProcess>>
             + ToEnvelope<A, SignalProcess>
             + ToEnvelope<A, GetStatus>
             + ToEnvelope<A, ListProcesses>
-            + ToEnvelope<A, AttachProcess>
+            + ToEnvelope<A, Applied<AttachProcess>>
             + ToEnvelope<A, GetLogs>
-            + ToEnvelope<A, SubscribeEvents>,
+            + ToEnvelope<A, SubscribeEvents>
+            + ToEnvelope<A, Durable>,
     {
         RegistryLink {
             start: addr.clone().recipient(),
@@ -69,6 +74,7 @@ impl RegistryLink {
             attach: addr.clone().recipient(),
             logs: addr.clone().recipient(),
             subscribe: addr.clone().recipient(),
+            durable: addr.clone().recipient(),
         }
     }
 }

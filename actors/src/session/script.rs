@@ -6,12 +6,13 @@ use pm_protocol::response::{self, frame, Operation};
 use pm_protocol::{PmError, ProcessEvent};
 use tokio::sync::mpsc;
 
-use super::outbox::Outbox;
 use super::registry_link::RegistryLink;
+use super::replies::Replies;
 use crate::process::EventSink;
 use crate::registry::{
-    AttachProcess, DeleteProcess, GetLogs, GetStatus, KillProcess, ListProcesses, RestartProcess,
-    SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents, TemplateOption,
+    Applied, AttachProcess, DeleteProcess, Durable, GetLogs, GetStatus, KillProcess, ListProcesses,
+    RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents,
+    TemplateOption,
 };
 
 /// Events a watch may hold for a client before the registry drops them (it never waits on a watcher).
@@ -49,28 +50,41 @@ pub(super) struct WatchStream {
 
 impl WatchStream {
     /// Sends one frame per event; returns when the client cannot keep up or is gone.
-    pub(super) async fn forward(mut self, outbox: Outbox) {
+    pub(super) async fn forward(mut self, replies: Replies) {
         while let Some(event) = self.events.recv().await {
             let body = match self.format {
                 Format::Text => response::event_text(&event),
                 Format::Json => response::event_json(&event),
             };
-            if outbox.push(frame("", &body)).is_err() {
+            if replies.push(frame("", &body)).is_err() {
                 return;
             }
         }
     }
 }
 
-/// Runs the steps in order, writing each answer as soon as it is known.
-pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, outbox: Outbox) -> After {
+/// Runs the steps in order, queueing each answer as soon as it is known; the answer to a script that
+/// changed something goes out once the registry has it on disk.
+pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, replies: Replies) -> After {
     for step in steps {
         let reply = match step {
             Step::Reply(text) => text,
             Step::Quit => return After::Close,
             Step::Script { commands, jobid } => {
+                let mutates = commands.iter().any(mutates);
                 let (body, after) = run_script(commands, &registry).await;
-                if !body.is_empty() && outbox.push(frame(&jobid, &body)).is_err() {
+                let queued = match (body.is_empty(), mutates) {
+                    (true, _) => Ok(()),
+                    (false, false) => replies.push(frame(&jobid, &body)),
+                    (false, true) => {
+                        // Asked now, so that it covers exactly the changes made so far.
+                        let durable = registry.durable.send(Durable);
+                        replies.push_when(frame(&jobid, &body), async move {
+                            let _ = durable.await;
+                        })
+                    }
+                };
+                if queued.is_err() {
                     return After::Abandon;
                 }
                 match after {
@@ -79,11 +93,24 @@ pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, outbox: 
                 }
             }
         };
-        if outbox.push(reply).is_err() {
+        if replies.push(reply).is_err() {
             return After::Abandon;
         }
     }
     After::Continue
+}
+
+/// Whether a command changes what the state file holds (its answer then waits for the disk).
+fn mutates(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Start(_)
+            | Command::Stop(_)
+            | Command::Restart(_)
+            | Command::Delete(_)
+            | Command::Kill(_)
+            | Command::Attach(_)
+    )
 }
 
 /// The body answering a script's commands, and what comes after (a quit or a watch ends the script).
@@ -178,6 +205,12 @@ macro_rules! named {
         })*
     };
 }
+impl<M: Named> Named for Applied<M> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+}
+
 named!(
     StopProcess,
     RestartProcess,
@@ -196,14 +229,24 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
                 run_on_startup: s.run_on_startup,
             });
             let answer = match s.to_spec() {
-                Ok(spec) => flatten(registry.start.send(StartProcess { spec, template }).await),
+                Ok(spec) => flatten(
+                    registry
+                        .start
+                        .send(Applied(StartProcess { spec, template }))
+                        .await,
+                ),
                 Err(e) => Err(e),
             };
             response::outcome(Operation::Start, &name, &answer)
         }
         Command::Stop(c) => match c.target {
             Selector::Name(name) => {
-                act(Operation::Stop, &registry.stop, StopProcess { name }).await
+                act(
+                    Operation::Stop,
+                    &registry.stop,
+                    Applied(StopProcess { name }),
+                )
+                .await
             }
             Selector::All => match flatten(registry.stop_all.send(StopAll).await) {
                 Ok(all) => response::stopped_all(all.stopped.len(), &all.failed),
@@ -214,7 +257,7 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             act(
                 Operation::Restart,
                 &registry.restart,
-                RestartProcess { name: c.name },
+                Applied(RestartProcess { name: c.name }),
             )
             .await
         }
@@ -222,7 +265,7 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             act(
                 Operation::Delete,
                 &registry.delete,
-                DeleteProcess { name: c.name },
+                Applied(DeleteProcess { name: c.name }),
             )
             .await
         }
@@ -230,7 +273,7 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             act(
                 Operation::Kill,
                 &registry.kill,
-                KillProcess { name: c.name },
+                Applied(KillProcess { name: c.name }),
             )
             .await
         }
@@ -243,10 +286,10 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             act(Operation::Signal, &registry.signal, msg).await
         }
         Command::Attach(c) => {
-            let msg = AttachProcess {
+            let msg = Applied(AttachProcess {
                 pid: c.pid,
                 name: c.name,
-            };
+            });
             act(Operation::Attach, &registry.attach, msg).await
         }
         Command::Status(c) => match flatten(registry.status.send(GetStatus { name: c.name }).await)

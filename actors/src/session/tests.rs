@@ -117,6 +117,32 @@ answer_with!(SubscribeEvents, (), |s, m| {
     Ok(())
 });
 
+/// The session sends the mutating requests as `Applied`: the stand-in answers them as the plain ones.
+macro_rules! applied {
+    ($($msg:ty),*) => {$(
+        impl Handler<Applied<$msg>> for FakeRegistry {
+            type Result = <FakeRegistry as Handler<$msg>>::Result;
+            fn handle(&mut self, m: Applied<$msg>, ctx: &mut Context<Self>) -> Self::Result {
+                <FakeRegistry as Handler<$msg>>::handle(self, m.0, ctx)
+            }
+        }
+    )*};
+}
+
+applied!(
+    StartProcess,
+    StopProcess,
+    RestartProcess,
+    DeleteProcess,
+    KillProcess,
+    AttachProcess
+);
+
+impl Handler<Durable> for FakeRegistry {
+    type Result = ();
+    fn handle(&mut self, _: Durable, _: &mut Context<Self>) {}
+}
+
 const SECRET: &str = "s3cret";
 
 fn settings() -> SessionSettings {
