@@ -28,7 +28,9 @@ pub struct LogRing {
 impl LogRing {
     pub fn new(capacity: usize) -> Self {
         LogRing {
-            lines: VecDeque::with_capacity(capacity.min(1024)),
+            // Grown as lines come: a quiet process (most of a thousand) costs nothing, where a ring
+            // allocated whole up front costs 48 bytes a line (48 KB at the default 1,000 lines).
+            lines: VecDeque::new(),
             capacity,
         }
     }
@@ -37,8 +39,12 @@ impl LogRing {
         if self.capacity == 0 {
             return;
         }
-        if self.lines.len() == self.capacity {
+        let len = self.lines.len();
+        if len == self.capacity {
             self.lines.pop_front();
+        } else if len == self.lines.capacity() {
+            // Doubling, but never past the ring's size.
+            self.lines.reserve_exact(len.max(8).min(self.capacity - len));
         }
         self.lines.push_back(line);
     }
