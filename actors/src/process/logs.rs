@@ -44,7 +44,8 @@ impl LogRing {
             self.lines.pop_front();
         } else if len == self.lines.capacity() {
             // Doubling, but never past the ring's size.
-            self.lines.reserve_exact(len.max(8).min(self.capacity - len));
+            self.lines
+                .reserve_exact(len.max(8).min(self.capacity - len));
         }
         self.lines.push_back(line);
     }
@@ -398,5 +399,23 @@ mod tests {
         let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
         assert_eq!(texts, ["b", "c"]);
         assert_eq!(r.last(Some(1))[0].text, "c");
+    }
+
+    #[test]
+    fn ring_takes_memory_only_for_lines_it_holds() {
+        let mut r = LogRing::new(1000);
+        assert_eq!(r.lines.capacity(), 0, "a quiet process holds no ring");
+        for i in 0..2500 {
+            r.push(LogLine {
+                time: Local::now(),
+                stream: Stream::Stdout,
+                text: i.to_string(),
+            });
+            assert!(r.lines.capacity() <= 1000, "grown past the ring's size");
+        }
+        let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts.len(), 1000);
+        assert_eq!(texts[0], "1500");
+        assert_eq!(texts[999], "2499");
     }
 }
