@@ -28,7 +28,9 @@ pub struct LogRing {
 impl LogRing {
     pub fn new(capacity: usize) -> Self {
         LogRing {
-            lines: VecDeque::with_capacity(capacity.min(1024)),
+            // Grown as lines come: a quiet process (most of a thousand) costs nothing, where a ring
+            // allocated whole up front costs 48 bytes a line (48 KB at the default 1,000 lines).
+            lines: VecDeque::new(),
             capacity,
         }
     }
@@ -37,8 +39,13 @@ impl LogRing {
         if self.capacity == 0 {
             return;
         }
-        if self.lines.len() == self.capacity {
+        let len = self.lines.len();
+        if len == self.capacity {
             self.lines.pop_front();
+        } else if len == self.lines.capacity() {
+            // Doubling, but never past the ring's size.
+            self.lines
+                .reserve_exact(len.max(8).min(self.capacity - len));
         }
         self.lines.push_back(line);
     }
@@ -392,5 +399,23 @@ mod tests {
         let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
         assert_eq!(texts, ["b", "c"]);
         assert_eq!(r.last(Some(1))[0].text, "c");
+    }
+
+    #[test]
+    fn ring_takes_memory_only_for_lines_it_holds() {
+        let mut r = LogRing::new(1000);
+        assert_eq!(r.lines.capacity(), 0, "a quiet process holds no ring");
+        for i in 0..2500 {
+            r.push(LogLine {
+                time: Local::now(),
+                stream: Stream::Stdout,
+                text: i.to_string(),
+            });
+            assert!(r.lines.capacity() <= 1000, "grown past the ring's size");
+        }
+        let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts.len(), 1000);
+        assert_eq!(texts[0], "1500");
+        assert_eq!(texts[999], "2499");
     }
 }
