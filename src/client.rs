@@ -30,6 +30,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a client could not talk to the daemon. Every variant names the socket.
 #[derive(Debug, Error)]
+// Each variant's `#[error]` message is its documentation.
+#[allow(missing_docs)]
 pub enum ClientError {
     #[error("cannot connect to {socket}: the daemon is not running ({cause})")]
     NotRunning { socket: PathBuf, cause: io::Error },

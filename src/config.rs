@@ -17,6 +17,8 @@ pub const DEFAULT_SOCKET: &str = "/tmp/processmanager.sock";
 
 /// Why `pm.conf` could not be used.
 #[derive(Debug, Error)]
+// Each variant's `#[error]` message is its documentation.
+#[allow(missing_docs)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -68,11 +70,17 @@ pub struct ConfigFile {
 /// The daemon's settings with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The socket the daemon listens on.
     pub socket: PathBuf,
+    /// The folder of `<name>.json` templates.
     pub template_dir: PathBuf,
+    /// The folder of `<name>.log` files.
     pub log_dir: PathBuf,
+    /// The folder of `state.json`.
     pub state_dir: PathBuf,
+    /// How often each process's state, CPU and memory are read.
     pub status_interval: Duration,
+    /// The default grace between the stop signal and SIGKILL.
     pub stop_grace: Duration,
     /// Backoff defaults for specs that do not set their own (policy and count stay per process).
     pub restart: RestartSettings,

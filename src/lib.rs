@@ -14,6 +14,8 @@
 //! The other crates: `pm-protocol` (heroscript, typed commands, wire strings, the session state machine)
 //! and `pm-actors` (ProcessActor, Registry, Session).
 
+#![warn(missing_docs)]
+
 pub mod argv;
 pub mod client;
 pub mod config;

@@ -22,6 +22,8 @@ pub fn too_many_connections_line(max: usize) -> String {
 
 /// Why the socket could not be bound.
 #[derive(Debug, Error)]
+// Each variant's `#[error]` message is its documentation.
+#[allow(missing_docs)]
 pub enum BindError {
     #[error("another processmanager is listening on {0}")]
     AnotherDaemon(PathBuf),
@@ -34,7 +36,9 @@ pub enum BindError {
 /// A bound socket, and whether a stale socket file had to be replaced for it.
 #[derive(Debug)]
 pub struct Bound {
+    /// The bound socket, ready to accept.
     pub listener: StdUnixListener,
+    /// Whether a socket file left by a dead daemon was replaced.
     pub replaced_stale: bool,
 }
 

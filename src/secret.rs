@@ -13,6 +13,8 @@ pub const SECRET_ENV: &str = "PM_SECRET";
 
 /// Why a secret could not be had.
 #[derive(Debug, Error)]
+// Each variant's `#[error]` message is its documentation.
+#[allow(missing_docs)]
 pub enum SecretError {
     #[error("cannot read the secret file {path}: {cause}")]
     Read { path: PathBuf, cause: io::Error },

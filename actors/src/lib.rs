@@ -8,6 +8,8 @@
 //! - [`session`]: one `Session` actor per socket connection: the secret, then heroscript turned into
 //!   registry messages, framed results written back.
 
+#![warn(missing_docs)]
+
 pub mod process;
 pub mod registry;
 pub mod session;

@@ -4,7 +4,7 @@
 //! The bytes move here; the decisions are the protocol crate's [`SessionMachine`]. Reading is a stream of
 //! capped lines ([`lines`]); writing goes through a bounded queue drained by its own task ([`outbox`]), so
 //! a client that does not read is dropped instead of holding anyone up. Each script's changes are applied
-//! before the next line is read; its result then waits in [`replies`] for the results before it and for
+//! before the next line is read; its result then waits in `replies` for the results before it and for
 //! the state file to hold the change, so results come back in order, each only once it is durable.
 
 pub mod lines;

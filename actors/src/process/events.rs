@@ -13,10 +13,12 @@ pub struct Subscribers {
 }
 
 impl Subscribers {
+    /// Adds a subscriber; it gets every later event.
     pub fn add(&mut self, sink: EventSink) {
         self.sinks.push(sink);
     }
 
+    /// Whether nobody listens (events are then not even built).
     pub fn is_empty(&self) -> bool {
         self.sinks.is_empty()
     }

@@ -26,6 +26,7 @@ pub struct LogRing {
 }
 
 impl LogRing {
+    /// A ring that keeps the last `capacity` lines; memory is taken only as lines arrive.
     pub fn new(capacity: usize) -> Self {
         LogRing {
             // Grown as lines come: a quiet process (most of a thousand) costs nothing, where a ring
@@ -35,6 +36,7 @@ impl LogRing {
         }
     }
 
+    /// Adds a line, dropping the oldest once the ring is full.
     pub fn push(&mut self, line: LogLine) {
         if self.capacity == 0 {
             return;
@@ -76,6 +78,7 @@ pub struct RotatingFile {
 }
 
 impl RotatingFile {
+    /// A log file at `path`, rotated by `settings` (opened on the first write).
     pub fn new(path: PathBuf, settings: &LogSettings) -> Self {
         RotatingFile {
             path,
@@ -199,8 +202,11 @@ fn writer() -> &'static mpsc::Sender<WriteJob> {
 /// Where one process's captured lines go.
 #[derive(Clone)]
 pub struct Capture {
+    /// The in-memory ring `process.logs` reads.
     pub ring: Arc<Mutex<LogRing>>,
+    /// The rotated log file, when logging to a file.
     pub file: Option<Arc<Mutex<RotatingFile>>>,
+    /// The caller's channel of lines (the Rust API's Writer option).
     pub channel: Option<mpsc::Sender<LogLine>>,
 }
 

@@ -18,6 +18,7 @@ pub struct Start;
 #[derive(Message, Debug, Clone, Default)]
 #[rtype(result = "Result<(), PmError>")]
 pub struct Stop {
+    /// The grace time before SIGKILL; the spec's `grace_ms` when `None`.
     pub grace: Option<Duration>,
 }
 
@@ -25,6 +26,7 @@ pub struct Stop {
 #[derive(Message, Debug, Clone, Default)]
 #[rtype(result = "Result<ExitInfo, PmError>")]
 pub struct StopAndWait {
+    /// The grace time before SIGKILL; the spec's `grace_ms` when `None`.
     pub grace: Option<Duration>,
 }
 
@@ -43,7 +45,9 @@ pub struct Wait;
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), PmError>")]
 pub struct Signal {
+    /// The signal: a name (`HUP`, `SIGHUP`) or a number.
     pub signal: String,
+    /// Send it to the whole process group rather than the process alone.
     pub group: bool,
 }
 
@@ -53,6 +57,7 @@ pub struct Signal {
 #[rtype(result = "Result<i32, PmError>")]
 pub struct Restart;
 
+/// Whether the process is alive now.
 #[derive(Message, Debug, Clone, Default)]
 #[rtype(result = "bool")]
 pub struct IsAlive;
@@ -76,6 +81,7 @@ pub struct GetSpec;
 #[derive(Message, Debug, Clone, Default)]
 #[rtype(result = "Vec<LogLine>")]
 pub struct GetLogs {
+    /// How many of the newest lines; every kept line when `None`.
     pub lines: Option<usize>,
 }
 
@@ -88,8 +94,11 @@ pub struct ProcessEventMsg(pub ProcessEvent);
 /// delivery is `try_send`, and a subscriber whose receiver is gone is removed.
 #[derive(Clone)]
 pub enum EventSink {
+    /// An actix actor, sent [`ProcessEventMsg`] with `try_send` (a full mailbox drops the event).
     Recipient(Recipient<ProcessEventMsg>),
+    /// A bounded channel (a full channel drops the event).
     Channel(tokio::sync::mpsc::Sender<ProcessEvent>),
+    /// An unbounded channel (the receiver must keep up; the registry uses one so no exit is lost).
     Unbounded(tokio::sync::mpsc::UnboundedSender<ProcessEvent>),
 }
 

@@ -27,6 +27,7 @@ pub struct ProcessOptions {
     pub log_dir: PathBuf,
     /// The status tick: kernel state, CPU and memory of the process tree.
     pub tick: Duration,
+    /// Where stdout and stderr go (the spec's log setting by default).
     pub output: OutputTarget,
     /// Kills non-detached children's groups when the daemon dies; `None` leaves them unguarded.
     pub guard: Option<GroupGuard>,

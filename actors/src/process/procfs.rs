@@ -17,13 +17,17 @@ use pm_protocol::KernelState;
 /// The fields of `/proc/<pid>/stat` the supervisor uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
+    /// The kernel's state letter (`R`, `S`, `D`, `T`, `t`, `Z`, `X`, `I`).
     pub state: char,
+    /// The parent's pid.
     pub ppid: i32,
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
+    /// Threads in the process.
     pub num_threads: u64,
     /// Field 22: the start time after boot, in clock ticks (identifies a process beyond its pid).
     pub start_time: u64,
+    /// Resident set size, in pages.
     pub rss_pages: u64,
     /// Minor + major page faults and the CPU ticks of reaped children: they move whenever the process
     /// does something (a fork faults on its copied pages; a reaped child adds its time).

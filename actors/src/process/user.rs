@@ -10,7 +10,9 @@ use pm_protocol::{PmError, ProcessSpec};
 /// The identity a child switches to before it runs its program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
+    /// The user id the child switches to.
     pub uid: u32,
+    /// The primary group id the child switches to.
     pub gid: u32,
     /// Supplementary groups, as `initgroups` would set them (the user's groups from the group database).
     pub groups: Vec<u32>,

@@ -77,6 +77,7 @@ pub struct StartProcess {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ProcessInfo, PmError>")]
 pub struct StopProcess {
+    /// The process to stop.
     pub name: String,
 }
 
@@ -142,6 +143,7 @@ pub struct StoppedAll {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ProcessInfo, PmError>")]
 pub struct RestartProcess {
+    /// The process to restart.
     pub name: String,
 }
 
@@ -164,6 +166,7 @@ pub struct RestartProcess {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), PmError>")]
 pub struct DeleteProcess {
+    /// The process to delete.
     pub name: String,
 }
 
@@ -185,6 +188,7 @@ pub struct DeleteProcess {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ExitInfo, PmError>")]
 pub struct KillProcess {
+    /// The process to kill.
     pub name: String,
 }
 
@@ -206,6 +210,7 @@ pub struct KillProcess {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), PmError>")]
 pub struct SignalProcess {
+    /// The process to signal.
     pub name: String,
     /// `HUP`, `SIGHUP` or a number.
     pub signal: String,
@@ -231,6 +236,7 @@ pub struct SignalProcess {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ProcessInfo, PmError>")]
 pub struct GetStatus {
+    /// The process whose status is wanted.
     pub name: String,
 }
 
@@ -278,6 +284,7 @@ pub struct ListProcesses;
 pub struct AttachProcess {
     /// A process the daemon did not start.
     pub pid: i32,
+    /// The name the adopted process gets.
     pub name: String,
 }
 
@@ -305,7 +312,9 @@ pub struct AttachProcess {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<LogLine>, PmError>")]
 pub struct GetLogs {
+    /// The process whose lines are wanted.
     pub name: String,
+    /// How many of the newest lines; every kept line when `None`.
     pub lines: Option<usize>,
 }
 
@@ -381,6 +390,7 @@ pub struct Shutdown;
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ProcessSpec, PmError>")]
 pub struct GetTemplate {
+    /// The template's (and the process's) name.
     pub name: String,
 }
 
@@ -425,6 +435,7 @@ pub struct GetAllTemplates;
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ProcessInfo, PmError>")]
 pub struct StartFromTemplate {
+    /// The template to start from.
     pub name: String,
 }
 

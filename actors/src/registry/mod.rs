@@ -1,6 +1,6 @@
 //! The registry: names to process actors, restart policies, cron schedules, templates, shutdown.
 //!
-//! One [`Registry`] actor owns every [`ProcessActor`](crate::process::ProcessActor) by name. It is the
+//! One [`Registry`] actor owns every [`ProcessActor`] by name. It is the
 //! in-process Rust API: start it in any actix system and send it the messages of [`messages`].
 //!
 //! ```

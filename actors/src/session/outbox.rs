@@ -10,7 +10,9 @@ use tokio::task::AbortHandle;
 /// Why bytes could not be queued: the client is not reading (queue full) or is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxError {
+    /// The queue is full: the client does not read.
     Full,
+    /// The connection is gone.
     Closed,
 }
 

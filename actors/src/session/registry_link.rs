@@ -13,19 +13,32 @@ use crate::registry::{
 /// for the disk itself, with one [`Durable`] per script, so pipelined scripts share state writes.
 #[derive(Clone)]
 pub struct RegistryLink {
+    /// Starts a process (answers once applied).
     pub start: Recipient<Applied<StartProcess>>,
+    /// Stops one process (answers once applied).
     pub stop: Recipient<Applied<StopProcess>>,
+    /// Stops every live process (answers once all are gone and on disk).
     pub stop_all: Recipient<StopAll>,
+    /// Restarts a process (answers once applied).
     pub restart: Recipient<Applied<RestartProcess>>,
+    /// Deletes a process (answers once applied).
     pub delete: Recipient<Applied<DeleteProcess>>,
+    /// Kills a process (answers once applied).
     pub kill: Recipient<Applied<KillProcess>>,
+    /// Signals a process or its group.
     pub signal: Recipient<SignalProcess>,
+    /// Answers one status record.
     pub status: Recipient<GetStatus>,
+    /// Answers every status record.
     pub list: Recipient<ListProcesses>,
+    /// Adopts a process the daemon did not start (answers once applied).
     pub attach: Recipient<Applied<AttachProcess>>,
+    /// Answers captured lines.
     pub logs: Recipient<GetLogs>,
+    /// Subscribes to events (for `process.watch`).
     pub subscribe: Recipient<SubscribeEvents>,
     /// Answers once every change made before it is on disk.
+    /// Answers once every change so far is on disk.
     pub durable: Recipient<Durable>,
 }
 
