@@ -258,31 +258,22 @@ impl Registry {
     /// The spec with the configured defaults where it kept the built-in ones.
     fn apply_defaults(&self, mut spec: ProcessSpec) -> ProcessSpec {
         let builtin = ProcessSpec::shell("-", "");
-        if spec.grace_ms == builtin.grace_ms {
-            spec.grace_ms = self.config.stop_grace.as_millis() as u64;
-        }
+        let grace = self.config.stop_grace.as_millis() as u64;
+        default_to(&mut spec.grace_ms, builtin.grace_ms, grace);
         let (r, d) = (&mut spec.restart, RestartSettings::default());
         let cfg = &self.config.restart_defaults;
-        if r.backoff_initial_ms == d.backoff_initial_ms {
-            r.backoff_initial_ms = cfg.backoff_initial_ms;
-        }
-        if r.backoff_max_ms == d.backoff_max_ms {
-            r.backoff_max_ms = cfg.backoff_max_ms;
-        }
-        if r.reset_after_ms == d.reset_after_ms {
-            r.reset_after_ms = cfg.reset_after_ms;
-        }
+        default_to(
+            &mut r.backoff_initial_ms,
+            d.backoff_initial_ms,
+            cfg.backoff_initial_ms,
+        );
+        default_to(&mut r.backoff_max_ms, d.backoff_max_ms, cfg.backoff_max_ms);
+        default_to(&mut r.reset_after_ms, d.reset_after_ms, cfg.reset_after_ms);
         let (l, d) = (&mut spec.log, LogSettings::default());
         let cfg = &self.config.log_defaults;
-        if l.max_bytes == d.max_bytes {
-            l.max_bytes = cfg.max_bytes;
-        }
-        if l.keep_files == d.keep_files {
-            l.keep_files = cfg.keep_files;
-        }
-        if l.ring_lines == d.ring_lines {
-            l.ring_lines = cfg.ring_lines;
-        }
+        default_to(&mut l.max_bytes, d.max_bytes, cfg.max_bytes);
+        default_to(&mut l.keep_files, d.keep_files, cfg.keep_files);
+        default_to(&mut l.ring_lines, d.ring_lines, cfg.ring_lines);
         spec
     }
 
@@ -466,5 +457,12 @@ impl Actor for Registry {
         } else if self.config.load_templates {
             self.load_templates_at_startup(ctx);
         }
+    }
+}
+
+/// Replaces a value a spec left at the built-in default with the daemon's configured default (`pm.conf`).
+fn default_to<T: PartialEq>(value: &mut T, builtin: T, configured: T) {
+    if *value == builtin {
+        *value = configured;
     }
 }
