@@ -18,16 +18,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-fn status(d: &Daemon, name: &str) -> Value {
-    let out = d.pmclient(&["status", "--name", name, "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "status {name}: {}",
-        common::stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn list(d: &Daemon) -> Vec<Value> {
     let out = d.pmclient(&["list", "--format", "json"]);
     assert!(out.status.success(), "list: {}", common::stderr(&out));
@@ -245,20 +235,20 @@ fn a_full_log_disk_is_reported_while_the_child_and_the_daemon_go_on() {
         &format!("i=0; while :; do i=$((i+1)); echo \"$i {line}\"; sleep 0.002; done"),
     ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    let pid = pid_of(&status(&d, "chatty"));
+    let pid = pid_of(&d.status_json("chatty"));
     track(&mut d, pid);
     wait_for(
         "the full disk in the status",
         Duration::from_secs(30),
         || {
-            let e = status(&d, "chatty")["error"]
+            let e = d.status_json("chatty")["error"]
                 .as_str()
                 .unwrap_or("")
                 .to_string();
             e.contains("cannot write log file") && e.contains("No space left")
         },
     );
-    let s = status(&d, "chatty");
+    let s = d.status_json("chatty");
     assert_eq!((s["status"].as_str(), pid_of(&s)), (Some("running"), pid));
     // Output still reaches the ring, and the daemon answers everyone.
     let last = |d: &Daemon| {
@@ -275,7 +265,7 @@ fn a_full_log_disk_is_reported_while_the_child_and_the_daemon_go_on() {
         std::fs::File::create(e.path()).unwrap();
     }
     wait_for("the error to clear", Duration::from_secs(30), || {
-        status(&d, "chatty")["error"].as_str() == Some("")
+        d.status_json("chatty")["error"].as_str() == Some("")
     });
     assert!(d.pmclient(&["kill", "--name", "chatty"]).status.success());
     assert!(d.terminate(Duration::from_secs(30)).success());
@@ -364,7 +354,7 @@ fn a_low_fd_limit_fails_starts_clearly_and_the_daemon_recovers() {
         "--log",
     ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    let after = pid_of(&status(&d, "after"));
+    let after = pid_of(&d.status_json("after"));
     track(&mut d, after);
     for name in started.iter().chain([&"after".to_string()]) {
         assert!(d.pmclient(&["delete", "--name", name]).status.success());
@@ -458,7 +448,7 @@ fn fork_failures_are_clear_errors_and_the_daemon_recovers() {
     s.send("!!process.start name:'after' command:'exec sleep 300'\n\n");
     let body = body_or_closed(&mut s).unwrap();
     assert!(body.contains("started successfully"), "{body}");
-    let after = pid_of(&status(&d, "after"));
+    let after = pid_of(&d.status_json("after"));
     track(&mut d, after);
     assert!(d.terminate(Duration::from_secs(30)).success());
 }

@@ -39,19 +39,9 @@ fn usage(pid: i32) -> Usage {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let mut zombies = 0;
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        if f.len() > 1 && f[0] == "Z" && f[1] == pid.to_string() {
-            zombies += 1;
-        }
-    }
+    let zombies = pm_actors::process::procfs::scan_all()
+        .filter(|(_, st)| st.state == 'Z' && st.ppid == pid)
+        .count();
     Usage {
         fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()

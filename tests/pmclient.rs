@@ -20,10 +20,6 @@ fn ok(d: &Daemon, args: &[&str]) -> String {
     stdout(&out)
 }
 
-fn status_json(d: &Daemon, name: &str) -> serde_json::Value {
-    serde_json::from_str(&ok(d, &["status", "--name", name, "--format", "json"])).unwrap()
-}
-
 #[test]
 fn quotes_newlines_and_backslashes_survive_the_trip() {
     let d = Daemon::start();
@@ -32,7 +28,7 @@ fn quotes_newlines_and_backslashes_survive_the_trip() {
         &d,
         &["start", "--name", "quoted", "--command", command, "--log"],
     );
-    assert_eq!(status_json(&d, "quoted")["command"], command);
+    assert_eq!(d.status_json("quoted")["command"], command);
     let mut logs = String::new();
     wait_for("the output in the logs", Duration::from_secs(10), || {
         logs = ok(&d, &["logs", "--name", "quoted"]);
@@ -76,7 +72,7 @@ fn the_seed_spellings_and_every_lifecycle_command() {
         serde_json::from_str(&ok(&d, &["list", "-format", "json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1);
     assert!(ok(&d, &["status", "-name", "myprocess"]).contains("Name: myprocess"));
-    assert_eq!(status_json(&d, "myprocess")["status"], "running");
+    assert_eq!(d.status_json("myprocess")["status"], "running");
     assert_eq!(
         ok(&d, &["stop", "-name", "myprocess"]),
         "Process 'myprocess' stopped successfully\n"
@@ -85,7 +81,7 @@ fn the_seed_spellings_and_every_lifecycle_command() {
         ok(&d, &["restart", "--name", "myprocess"]),
         "Process 'myprocess' restarted successfully\n"
     );
-    assert_eq!(status_json(&d, "myprocess")["status"], "running");
+    assert_eq!(d.status_json("myprocess")["status"], "running");
     assert_eq!(
         ok(&d, &["signal", "--name", "myprocess", "--signal", "HUP"]),
         "Process 'myprocess' signalled successfully\n"
@@ -95,7 +91,7 @@ fn the_seed_spellings_and_every_lifecycle_command() {
         ok(&d, &["kill", "--name", "myprocess"]),
         "Process 'myprocess' killed successfully\n"
     );
-    assert_ne!(status_json(&d, "myprocess")["status"], "running");
+    assert_ne!(d.status_json("myprocess")["status"], "running");
     assert_eq!(
         ok(&d, &["delete", "-name", "myprocess"]),
         "Process 'myprocess' deleted successfully\n"
@@ -121,7 +117,7 @@ fn stop_all_stops_every_live_process() {
     }
     ok(&d, &["start", "--name", "done", "--command", "true"]);
     wait_for("'done' to complete", Duration::from_secs(10), || {
-        status_json(&d, "done")["status"] == "completed"
+        d.status_json("done")["status"] == "completed"
     });
     let pids = d.pids();
     assert_eq!(pids.len(), 4, "{pids:?}");
@@ -184,7 +180,7 @@ fn start_options_reach_the_process() {
             "1h",
         ],
     );
-    let st = status_json(&d, "opts");
+    let st = d.status_json("opts");
     assert_eq!(st["job_id"], "j7");
     assert_eq!(st["deadline"], 3600);
     wait_for("the output", Duration::from_secs(10), || {
@@ -240,7 +236,7 @@ fn attach_adopts_a_running_pid() {
         ok(&d, &["attach", "--pid", &pid, "--name", "stray"]),
         "Process 'stray' attached successfully\n"
     );
-    assert_eq!(status_json(&d, "stray")["pid"], stray.id());
+    assert_eq!(d.status_json("stray")["pid"], stray.id());
     ok(&d, &["kill", "--name", "stray"]);
     let _ = stray.wait();
 }

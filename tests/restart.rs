@@ -10,16 +10,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-fn status(d: &Daemon, name: &str) -> Value {
-    let out = d.pmclient(&["status", "--name", name, "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "status {name}: {}",
-        common::stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn pid_of(v: &Value) -> i32 {
     v["pid"].as_i64().unwrap_or(0) as i32
 }
@@ -65,8 +55,8 @@ fn a_killed_daemon_comes_back_with_every_process() {
     start(&d, &["--name", "job", "--command", "exec sleep 300"]);
     start(&d, &["--name", "idle", "--command", "exec sleep 300"]);
     assert!(d.pmclient(&["stop", "--name", "idle"]).status.success());
-    let web = pid_of(&status(&d, "web"));
-    let job = pid_of(&status(&d, "job"));
+    let web = pid_of(&d.status_json("web"));
+    let job = pid_of(&d.status_json("job"));
     d.extra_groups.extend([web, job]);
 
     crash(&mut d);
@@ -82,13 +72,13 @@ fn a_killed_daemon_comes_back_with_every_process() {
     assert_eq!(saved["processes"].as_array().unwrap().len(), 3);
 
     d.launch(&[], true);
-    let w = status(&d, "web");
+    let w = d.status_json("web");
     assert_eq!(
         (w["status"].as_str(), pid_of(&w)),
         (Some("running"), web),
         "adopted"
     );
-    let j = status(&d, "job");
+    let j = d.status_json("job");
     track(&mut d, pid_of(&j));
     assert_eq!(j["status"].as_str(), Some("running"));
     assert_ne!(pid_of(&j), job);
@@ -97,15 +87,15 @@ fn a_killed_daemon_comes_back_with_every_process() {
         Some(1),
         "started again, counted as a restart"
     );
-    assert_eq!(status(&d, "idle")["status"].as_str(), Some("stopped"));
+    assert_eq!(d.status_json("idle")["status"].as_str(), Some("stopped"));
 
     // A clean stop of the daemon leaves the detached one running, and the next daemon adopts it again.
     assert!(d.terminate(Duration::from_secs(30)).success());
     d.child = None;
     assert!(alive(web) && !alive(pid_of(&j)));
     d.launch(&[], true);
-    assert_eq!(pid_of(&status(&d, "web")), web);
-    let j2 = status(&d, "job");
+    assert_eq!(pid_of(&d.status_json("web")), web);
+    let j2 = d.status_json("job");
     track(&mut d, pid_of(&j2));
     assert_eq!(
         j2["status"].as_str(),
@@ -125,7 +115,7 @@ fn two_daemons_on_two_sockets_of_one_folder_share_nothing() {
         &a,
         &["--name", "mine", "--command", "exec sleep 300", "--detach"],
     );
-    let mine = pid_of(&status(&a, "mine"));
+    let mine = pid_of(&a.status_json("mine"));
     track(&mut a, mine);
 
     let mut b = Daemon::unstarted();
@@ -136,7 +126,7 @@ fn two_daemons_on_two_sockets_of_one_folder_share_nothing() {
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(0), "{}", stdout(&out));
     start(&b, &["--name", "mine", "--command", "exec sleep 300"]);
-    let theirs = pid_of(&status(&b, "mine"));
+    let theirs = pid_of(&b.status_json("mine"));
     track(&mut b, theirs);
     assert!(a.dir.path().join("a.sock.d/state.json").exists());
     assert!(a.dir.path().join("b.sock.d/state.json").exists());
@@ -155,8 +145,8 @@ fn two_daemons_on_two_sockets_of_one_folder_share_nothing() {
             .collect()
     };
     assert_eq!(names, ["mine"]);
-    assert_ne!(pid_of(&status(&b, "mine")), mine);
-    assert_eq!(pid_of(&status(&a, "mine")), mine);
+    assert_ne!(pid_of(&b.status_json("mine")), mine);
+    assert_eq!(pid_of(&a.status_json("mine")), mine);
     assert!(a.pmclient(&["kill", "--name", "mine"]).status.success());
 }
 
@@ -169,7 +159,7 @@ fn a_stop_leaves_none_of_fifty_grandchildren_that_ignore_sigterm() {
         &d,
         &["--name", "brood", "--command", script, "--grace", "1s"],
     );
-    let pgid = pid_of(&status(&d, "brood"));
+    let pgid = pid_of(&d.status_json("brood"));
     let mut cleanup = Daemon::unstarted();
     track(&mut cleanup, pgid);
     wait_for("fifty grandchildren", Duration::from_secs(20), || {
@@ -182,26 +172,13 @@ fn a_stop_leaves_none_of_fifty_grandchildren_that_ignore_sigterm() {
         Vec::<i32>::new(),
         "nothing of the group is left"
     );
-    assert_eq!(status(&d, "brood")["status"].as_str(), Some("stopped"));
+    assert_eq!(d.status_json("brood")["status"].as_str(), Some("stopped"));
 }
 
 /// Live (non-zombie) processes of group `pgid`.
 fn group_members(pgid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
-            out.push(pid);
-        }
-    }
-    out
+    pm_actors::process::procfs::scan_all()
+        .filter(|(_, st)| st.pgrp == pgid && st.state != 'Z')
+        .map(|(pid, _)| pid)
+        .collect()
 }

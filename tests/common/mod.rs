@@ -113,6 +113,13 @@ impl Daemon {
     }
 
     /// Runs pmclient against this daemon with the secret in PM_SECRET.
+    /// `pmclient status --name <name> --format json`, which must succeed, as JSON.
+    pub fn status_json(&self, name: &str) -> serde_json::Value {
+        let out = self.pmclient(&["status", "--name", name, "--format", "json"]);
+        assert!(out.status.success(), "status {name}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     pub fn pmclient(&self, args: &[&str]) -> Output {
         self.pmclient_cmd(args).output().unwrap()
     }

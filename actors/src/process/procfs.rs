@@ -21,6 +21,8 @@ pub struct Stat {
     pub state: char,
     /// The parent's pid.
     pub ppid: i32,
+    /// The process group (field 5).
+    pub pgrp: i32,
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
     /// Threads in the process.
@@ -34,6 +36,17 @@ pub struct Stat {
     pub activity: u64,
 }
 
+/// Every process on the host with its stat. It reads all of /proc: for tests and diagnostics, never for
+/// a tick (which reads only its own tree).
+pub fn scan_all() -> impl Iterator<Item = (i32, Stat)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, read_stat(pid).ok()?)))
+}
+
 /// Parses a `stat` line; the command name may hold spaces and parentheses, so fields start after the
 /// last `)`.
 pub fn parse_stat(buf: &[u8]) -> Option<Stat> {
@@ -43,7 +56,8 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat> {
     // Index i of `f` is field i + 3 of proc(5).
     let state = f.next()?.chars().next()?;
     let ppid = f.next()?.parse().ok()?;
-    let mut f = f.skip(5); // fields 5..=9
+    let pgrp = f.next()?.parse().ok()?;
+    let mut f = f.skip(4); // fields 6..=9
     let mut num = || -> Option<u64> { f.next()?.parse().ok() };
     let minflt = num()?;
     let _cminflt = num()?;
@@ -62,6 +76,7 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat> {
     Some(Stat {
         state,
         ppid,
+        pgrp,
         cpu_ticks: utime + stime,
         num_threads,
         start_time,

@@ -65,27 +65,10 @@ where
 
 /// Pids whose process group is `pgid` and that are not zombies (scans /proc: tests only).
 pub fn live_members(pgid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        // f[0] is the state (field 3), f[2] the process group (field 5).
-        if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
-            out.push(pid);
-        }
-    }
-    out
+    pm_actors::process::procfs::scan_all()
+        .filter(|(_, st)| st.pgrp == pgid && st.state != 'Z')
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Waits until `pid` has a child (e.g. a shell has set its traps and started its loop).
