@@ -310,7 +310,7 @@ impl ProcessActor {
     fn take_up(&mut self, run: Run) {
         self.info.pid = run.pid;
         self.info.status = Status::Running;
-        self.info.start_time = boot_relative_time(run.start_ticks)
+        self.info.start_time = procfs::start_time_of(run.start_ticks)
             .map(now_rfc3339)
             .unwrap_or_default();
         self.pending_attach = Some(run);
@@ -842,22 +842,6 @@ fn until_next_tick(interval: Duration, phase: u32) -> Duration {
     let offset = period * u128::from(phase % TICK_PHASES) / u128::from(TICK_PHASES);
     let into = (origin.elapsed().as_nanos() + period - offset) % period;
     Duration::from_nanos((period - into) as u64)
-}
-
-/// The wall-clock time of a start time given in clock ticks after boot.
-fn boot_relative_time(start_ticks: u64) -> Option<DateTime<Local>> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let btime: i64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let secs = btime as f64 + start_ticks as f64 / hz;
-    DateTime::from_timestamp(secs as i64, ((secs.fract()) * 1e9) as u32)
-        .map(|t| t.with_timezone(&Local))
 }
 
 impl Actor for ProcessActor {

@@ -106,6 +106,23 @@ pub fn read_cmdline(pid: i32) -> Vec<String> {
     }
 }
 
+/// The wall-clock time of a start time given in clock ticks after boot (field 22 of `stat`).
+pub fn start_time_of(start_ticks: u64) -> Option<chrono::DateTime<chrono::Local>> {
+    // The boot time never changes while we run: read /proc/stat once, not once per adopted process.
+    static BTIME: OnceLock<Option<i64>> = OnceLock::new();
+    let btime = (*BTIME.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        stat.lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()
+    }))?;
+    let secs = btime as f64 + start_ticks as f64 / clock_ticks();
+    chrono::DateTime::from_timestamp(secs as i64, (secs.fract() * 1e9) as u32)
+        .map(|t| t.with_timezone(&chrono::Local))
+}
+
 fn clock_ticks() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
