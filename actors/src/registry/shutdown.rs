@@ -4,6 +4,7 @@ use actix::prelude::*;
 use pm_protocol::PmError;
 
 use super::messages::Shutdown;
+use super::stop::stopped;
 use super::Registry;
 use crate::process::StopAndWait;
 
@@ -24,11 +25,10 @@ impl Handler<Shutdown> for Registry {
         let durable = self.durable();
         Box::pin(async move {
             durable.await;
+            // Every stop is already queued: awaiting them in turn waits for the slowest only.
             for (name, stop) in stops {
-                match stop.await {
-                    Ok(Ok(_)) | Ok(Err(PmError::NotRunning(_))) => {}
-                    Ok(Err(e)) => tracing::warn!(process = %name, "stop at shutdown: {e}"),
-                    Err(e) => tracing::warn!(process = %name, "stop at shutdown: {e}"),
+                if let Err(e) = stopped(stop.await) {
+                    tracing::warn!(process = %name, "stop at shutdown: {e}");
                 }
             }
             Ok(())
