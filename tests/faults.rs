@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,9 +102,12 @@ fn a_sigkill_during_a_burst_of_100_starts_loses_nothing_and_runs_nothing_twice()
                     let n = t * 10 + i;
                     // Even: detached (outlives the daemon); odd: dies with it.
                     let detach = if n % 2 == 0 { " detach:true" } else { "" };
-                    s.send(&format!(
-                        "!!process.start name:'p{n}' command:'exec sleep 300'{detach}\n\n"
-                    ));
+                    let start =
+                        format!("!!process.start name:'p{n}' command:'exec sleep 300'{detach}\n\n");
+                    // The daemon may be killed between two starts: a refused write is its end.
+                    if s.stream.write_all(start.as_bytes()).is_err() {
+                        return;
+                    }
                     match body_or_closed(&mut s) {
                         Some(b) if b.contains("started successfully") => {
                             answered.lock().unwrap().insert(format!("p{n}"));

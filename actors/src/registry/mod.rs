@@ -63,7 +63,7 @@ use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Su
 pub use applied::{Applied, Durable};
 pub use backoff::{Backoff, Decision};
 pub use messages::*;
-pub use state::{StateWrites, ENV_NAME, ENV_STATE};
+pub use state::{detached_children, StateWrites, ENV_NAME, ENV_STATE};
 
 /// How a [`Registry`] runs: its folders and the defaults for processes that set none.
 ///

@@ -466,9 +466,12 @@ fn damaged_name(path: &Path) -> PathBuf {
 
 /// Session leaders whose environment names this state file and one of `names`: detached children
 /// spawned by an earlier daemon whose pids never reached the file. Reads `/proc/*/environ` once.
-fn find_orphans(state_file: &Path, names: &[String]) -> HashMap<String, SavedRun> {
+/// The detached children of the daemon whose state file is `state_file`, as (pid, process name): session
+/// leaders carrying [`ENV_STATE`] for that file. It reads every process's environment: for a daemon's
+/// start and for tests, never for a tick.
+pub fn detached_children(state_file: &Path) -> Vec<(i32, String)> {
     let state_var = format!("{ENV_STATE}={}", state_file.display());
-    let mut found: HashMap<String, SavedRun> = HashMap::new();
+    let mut found = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return found;
     };
@@ -490,7 +493,17 @@ fn find_orphans(state_file: &Path, names: &[String]) -> HashMap<String, SavedRun
             let v = std::str::from_utf8(v).ok()?;
             v.strip_prefix(ENV_NAME)?.strip_prefix('=')
         });
-        let Some(name) = name.filter(|n| names.iter().any(|x| x == n)) else {
+        if let Some(name) = name {
+            found.push((pid, name.to_string()));
+        }
+    }
+    found
+}
+
+fn find_orphans(state_file: &Path, names: &[String]) -> HashMap<String, SavedRun> {
+    let mut found: HashMap<String, SavedRun> = HashMap::new();
+    for (pid, name) in detached_children(state_file) {
+        let Some(name) = names.iter().find(|n| **n == name) else {
             continue;
         };
         let Ok(stat) = procfs::read_stat(pid) else {
