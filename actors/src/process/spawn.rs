@@ -120,8 +120,32 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
     if let Some(who) = &run_as {
         super::user::switch_in_child(&mut cmd, who);
     }
+    if !spec.detach {
+        die_with_the_daemon(&mut cmd);
+    }
     cmd.spawn()
         .map_err(|e| fail(describe_spawn_error(spec, &e)))
+}
+
+/// Closes the one gap of the guard process: between the fork and the daemon's `+pgid` line the child's
+/// group is not registered, and a burst of starts spends most of its time there (the daemon waits for
+/// each exec). The child asks the kernel for SIGKILL when its parent dies, and checks that the parent
+/// has not died already. Registered after any user switch, which would clear it. The signal is tied to
+/// the spawning thread: spawns run on actor threads, which live as long as the daemon.
+fn die_with_the_daemon(cmd: &mut Command) {
+    let daemon = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and touch nothing but the child itself.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != daemon {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// The text given to `sh -c`. A simple command (one line, no control operators or redirections, and a
