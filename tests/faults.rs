@@ -315,6 +315,13 @@ fn a_low_fd_limit_fails_starts_clearly_and_the_daemon_recovers() {
     let mut d = Daemon::start();
     let mut s = d.session();
     let pid = d.pid();
+    // The first start sets up what every later start shares (the group guard's pipe, the spawner's
+    // reserved descriptors): count from after it.
+    s.send("!!process.start name:'warm' command:'exec sleep 300'\n\n");
+    assert!(body_or_closed(&mut s).is_some_and(|b| b.contains("started successfully")));
+    let warm = pid_of(&d.status_json("warm"));
+    track(&mut d, warm);
+    assert!(d.pmclient(&["delete", "--name", "warm"]).status.success());
     let base = open_fds(pid);
     assert!(base < 48, "the daemon starts with {base} fds");
     set_limit(pid, "nofile", 64, None);

@@ -6,7 +6,6 @@
 //! rest of the process group go (`kill(-pgid, 0)` every 10 ms), and on the status tick.
 
 use std::os::fd::OwnedFd;
-use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +21,7 @@ use pm_protocol::{
 };
 use tokio::sync::oneshot;
 
+use super::child::{ChildProcess, Spawned};
 use super::events::Subscribers;
 use super::logs::{Capture, LogRing, RotatingFile};
 use super::options::{OutputTarget, ProcessOptions};
@@ -51,7 +51,7 @@ struct Run {
     id: u64,
     pid: i32,
     /// Our own child (None when attached): reaped with `try_wait`.
-    child: Option<Child>,
+    child: Option<ChildProcess>,
     /// The process group signals go to; `None` for an attached process that does not lead its group.
     pgid: Option<i32>,
     /// For attached processes: a pidfd to signal exactly this process, never a recycled pid.
@@ -367,8 +367,8 @@ impl ProcessActor {
             )));
         }
         let plan = spawn::stdio_plan(&self.spec, &self.opts.output);
-        let mut child = match spawn::spawn(&self.spec, plan, &self.opts.log_dir) {
-            Ok(c) => c,
+        let spawned = match spawn::spawn(&self.spec, plan, &self.opts.log_dir) {
+            Ok(s) => s,
             Err(e) => {
                 self.info.error = match &e {
                     PmError::Spawn { cause, .. } => cause.clone(),
@@ -379,6 +379,11 @@ impl ProcessActor {
                 return Err(e);
             }
         };
+        let Spawned {
+            child,
+            stdout,
+            stderr,
+        } = spawned;
         let pid = child.id() as i32;
         let id = self.next_run_id;
         self.next_run_id += 1;
@@ -388,7 +393,7 @@ impl ProcessActor {
             g.register(pid);
         }
         if plan == StdioPlan::Capture {
-            self.start_capture(&mut child);
+            self.start_capture(stdout, stderr);
         }
         let deadline = self.spec.deadline_secs.map(|secs| {
             ctx.run_later(Duration::from_secs(secs), move |act, ctx| {
@@ -431,7 +436,7 @@ impl ProcessActor {
         Ok(pid)
     }
 
-    fn start_capture(&mut self, child: &mut Child) {
+    fn start_capture(&mut self, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>) {
         let capture = Capture {
             ring: self.ring.clone(),
             file: match self.opts.output {
@@ -443,10 +448,7 @@ impl ProcessActor {
                 _ => None,
             },
         };
-        let pipes = [
-            (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
-            (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
-        ];
+        let pipes = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)];
         for (fd, stream) in pipes {
             let Some(fd) = fd else { continue };
             match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {

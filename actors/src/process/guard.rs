@@ -18,17 +18,21 @@ use std::sync::OnceLock;
 
 use std::os::unix::process::CommandExt;
 
-/// The guard's program: keeps a space-separated set of pgids; on EOF SIGKILLs them all.
+/// The guard's program: one shell variable `g<pgid>` per registered group, so that registering and
+/// forgetting cost the same however many groups there are (a list in one string made each removal scan
+/// and rebuild it: seconds of CPU for a stop of 1,000); on EOF SIGKILLs every group still set. Lines
+/// that are not `+<digits>` or `-<digits>` are ignored.
 const GUARD_SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
-g=' '
 while read -r l; do
   case $l in
-    +*) g="$g${l#+} " ;;
-    -*) p=${l#-}
-        case $g in *" $p "*) g="${g%% $p *} ${g#* $p }" ;; esac ;;
+    ?*[!0-9]*) ;;
+    +?*) eval "g${l#+}=" ;;
+    -?*) unset "g${l#-}" ;;
   esac
 done
-for p in $g; do kill -9 -$p 2>/dev/null; done
+set | while IFS='=' read -r k v; do
+  case $k in g[0-9]*) kill -9 -"${k#g}" 2>/dev/null ;; esac
+done
 "#;
 
 /// A handle on the guard process. Cheap to clone; registering is a non-blocking channel send.
@@ -98,5 +102,73 @@ impl GroupGuard {
     /// The group `pgid` is gone: forget it (its number may be reused).
     pub fn unregister(&self, pgid: i32) {
         let _ = self.tx.send(format!("-{pgid}\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A `sleep` leading its own group, killed when the test ends.
+    struct Group(std::process::Child);
+    impl Group {
+        fn start() -> Group {
+            Group(
+                Command::new("sleep")
+                    .arg("60")
+                    .process_group(0)
+                    .spawn()
+                    .unwrap(),
+            )
+        }
+        fn pgid(&self) -> u32 {
+            self.0.id()
+        }
+        fn exited(&mut self) -> bool {
+            self.0.try_wait().unwrap().is_some()
+        }
+    }
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn on_eof_it_kills_exactly_the_groups_still_registered() {
+        let mut kept = Group::start();
+        let mut forgotten = Group::start();
+        let mut guard = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(GUARD_SCRIPT)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = format!("+{}\n+{}\n", kept.pgid(), forgotten.pgid());
+        // Many groups that cannot exist (above any pid), forgotten in a scrambled order, and junk.
+        let fake: Vec<u32> = (0..1000).map(|i| 5_000_000 + i).collect();
+        for p in &fake {
+            lines.push_str(&format!("+{p}\n"));
+        }
+        for i in 0..fake.len() {
+            lines.push_str(&format!("-{}\n", fake[(i * 7919) % fake.len()]));
+        }
+        lines.push_str(&format!("-{}\n+\n-\n+12a\nx\n+1 2\n", forgotten.pgid()));
+        let mut stdin = guard.stdin.take().unwrap();
+        stdin.write_all(lines.as_bytes()).unwrap();
+        drop(stdin); // the daemon's end closes: the guard fires
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while guard.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the guard did not finish");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !kept.exited() {
+            assert!(Instant::now() < deadline, "the registered group lives on");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!forgotten.exited(), "a forgotten group was killed");
     }
 }

@@ -6,6 +6,8 @@
 //! - `spawn`, `procfs`, `pidfd`, `logs`, `events`, `signal`: the pieces the actor is built of.
 
 mod actor;
+mod child;
+mod clone_exec;
 mod events;
 pub mod guard;
 mod handle;

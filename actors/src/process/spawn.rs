@@ -2,13 +2,15 @@
 //! its environment and directory, its stdio, and spawn errors that name their cause.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ffi::CString;
 use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use pm_protocol::{CommandLine, PmError, ProcessSpec};
 
+use super::child::{ChildProcess, Spawned};
+use super::clone_exec::{self, ChildFd, ExecPlan, Leader, SpawnFailure, Step};
 use super::options::OutputTarget;
 
 /// Where the child's stdout and stderr go.
@@ -40,52 +42,68 @@ pub fn stdio_plan(spec: &ProcessSpec, output: &OutputTarget) -> StdioPlan {
 }
 
 /// Spawns the child. On error nothing is left running.
-pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Child, PmError> {
+pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spawned, PmError> {
     let fail = |cause: String| PmError::Spawn {
         name: spec.name.clone(),
         cause,
     };
     let run_as = super::user::run_as(spec)?;
-    let mut cmd = match &spec.command {
-        CommandLine::Shell(line) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c")
-                .arg(shell_line(line, &search_path(spec)).as_ref());
-            c
-        }
+    let path = search_path(spec);
+    let (program, argv): (&str, Vec<Cow<str>>) = match &spec.command {
+        CommandLine::Shell(line) => (
+            "/bin/sh",
+            vec!["/bin/sh".into(), "-c".into(), shell_line(line, &path)],
+        ),
         CommandLine::Exec { program, args } => {
             if program.is_empty() {
                 return Err(fail("empty program name".into()));
             }
-            let mut c = Command::new(program);
-            c.args(args);
-            c
+            let mut argv: Vec<Cow<str>> = vec![program.as_str().into()];
+            argv.extend(args.iter().map(|a| Cow::Borrowed(a.as_str())));
+            (program.as_str(), argv)
         }
     };
-    if spec.env_clear {
-        cmd.env_clear();
-    }
-    cmd.envs(&spec.env);
-    if let Some(dir) = &spec.cwd {
-        if !dir.is_dir() {
+    let cstring = |what: &str, s: &str| {
+        CString::new(s).map_err(|_| fail(format!("{what} holds a NUL byte: {s:?}")))
+    };
+    let candidates = if program.contains('/') {
+        vec![cstring("the program", program)?]
+    } else {
+        path.split(':')
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| cstring("PATH", &format!("{dir}/{program}")))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let argv = argv
+        .iter()
+        .map(|a| cstring("an argument", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = environment(spec)
+        .into_iter()
+        .map(|(k, v)| cstring("the environment", &format!("{k}={v}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cwd = match &spec.cwd {
+        Some(dir) if !dir.is_dir() => {
             return Err(fail(format!(
                 "working directory {} does not exist or is not a directory",
                 dir.display()
-            )));
+            )))
         }
-        cmd.current_dir(dir);
-    }
-    cmd.stdin(Stdio::null());
-    match plan {
+        Some(dir) => Some(cstring("the working directory", &dir.to_string_lossy())?),
+        None => None,
+    };
+    let (mut stdout, mut stderr) = (None, None);
+    let io_fail = |e: std::io::Error| fail(format!("cannot set up its output: {e}"));
+    let out_err = match plan {
         StdioPlan::Capture => {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let (out_r, out_w) = clone_exec::pipe().map_err(io_fail)?;
+            let (err_r, err_w) = clone_exec::pipe().map_err(io_fail)?;
+            stdout = Some(out_r);
+            stderr = Some(err_r);
+            [ChildFd::Fd(out_w), ChildFd::Fd(err_w)]
         }
-        StdioPlan::Inherit => {
-            cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-        }
-        StdioPlan::Null => {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        }
+        StdioPlan::Inherit => [ChildFd::Inherit, ChildFd::Inherit],
+        StdioPlan::Null => [ChildFd::Null, ChildFd::Null],
         StdioPlan::File => {
             let path = log_dir.join(format!("{}.log", spec.name));
             let open = || {
@@ -101,51 +119,48 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Chil
             let err = out
                 .try_clone()
                 .map_err(|e| fail(format!("cannot open {}: {e}", path.display())))?;
-            cmd.stdout(out).stderr(err);
+            [ChildFd::Fd(out.into()), ChildFd::Fd(err.into())]
         }
+    };
+    let [out, err] = out_err;
+    let exec = ExecPlan {
+        candidates,
+        argv,
+        envp,
+        cwd,
+        stdio: [ChildFd::Null, out, err],
+        leader: if spec.detach {
+            Leader::Session
+        } else {
+            Leader::Group
+        },
+        run_as,
+        // Closes the one gap of the guard process: between the clone and the daemon's `+pgid` line
+        // the child's group is not registered. The signal is tied to the spawning thread: spawns run
+        // on actor threads, which live as long as the daemon.
+        die_with_parent: !spec.detach,
+    };
+    match clone_exec::spawn(exec) {
+        Ok(pid) => Ok(Spawned {
+            child: ChildProcess::new(pid),
+            stdout,
+            stderr,
+        }),
+        Err(e) => Err(fail(describe_spawn_error(spec, &e))),
     }
-    if spec.detach {
-        // SAFETY: setsid is async-signal-safe; it makes the child a session and group leader.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    } else {
-        cmd.process_group(0);
-    }
-    if let Some(who) = &run_as {
-        super::user::switch_in_child(&mut cmd, who);
-    }
-    if !spec.detach {
-        die_with_the_daemon(&mut cmd);
-    }
-    cmd.spawn()
-        .map_err(|e| fail(describe_spawn_error(spec, &e)))
 }
 
-/// Closes the one gap of the guard process: between the fork and the daemon's `+pgid` line the child's
-/// group is not registered, and a burst of starts spends most of its time there (the daemon waits for
-/// each exec). The child asks the kernel for SIGKILL when its parent dies, and checks that the parent
-/// has not died already. Registered after any user switch, which would clear it. The signal is tied to
-/// the spawning thread: spawns run on actor threads, which live as long as the daemon.
-fn die_with_the_daemon(cmd: &mut Command) {
-    let daemon = std::process::id() as libc::pid_t;
-    // SAFETY: prctl and getppid are async-signal-safe and touch nothing but the child itself.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != daemon {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
+/// The child's whole environment: the daemon's (unless cleared) with the spec's on top.
+fn environment(spec: &ProcessSpec) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = if spec.env_clear {
+        BTreeMap::new()
+    } else {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    };
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
 }
 
 /// The text given to `sh -c`. A simple command (one line, no control operators or redirections, and a
@@ -200,15 +215,23 @@ fn is_executable_on(word: &str, path: &str) -> bool {
     }
 }
 
-fn describe_spawn_error(spec: &ProcessSpec, e: &std::io::Error) -> String {
+fn describe_spawn_error(spec: &ProcessSpec, e: &SpawnFailure) -> String {
     let program = match &spec.command {
         CommandLine::Shell(_) => "/bin/sh".to_string(),
         CommandLine::Exec { program, .. } => program.clone(),
     };
-    match e.kind() {
-        std::io::ErrorKind::NotFound => format!("no such program '{program}'"),
-        std::io::ErrorKind::PermissionDenied => format!("permission denied executing '{program}'"),
-        _ => format!("'{program}': {e}"),
+    let io = e.io_error();
+    match (e.step(), io.kind()) {
+        (Some(Step::Exec), std::io::ErrorKind::NotFound) => format!("no such program '{program}'"),
+        (Some(Step::Exec), std::io::ErrorKind::PermissionDenied) => {
+            format!("permission denied executing '{program}'")
+        }
+        (Some(Step::Exec) | None, _) => format!("'{program}': {io}"),
+        (Some(Step::Stdio), _) => format!("cannot set up its standard descriptors: {io}"),
+        (Some(Step::Leader), _) => format!("cannot make it lead its own group: {io}"),
+        (Some(Step::User), _) => format!("cannot switch to its user and group: {io}"),
+        (Some(Step::ParentDeath), _) => format!("cannot tie it to the daemon's life: {io}"),
+        (Some(Step::Cwd), _) => format!("cannot enter its working directory: {io}"),
     }
 }
 

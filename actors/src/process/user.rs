@@ -1,8 +1,6 @@
 //! Running a child as another user: the ids of `spec.user` / `spec.group`, and the switch in the child.
 
 use std::ffi::CString;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use nix::unistd::{Gid, Group, Uid, User};
 use pm_protocol::{PmError, ProcessSpec};
@@ -86,25 +84,6 @@ fn lookup_group(name: &str) -> Option<Gid> {
     match name.parse::<u32>() {
         Ok(n) => Some(Gid::from_raw(n)),
         Err(_) => Group::from_name(name).ok().flatten().map(|g| g.gid),
-    }
-}
-
-/// Makes the child switch to `who` after the fork, before it runs its program: supplementary groups,
-/// then the group, then the user (the order in which root can still do each).
-pub fn switch_in_child(cmd: &mut Command, who: &RunAs) {
-    let who = who.clone();
-    // SAFETY: setgroups, setgid and setuid are async-signal-safe syscalls; the group list was built
-    // before the fork, so the child allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setgroups(who.groups.len(), who.groups.as_ptr()) != 0
-                || libc::setgid(who.gid) != 0
-                || libc::setuid(who.uid) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 
