@@ -2,9 +2,9 @@
 //! its environment and directory, its stdio, and spawn errors that name their cause.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::OpenOptions;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use pm_protocol::{CommandLine, PmError, ProcessSpec};
@@ -78,10 +78,7 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spaw
         .iter()
         .map(|a| cstring("an argument", a))
         .collect::<Result<Vec<_>, _>>()?;
-    let envp = environment(spec)
-        .into_iter()
-        .map(|(k, v)| cstring("the environment", &format!("{k}={v}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let envp = environment(spec).map_err(fail)?;
     let cwd = match &spec.cwd {
         Some(dir) if !dir.is_dir() => {
             return Err(fail(format!(
@@ -150,17 +147,33 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spaw
     }
 }
 
-/// The child's whole environment: the daemon's (unless cleared) with the spec's on top.
-fn environment(spec: &ProcessSpec) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = if spec.env_clear {
-        BTreeMap::new()
-    } else {
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect()
+/// The child's whole environment, `KEY=value`: the daemon's (unless cleared) with the spec's on top.
+fn environment(spec: &ProcessSpec) -> Result<Vec<CString>, String> {
+    let entry = |k: &[u8], v: &[u8]| {
+        let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
+        kv.extend_from_slice(k);
+        kv.push(b'=');
+        kv.extend_from_slice(v);
+        CString::new(kv).map_err(|e| {
+            format!(
+                "the environment holds a NUL byte: {:?}",
+                String::from_utf8_lossy(&e.into_vec())
+            )
+        })
     };
-    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env
+    let mut env = Vec::with_capacity(spec.env.len() + 32);
+    if !spec.env_clear {
+        for (k, v) in std::env::vars_os() {
+            if k.to_str().is_some_and(|k| spec.env.contains_key(k)) {
+                continue;
+            }
+            env.push(entry(k.as_bytes(), v.as_bytes())?);
+        }
+    }
+    for (k, v) in &spec.env {
+        env.push(entry(k.as_bytes(), v.as_bytes())?);
+    }
+    Ok(env)
 }
 
 /// The text given to `sh -c`. A simple command (one line, no control operators or redirections, and a

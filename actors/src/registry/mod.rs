@@ -56,6 +56,7 @@ use pm_protocol::state::SavedRun;
 use pm_protocol::{
     LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings, Status,
 };
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Subscribe};
@@ -143,7 +144,7 @@ pub(crate) struct Timer {
 pub(crate) struct Entry {
     /// Distinguishes this definition from an earlier one of the same name.
     id: u64,
-    spec: ProcessSpec,
+    spec: Arc<ProcessSpec>,
     addr: Addr<ProcessActor>,
     attached: bool,
     backoff: Backoff,
@@ -308,10 +309,11 @@ impl Registry {
     fn register(
         &mut self,
         name: String,
-        spec: ProcessSpec,
+        spec: impl Into<Arc<ProcessSpec>>,
         addr: Addr<ProcessActor>,
         attached: bool,
     ) {
+        let spec = spec.into();
         let cron = spec
             .cron
             .as_deref()

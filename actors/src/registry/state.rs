@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -57,6 +58,8 @@ impl Handler<StateWrites> for Registry {
 
 /// After a failed write, the next attempt waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest a write waits after the previous one (see [`Registry::write_state`]).
+const MAX_PACE: Duration = Duration::from_millis(100);
 
 /// The books of the state writer.
 #[derive(Default)]
@@ -127,6 +130,7 @@ impl Registry {
         }
         let generation = self.state.generation;
         self.state.in_flight = true;
+        let began = std::time::Instant::now();
         let snapshot = self.snapshot();
         let path = self.config.paths.state_file.clone();
         let write = tokio::task::spawn_blocking(move || {
@@ -163,7 +167,10 @@ impl Registry {
                 let _ = tx.send(());
             }
             if act.state.generation != written {
-                act.schedule_write(Duration::ZERO, ctx);
+                // Changes came during the write (a burst of starts): the next write waits as long as
+                // this one took, so that writing takes at most half of a core from the burst and
+                // covers twice the changes; a lone change is written at once.
+                act.schedule_write(began.elapsed().min(MAX_PACE), ctx);
             } else if act.state.last_error.is_some() {
                 act.state.generation += 1;
                 act.schedule_write(RETRY_AFTER, ctx);
@@ -284,7 +291,7 @@ impl Registry {
         let outcome = match live {
             Some(run) => {
                 self.check_new_name(&name)?;
-                let spec = self.with_marker(p.spec);
+                let spec = self.with_marker(Arc::unwrap_or_clone(p.spec));
                 let actor = ProcessActor::adopt(
                     spec.clone(),
                     run.pid,
@@ -296,7 +303,7 @@ impl Registry {
                 Restored::Adopted
             }
             None => {
-                self.define(p.spec)?;
+                self.define(Arc::unwrap_or_clone(p.spec))?;
                 Restored::Defined
             }
         };
