@@ -3,7 +3,12 @@
 //! `cargo run --release -p pm-actors --example tick_cost -- 200` starts 200 `sleep 3600` (and as many
 //! `sh -c 'sleep 3600; true'`, a two-process tree), samples every tree 20 times, prints the CPU time
 //! per sample (getrusage, user + system), and kills what it started.
+//!
+//! It first prints what one `pread` of a kept-open `/proc/<pid>/stat` and of `/proc/<pid>/schedstat`
+//! costs over the same sleeps: the floor under any tick that reads one of them per process.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -41,6 +46,31 @@ fn measure(label: &str, children: &[Child]) {
     );
 }
 
+/// CPU per `pread` of `/proc/<pid>/<file>`, kept open, over every child, 20 rounds.
+fn pread_cost(file: &str, children: &[Child]) {
+    let files: Vec<File> = children
+        .iter()
+        .filter_map(|c| File::open(format!("/proc/{}/{file}", c.id())).ok())
+        .collect();
+    let mut buf = [0u8; 1024];
+    let rounds = 20;
+    let before = cpu_time();
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        for f in &files {
+            bytes += f.read_at(&mut buf, 0).unwrap_or(0);
+        }
+    }
+    let reads = rounds * files.len().max(1) as u32;
+    let per = (cpu_time() - before) / reads;
+    println!(
+        "pread of a kept {file}: {:.2} us CPU ({} bytes); 1,000 processes at 1 s: {:.2}% of one core",
+        per.as_secs_f64() * 1e6,
+        bytes / reads as usize,
+        per.as_secs_f64() * 1000.0 * 100.0
+    );
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -54,6 +84,8 @@ fn main() {
         .map(|_| spawn(Command::new("sh").args(["-c", "sleep 3600; true"])))
         .collect();
     std::thread::sleep(Duration::from_millis(500)); // let them exec
+    pread_cost("stat", &single);
+    pread_cost("schedstat", &single);
     measure("sleep (1 process)", &single);
     measure("sh -c 'sleep' (2 processes)", &shells);
     for mut c in single.into_iter().chain(shells) {
