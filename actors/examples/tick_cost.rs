@@ -1,7 +1,9 @@
-//! Measures the cost of one status tick: `TreeSampler::tick` over N running processes.
+//! Measures the cost of one status tick: `TreeSampler::tick` over N running processes, as on a kernel
+//! without usable schedstat (`stat` read every tick) and as here (`schedstat` kept open).
 //!
 //! `cargo run --release -p pm-actors --example tick_cost -- 200` starts 200 `sleep 3600` (and as many
-//! `sh -c 'sleep 3600; true'`, a two-process tree), samples every tree 20 times, prints the CPU time
+//! `sh -c 'sleep 3600; true'`, a two-process tree), ticks every tree `REFRESH_TICKS` times (after one full sample that
+//! opens the kept files, so each tree has one periodic refresh, as in the steady state), prints the CPU time
 //! per sample (getrusage, user + system), and kills what it started.
 //!
 //! It first prints what one `pread` of a kept-open `/proc/<pid>/stat` and of `/proc/<pid>/schedstat`
@@ -13,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use pm_actors::process::procfs::TreeSampler;
+use pm_actors::process::procfs::{TreeSampler, REFRESH_TICKS};
 
 fn cpu_time() -> Duration {
     // SAFETY: getrusage fills the struct it is given.
@@ -23,15 +25,13 @@ fn cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn measure(label: &str, children: &[Child]) {
-    let mut samplers: Vec<TreeSampler> = children
-        .iter()
-        .map(|c| TreeSampler::new(c.id() as i32))
-        .collect();
+fn measure(label: &str, children: &[Child], sampler: fn(i32) -> TreeSampler) {
+    let mut samplers: Vec<TreeSampler> = children.iter().map(|c| sampler(c.id() as i32)).collect();
     for s in &mut samplers {
         let _ = s.sample(); // opens the kept files
     }
-    let rounds = 20;
+    // One periodic refresh per tree, as in the steady state.
+    let rounds = REFRESH_TICKS;
     let before = cpu_time();
     for _ in 0..rounds {
         for s in &mut samplers {
@@ -86,8 +86,17 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500)); // let them exec
     pread_cost("stat", &single);
     pread_cost("schedstat", &single);
-    measure("sleep (1 process)", &single);
-    measure("sh -c 'sleep' (2 processes)", &shells);
+    for (how, sampler) in [
+        ("stat every tick", TreeSampler::without_schedstat as fn(i32) -> TreeSampler),
+        ("schedstat", TreeSampler::new),
+    ] {
+        measure(&format!("{how}, sleep (1 process)"), &single, sampler);
+        measure(
+            &format!("{how}, sh -c 'sleep' (2 processes)"),
+            &shells,
+            sampler,
+        );
+    }
     for mut c in single.into_iter().chain(shells) {
         // SAFETY: kill the group this example started.
         unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
