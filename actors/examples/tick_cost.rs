@@ -87,7 +87,10 @@ fn main() {
     pread_cost("stat", &single);
     pread_cost("schedstat", &single);
     for (how, sampler) in [
-        ("stat every tick", TreeSampler::without_schedstat as fn(i32) -> TreeSampler),
+        (
+            "stat every tick",
+            TreeSampler::without_schedstat as fn(i32) -> TreeSampler,
+        ),
         ("schedstat", TreeSampler::new),
     ] {
         measure(&format!("{how}, sleep (1 process)"), &single, sampler);

@@ -30,8 +30,8 @@ use tokio::sync::oneshot;
 
 use super::events::Subscribers;
 use super::logs::{Capture, LogRing, RotatingFile};
-use super::options::{OutputTarget, ProcessOptions};
 use super::monitor::{Monitor, TreeNotice, TreeWatch};
+use super::options::{OutputTarget, ProcessOptions};
 use super::procfs::{self, Sample};
 use super::signal::{parse_signal, signal_name};
 use super::spawn::{self, StdioPlan};

@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix::WeakRecipient;
 use pm_protocol::KernelState;
 
 use super::procfs::{self, Sample, TreeSampler};
@@ -52,6 +53,8 @@ struct Shared {
     passes: AtomicU64,
     /// Trees the thread samples, as of its last look at the inbox.
     watched: AtomicUsize,
+    /// Notices sent so far.
+    notices: AtomicU64,
 }
 
 /// Changes to the watched set, taken up by the thread when it wakes.
@@ -71,7 +74,8 @@ struct Watch {
     /// The actor waits for the root's command line (an attached process caught before its exec set it).
     wants_command: AtomicBool,
     cell: Mutex<Cell>,
-    notify: Recipient<TreeNotice>,
+    /// Weak, so that a watch never keeps its actor alive.
+    notify: WeakRecipient<TreeNotice>,
 }
 
 /// What a watch holds between ticks.
@@ -117,6 +121,7 @@ impl Monitor {
             parked: AtomicBool::new(false),
             passes: AtomicU64::new(0),
             watched: AtomicUsize::new(0),
+            notices: AtomicU64::new(0),
         });
         let thread = shared.clone();
         let spawned = std::thread::Builder::new()
@@ -148,7 +153,7 @@ impl Monitor {
                 ticked: None,
                 command: None,
             }),
-            notify,
+            notify: notify.downgrade(),
         });
         lock(&self.shared.inbox).added.push(watch.clone());
         self.shared.wake.notify_one();
@@ -171,6 +176,11 @@ impl Monitor {
     /// Trees watched, as of the thread's last look at its registrations.
     pub fn watched(&self) -> usize {
         self.shared.watched.load(Ordering::SeqCst)
+    }
+
+    /// [`TreeNotice`]s sent so far: a tick that finds nothing new sends none.
+    pub fn notices(&self) -> u64 {
+        self.shared.notices.load(Ordering::SeqCst)
     }
 }
 
@@ -224,8 +234,9 @@ impl Drop for TreeWatch {
 }
 
 impl Watch {
-    /// One tick of this tree: keeps the reading, and notifies the actor when it has something to do.
-    fn tick(&self) {
+    /// One tick of this tree: keeps the reading, and notifies the actor when it has something to do
+    /// (answers whether it did).
+    fn tick(&self) -> bool {
         let mut cell = lock(&self.cell);
         let sampled = cell.sampler.tick().ok();
         cell.latest = sampled;
@@ -241,8 +252,11 @@ impl Watch {
         }
         drop(cell);
         if notify {
-            self.notify.do_send(TreeNotice { watch: self.id });
+            if let Some(actor) = self.notify.upgrade() {
+                actor.do_send(TreeNotice { watch: self.id });
+            }
         }
+        notify
     }
 }
 
@@ -289,8 +303,8 @@ fn run(shared: &Shared) {
         };
         drop(inbox);
         for w in &watches {
-            if !w.closed.load(Ordering::SeqCst) {
-                w.tick();
+            if !w.closed.load(Ordering::SeqCst) && w.tick() {
+                shared.notices.fetch_add(1, Ordering::SeqCst);
             }
         }
         shared.passes.fetch_add(1, Ordering::SeqCst);

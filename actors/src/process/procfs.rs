@@ -305,8 +305,8 @@ impl TreeSampler {
         self.ticks = self.ticks.wrapping_add(1);
         let phase = self.ticks.wrapping_add(self.root.unsigned_abs());
         self.read(Refresh {
-            stat: phase % REFRESH_TICKS == 0,
-            children: phase % FALLBACK_REFRESH_TICKS == 0,
+            stat: phase.is_multiple_of(REFRESH_TICKS),
+            children: phase.is_multiple_of(FALLBACK_REFRESH_TICKS),
         })
     }
 
@@ -383,9 +383,7 @@ impl TreeSampler {
         let (kept, sched, stat) = match sched_file {
             // schedstat before stat: if it runs in between, the next tick sees it moved.
             Some(f) => {
-                let sched = pread_all(&f, &mut self.buf)
-                    .ok()
-                    .and_then(|_| parse_schedstat(&self.buf));
+                let sched = read_schedstat(&f).ok().flatten();
                 (f, Some(sched), read_stat_into(pid, &mut self.buf)?)
             }
             None => {
@@ -443,10 +441,9 @@ struct Refresh {
 /// runtime and run count have not moved has not run: its `stat` figures and children are as they were,
 /// and neither file is read. Otherwise its `stat` is read, and its `children` when it did something.
 fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<MemberRead> {
-    pread_all(&m.kept, buf)?;
     let (stat, moved) = match m.sched {
         Some(last) => {
-            let sched = parse_schedstat(buf);
+            let sched = read_schedstat(&m.kept)?;
             // An unparsable schedstat counts as moved (and stays so): the member is read in full.
             let moved = sched.is_none() || sched != last;
             m.sched = Some(sched);
@@ -464,10 +461,11 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
             }
             (stat, moved || refresh.stat)
         }
-        None => (
-            parse_stat(buf).ok_or_else(|| unreadable(m.pid))?,
-            refresh.stat || refresh.children,
-        ),
+        None => {
+            pread_all(&m.kept, buf)?;
+            let stat = parse_stat(buf).ok_or_else(|| unreadable(m.pid))?;
+            (stat, refresh.stat || refresh.children)
+        }
     };
     let old = m.stat;
     let did_something = moved
@@ -483,6 +481,13 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
         member: m,
         cpu_ticks: stat.cpu_ticks.saturating_sub(old.cpu_ticks),
     })
+}
+
+/// Reads a kept `schedstat` (`Ok(None)`: readable but not understood). Three numbers fit on the stack.
+fn read_schedstat(f: &File) -> io::Result<Option<Schedstat>> {
+    let mut buf = [0u8; 128];
+    let n = f.read_at(&mut buf, 0)?;
+    Ok(parse_schedstat(&buf[..n]))
 }
 
 /// Reads `/proc/<pid>/stat` through `buf` (open, read, close).
@@ -595,7 +600,10 @@ mod tests {
     #[test]
     fn stat_every_tick_without_usable_schedstat() {
         assert!(schedstat_usable(Some(b"708535 0 2\n")));
-        assert!(!schedstat_usable(Some(b"0 0 0\n")), "scheduler statistics off");
+        assert!(
+            !schedstat_usable(Some(b"0 0 0\n")),
+            "scheduler statistics off"
+        );
         assert!(!schedstat_usable(None), "no CONFIG_SCHED_INFO");
         assert!(!schedstat_usable(Some(b"garbage")));
         let mut fallback = TreeSampler::without_schedstat(std::process::id() as i32);
@@ -647,8 +655,19 @@ mod tests {
     fn a_sleeping_process_keeps_one_file_open_in_either_mode() {
         let child = Spawned::new("sleep", &["60"]);
         let pid = child.pid();
+        wait_until("sleep to have exec'd and sleep", || {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm == "sleep\n" && read_stat(pid).is_ok_and(|s| s.state == 'S')
+        });
         for (mut sampler, file) in [
-            (TreeSampler::new(pid), if schedstat_works() { "schedstat" } else { "stat" }),
+            (
+                TreeSampler::new(pid),
+                if schedstat_works() {
+                    "schedstat"
+                } else {
+                    "stat"
+                },
+            ),
             (TreeSampler::without_schedstat(pid), "stat"),
         ] {
             sampler.sample().unwrap();
@@ -676,5 +695,59 @@ mod tests {
             }
             assert!(Instant::now() < end, "no CPU seen for a busy loop");
         }
+    }
+
+    /// Polls `cond` every 10 ms for up to 20 s.
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + std::time::Duration::from_secs(20);
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_fork_and_a_stop_show_on_the_next_tick() {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        // The shell waits on its stdin, then forks a sleep: between ticks, nothing else moves.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x; sleep 60; true"])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let child = Spawned(child);
+        let pid = child.pid();
+        let mut sampler = TreeSampler::new(pid);
+        wait_until("the shell reading", || {
+            read_stat(pid).is_ok_and(|s| s.state == 'S')
+        });
+        sampler.sample().unwrap();
+        for _ in 0..3 {
+            assert_eq!(sampler.tick().unwrap().processes, 1);
+        }
+        stdin.write_all(b"go\n").unwrap();
+        wait_until("the sleep", || {
+            let mut kids = Vec::new();
+            read_children(pid, 1, &mut Vec::new(), &mut kids);
+            kids.iter()
+                .any(|&k| read_stat(k).is_ok_and(|s| s.state == 'S'))
+        });
+        // One tick, not a periodic refresh (which would hide a broken shortcut but for 1 in 30).
+        assert_eq!(sampler.tick().unwrap().processes, 2);
+        // SAFETY: signals the shell this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        wait_until("the shell stopped", || {
+            read_stat(pid).is_ok_and(|s| s.state == 'T')
+        });
+        assert_eq!(sampler.tick().unwrap().state, KernelState::Stopped);
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        wait_until("the shell waiting again", || {
+            read_stat(pid).is_ok_and(|s| s.state == 'S')
+        });
+        assert_eq!(sampler.tick().unwrap().state, KernelState::Sleeping);
     }
 }
