@@ -227,7 +227,7 @@ impl Drop for TreeWatch {
     fn drop(&mut self) {
         self.watch.closed.store(true, Ordering::SeqCst);
         // Close the tree's files now rather than at the thread's next look.
-        lock(&self.watch.cell).sampler = TreeSampler::new(0);
+        lock(&self.watch.cell).sampler.close();
         lock(&self.shared.inbox).removed = true;
         self.shared.wake.notify_one();
     }
@@ -238,6 +238,9 @@ impl Watch {
     /// (answers whether it did).
     fn tick(&self) -> bool {
         let mut cell = lock(&self.cell);
+        if self.closed.load(Ordering::SeqCst) {
+            return false; // dropped since the pass began: its files stay closed
+        }
         let sampled = cell.sampler.tick().ok();
         cell.latest = sampled;
         let state = sampled.map_or(KernelState::Unavailable, |s| s.state);
@@ -303,7 +306,7 @@ fn run(shared: &Shared) {
         };
         drop(inbox);
         for w in &watches {
-            if !w.closed.load(Ordering::SeqCst) && w.tick() {
+            if w.tick() {
                 shared.notices.fetch_add(1, Ordering::SeqCst);
             }
         }

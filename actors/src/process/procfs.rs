@@ -414,6 +414,12 @@ impl TreeSampler {
         })
     }
 
+    /// Forgets the tree and closes its files; the next sample opens them again.
+    pub fn close(&mut self) {
+        self.members = Vec::new();
+        self.next = Vec::new();
+    }
+
     /// The root cannot be read: forget the tree (its files are closed) and answer `e`.
     fn fail(
         &mut self,
@@ -422,8 +428,7 @@ impl TreeSampler {
         e: io::Error,
     ) -> io::Result<Sample> {
         drop((prev, current));
-        self.members = Vec::new();
-        self.next = Vec::new();
+        self.close();
         Err(e)
     }
 }
