@@ -2,9 +2,9 @@
 //! without usable schedstat (`stat` read every tick) and as here (`schedstat` kept open).
 //!
 //! `cargo run --release -p pm-actors --example tick_cost -- 200` starts 200 `sleep 3600` (and as many
-//! `sh -c 'sleep 3600; true'`, a two-process tree), ticks every tree `REFRESH_TICKS` times (after one full sample that
-//! opens the kept files, so each tree has one periodic refresh, as in the steady state), prints the CPU time
-//! per sample (getrusage, user + system), and kills what it started.
+//! `sh -c 'sleep 3600; true'`, a two-process tree), ticks every tree `REFRESH_TICKS` times (after one
+//! full sample that opens the kept files, so each tree has one periodic refresh, as in the steady state),
+//! prints the CPU time per tick (getrusage, user + system), and kills what it started.
 //!
 //! It first prints what one `pread` of a kept-open `/proc/<pid>/stat` and of `/proc/<pid>/schedstat`
 //! costs over the same sleeps: the floor under any tick that reads one of them per process.

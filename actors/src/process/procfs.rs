@@ -1,16 +1,16 @@
 //! Reading /proc for one process tree: kernel state, CPU and resident memory, cheaply.
 //!
-//! Cost per tick: one `pread` of each tree member's kept-open `schedstat` (about a sixth of a `stat`
-//! read: the kernel formats three numbers instead of fifty). Its runtime and run count move only when
-//! the task runs, so a single-threaded member whose `schedstat` has not moved has the same state, CPU
-//! time, threads and children as at its last `stat`, and nothing else of it is read. Its `stat` is read
-//! (open, read, close) when it is new, when its `schedstat` moved (a `vfork`ing shell runs too), when it
-//! has several threads (`schedstat` covers the main thread only), and on every [`REFRESH_TICKS`]th tick
-//! (resident memory shrinks by reclaim without the task running); its `children` list when its `stat`
-//! was read and shows it did something. A kernel without usable `schedstat` (see [`schedstat_usable`])
-//! keeps `stat` open instead and reads it every tick, with every `children` list on every
-//! [`FALLBACK_REFRESH_TICKS`]th tick. A full [`TreeSampler::sample`] reads every `stat` and `children`
-//! list. Nothing else on the host is read.
+//! Cost per tick: one `pread` of each tree member's kept-open `schedstat` (a quarter to a sixth of a
+//! `stat` read: the kernel formats three numbers instead of fifty-two). Its runtime and run count move
+//! only when the task runs, so a single-threaded member whose `schedstat` has not moved has the same
+//! state, CPU time, threads and children as at its last `stat`, and nothing else of it is read. Its
+//! `stat` is read (open, read, close) when it is new, when its `schedstat` moved (a `vfork`ing shell runs
+//! too), when it has several threads (`schedstat` covers the main thread only), and on every
+//! [`REFRESH_TICKS`]th tick (resident memory shrinks by reclaim without the task running); its `children`
+//! list when its `stat` was read and shows it did something. A kernel without usable `schedstat` (see
+//! [`schedstat_usable`]) keeps `stat` open instead and reads it every tick, with every `children` list on
+//! every [`FALLBACK_REFRESH_TICKS`]th tick. A full [`TreeSampler::sample`] reads every `stat` and
+//! `children` list. Nothing else on the host is read.
 
 use std::fs::File;
 use std::io;
@@ -171,9 +171,10 @@ pub struct Sample {
 /// `schedstat` has not moved. A task that does not run keeps its state, CPU time, threads and children,
 /// but its resident memory can still shrink (the kernel reclaims or swaps out its pages, or drops file
 /// pages it maps), and that only shows in `stat`. Reclaim moves slowly, so a figure at most 30 ticks old
-/// for a process that has not run is close enough, and it adds 1/30 of a `stat` read per process per
-/// tick (about 0.2 us). The trees' refresh ticks are spread by their root's pid, so that trees started
-/// together do not all refresh on the same tick.
+/// for a process that has not run is close enough, and it adds 1/30 of a `stat` read per process per tick
+/// (about 0.4 us: `stat` and `children`, each opened, read and closed). The trees' refresh ticks are
+/// spread by their root's pid, so that trees started together do not all refresh on the same tick.
+/// (`children` too: a `clone(CLONE_PARENT)` gives a process a child without it running.)
 pub const REFRESH_TICKS: u32 = 30;
 
 /// Without schedstat, every this many ticks [`TreeSampler::tick`] reads every `children` list: a
@@ -226,10 +227,19 @@ struct Member {
     /// Its `schedstat` (or, without schedstat, its `stat`), kept open: re-reading an open /proc file
     /// costs a fraction of opening it.
     kept: File,
-    /// What `kept` is: `Some` (the figures at the last read) for `schedstat`; `None` for `stat`.
-    sched: Option<Option<Schedstat>>,
+    /// Which file `kept` is.
+    kind: Kept,
     /// Its children at the last read of its `children` list.
     children: Vec<i32>,
+}
+
+/// Which /proc file a member keeps open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// `stat`, read every tick (no usable schedstat).
+    Stat,
+    /// `schedstat`, with its figures at the last read (`None`: not understood, so read `stat` too).
+    Schedstat(Option<Schedstat>),
 }
 
 /// What reading one member gave.
@@ -380,17 +390,21 @@ impl TreeSampler {
         } else {
             None
         };
-        let (kept, sched, stat) = match sched_file {
+        let (kept, kind, stat) = match sched_file {
             // schedstat before stat: if it runs in between, the next tick sees it moved.
             Some(f) => {
                 let sched = read_schedstat(&f).ok().flatten();
-                (f, Some(sched), read_stat_into(pid, &mut self.buf)?)
+                (
+                    f,
+                    Kept::Schedstat(sched),
+                    read_stat_into(pid, &mut self.buf)?,
+                )
             }
             None => {
                 let f = File::open(format!("/proc/{pid}/stat"))?;
                 pread_all(&f, &mut self.buf)?;
                 let stat = parse_stat(&self.buf).ok_or_else(|| unreadable(pid))?;
-                (f, None, stat)
+                (f, Kept::Stat, stat)
             }
         };
         // All its work is from this interval, unless it started before the previous sample and a cheap
@@ -407,7 +421,7 @@ impl TreeSampler {
                 pid,
                 stat,
                 kept,
-                sched,
+                kind,
                 children,
             },
             cpu_ticks,
@@ -446,12 +460,12 @@ struct Refresh {
 /// runtime and run count have not moved has not run: its `stat` figures and children are as they were,
 /// and neither file is read. Otherwise its `stat` is read, and its `children` when it did something.
 fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<MemberRead> {
-    let (stat, moved) = match m.sched {
-        Some(last) => {
+    let (stat, moved) = match m.kind {
+        Kept::Schedstat(last) => {
             let sched = read_schedstat(&m.kept)?;
             // An unparsable schedstat counts as moved (and stays so): the member is read in full.
             let moved = sched.is_none() || sched != last;
-            m.sched = Some(sched);
+            m.kind = Kept::Schedstat(sched);
             // schedstat of /proc/<pid> is the main thread's only: other threads run unseen.
             if !(refresh.stat || moved || m.stat.num_threads != 1) {
                 return Ok(MemberRead {
@@ -466,7 +480,7 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
             }
             (stat, moved || refresh.stat)
         }
-        None => {
+        Kept::Stat => {
             pread_all(&m.kept, buf)?;
             let stat = parse_stat(buf).ok_or_else(|| unreadable(m.pid))?;
             (stat, refresh.stat || refresh.children)
