@@ -5,9 +5,10 @@
 //! its run's tree with the [`Monitor`] of its tick interval and holds a [`TreeWatch`]; the monitor's
 //! thread sleeps until the next tick, reads every tree ([`TreeSampler::tick`]), and puts each reading in
 //! the watch's cell, where the actor finds it when asked for its status. The thread messages an actor
-//! ([`TreeNotice`]) only when the actor has something to do: the root's kernel state changed, the root
-//! could not be read, or the command line of an attached process became readable. While nothing is
-//! watched, the thread parks on a condition variable with no timeout: no wakeup at all.
+//! ([`TreeNotice`]) only when the actor has something to do: the root's kernel state changed (a root
+//! that cannot be read counts as `unavailable`, so it is told once), or the command line of an attached
+//! process became readable. While nothing is watched, the thread parks on a condition variable with no
+//! timeout: no wakeup at all.
 //!
 //! Dropping a [`TreeWatch`] (the run ended, the actor stopped) unregisters the tree and closes its files.
 //!

@@ -83,7 +83,7 @@ pub fn parse_stat(buf: &[u8]) -> Option<Stat> {
         state,
         ppid,
         pgrp,
-        cpu_ticks: utime + stime,
+        cpu_ticks: utime.saturating_add(stime),
         num_threads,
         start_time,
         rss_pages,
@@ -346,8 +346,9 @@ impl TreeSampler {
             if is_root {
                 root_state = Some(member.stat.state);
             }
-            rss_pages += member.stat.rss_pages;
-            delta_ticks += cpu_ticks;
+            // Saturating: the monitor thread must not panic on a figure it did not expect.
+            rss_pages = member.stat.rss_pages.saturating_add(rss_pages);
+            delta_ticks = cpu_ticks.saturating_add(delta_ticks);
             self.queue.extend_from_slice(&member.children);
             current.push(member);
             if current.len() > 100_000 {
@@ -377,7 +378,7 @@ impl TreeSampler {
         Ok(Sample {
             state: KernelState::from_stat_letter(state),
             cpu_percent,
-            rss_bytes: rss_pages * page_size(),
+            rss_bytes: rss_pages.saturating_mul(page_size()),
             processes,
         })
     }
