@@ -273,6 +273,9 @@ fn sigterm_stops_every_child_removes_the_socket_and_exits_0() {
 fn a_generated_secret_lands_in_a_private_file_that_pmclient_reads() {
     let mut d = Daemon::start_with(&[], false);
     let secret_file = d.dir.path().join("pm.sock.d/secret");
+    // The socket accepts as soon as it is bound, a moment before the secret is settled and said.
+    let said = |d: &Daemon| d.stderr().contains("listening on");
+    wait_for("the start line", Duration::from_secs(20), || said(&d));
     assert_eq!(mode(&secret_file), 0o600);
     assert_eq!(mode(&d.dir.path().join("pm.sock.d")), 0o700);
     let first_line = d.stderr().lines().next().unwrap_or_default().to_string();
@@ -293,12 +296,10 @@ fn a_generated_secret_lands_in_a_private_file_that_pmclient_reads() {
     let before = std::fs::read_to_string(&secret_file).unwrap();
     assert!(d.terminate(Duration::from_secs(20)).success());
     d.launch(&[], false);
+    wait_for("the secret to be kept", Duration::from_secs(20), || {
+        d.stderr().contains("kept from an earlier run")
+    });
     assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), before);
-    assert!(
-        d.stderr().contains("kept from an earlier run"),
-        "{}",
-        d.stderr()
-    );
     let mut s = d.raw();
     assert_eq!(
         s.line(),

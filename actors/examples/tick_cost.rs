@@ -1,14 +1,21 @@
-//! Measures the cost of one status tick: `TreeSampler::tick` over N running processes.
+//! Measures the cost of one status tick: `TreeSampler::tick` over N running processes, as on a kernel
+//! without usable schedstat (`stat` read every tick) and as here (`schedstat` kept open).
 //!
 //! `cargo run --release -p pm-actors --example tick_cost -- 200` starts 200 `sleep 3600` (and as many
-//! `sh -c 'sleep 3600; true'`, a two-process tree), samples every tree 20 times, prints the CPU time
-//! per sample (getrusage, user + system), and kills what it started.
+//! `sh -c 'sleep 3600; true'`, a two-process tree), ticks every tree `REFRESH_TICKS` times (after one
+//! full sample that opens the kept files, so each tree has one periodic refresh, as in the steady state),
+//! prints the CPU time per tick (getrusage, user + system), and kills what it started.
+//!
+//! It first prints what one `pread` of a kept-open `/proc/<pid>/stat` and of `/proc/<pid>/schedstat`
+//! costs over the same sleeps: the floor under any tick that reads one of them per process.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use pm_actors::process::procfs::TreeSampler;
+use pm_actors::process::procfs::{TreeSampler, REFRESH_TICKS};
 
 fn cpu_time() -> Duration {
     // SAFETY: getrusage fills the struct it is given.
@@ -18,15 +25,13 @@ fn cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn measure(label: &str, children: &[Child]) {
-    let mut samplers: Vec<TreeSampler> = children
-        .iter()
-        .map(|c| TreeSampler::new(c.id() as i32))
-        .collect();
+fn measure(label: &str, children: &[Child], sampler: fn(i32) -> TreeSampler) {
+    let mut samplers: Vec<TreeSampler> = children.iter().map(|c| sampler(c.id() as i32)).collect();
     for s in &mut samplers {
         let _ = s.sample(); // opens the kept files
     }
-    let rounds = 20;
+    // One periodic refresh per tree, as in the steady state.
+    let rounds = REFRESH_TICKS;
     let before = cpu_time();
     for _ in 0..rounds {
         for s in &mut samplers {
@@ -37,6 +42,31 @@ fn measure(label: &str, children: &[Child]) {
     println!(
         "{label}: {:.1} us CPU per process per tick; 1,000 processes at 1 s: {:.2}% of one core",
         per.as_secs_f64() * 1e6,
+        per.as_secs_f64() * 1000.0 * 100.0
+    );
+}
+
+/// CPU per `pread` of `/proc/<pid>/<file>`, kept open, over every child, 20 rounds.
+fn pread_cost(file: &str, children: &[Child]) {
+    let files: Vec<File> = children
+        .iter()
+        .filter_map(|c| File::open(format!("/proc/{}/{file}", c.id())).ok())
+        .collect();
+    let mut buf = [0u8; 1024];
+    let rounds = 20;
+    let before = cpu_time();
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        for f in &files {
+            bytes += f.read_at(&mut buf, 0).unwrap_or(0);
+        }
+    }
+    let reads = rounds * files.len().max(1) as u32;
+    let per = (cpu_time() - before) / reads;
+    println!(
+        "pread of a kept {file}: {:.2} us CPU ({} bytes); 1,000 processes at 1 s: {:.2}% of one core",
+        per.as_secs_f64() * 1e6,
+        bytes / reads as usize,
         per.as_secs_f64() * 1000.0 * 100.0
     );
 }
@@ -54,8 +84,22 @@ fn main() {
         .map(|_| spawn(Command::new("sh").args(["-c", "sleep 3600; true"])))
         .collect();
     std::thread::sleep(Duration::from_millis(500)); // let them exec
-    measure("sleep (1 process)", &single);
-    measure("sh -c 'sleep' (2 processes)", &shells);
+    pread_cost("stat", &single);
+    pread_cost("schedstat", &single);
+    for (how, sampler) in [
+        (
+            "stat every tick",
+            TreeSampler::without_schedstat as fn(i32) -> TreeSampler,
+        ),
+        ("schedstat", TreeSampler::new),
+    ] {
+        measure(&format!("{how}, sleep (1 process)"), &single, sampler);
+        measure(
+            &format!("{how}, sh -c 'sleep' (2 processes)"),
+            &shells,
+            sampler,
+        );
+    }
     for mut c in single.into_iter().chain(shells) {
         // SAFETY: kill the group this example started.
         unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };

@@ -3,10 +3,16 @@
 //!
 //! Exits are event-driven: a pidfd per run, awaited with tokio's `AsyncFd`, wakes the actor the moment
 //! the process exits, and the actor reaps it at once. Polling happens only during a stop, to see the
-//! rest of the process group go (`kill(-pgid, 0)` every 10 ms), and on the status tick.
+//! rest of the process group go (`kill(-pgid, 0)` every 10 ms), and once a tick while a group lives on
+//! after its leader exited by itself.
+//!
+//! The status tick is not the actor's: each run registers its tree with the shared [`Monitor`] of its
+//! tick interval, whose thread samples every tree and keeps the reading in the run's [`TreeWatch`],
+//! where `GetInfo` finds it. The monitor sends a [`TreeNotice`] only when the actor has something to do
+//! (a new kernel state to announce, a root it could not read, an attached process's command line), so
+//! an idle actor costs nothing per tick. A log file's write error is looked up when the status is asked.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,16 +30,15 @@ use tokio::sync::oneshot;
 use super::child::{ChildProcess, Spawned};
 use super::events::Subscribers;
 use super::logs::{Capture, LogRing, RotatingFile};
+use super::monitor::{Monitor, TreeNotice, TreeWatch};
 use super::options::{OutputTarget, ProcessOptions};
-use super::procfs::{self, TreeSampler};
+use super::procfs::{self, Sample};
 use super::signal::{parse_signal, signal_name};
 use super::spawn::{self, StdioPlan};
 use super::{messages::*, pidfd};
 
 /// How often a stop looks whether the rest of the group is gone, once the leader has exited.
 const GROUP_POLL: Duration = Duration::from_millis(10);
-/// How many instants per interval the actors' status ticks are spread over.
-const TICK_PHASES: u32 = 10;
 /// Polling interval for exits where pidfds are not available (Linux before 5.3).
 const FALLBACK_POLL: Duration = Duration::from_millis(100);
 
@@ -59,7 +64,8 @@ struct Run {
     /// For attached processes: field 22 of stat, checked where no pidfd exists.
     start_ticks: u64,
     started: Instant,
-    sampler: TreeSampler,
+    /// The run's tree as the status monitor watches it (registered once the actor runs).
+    watch: Option<TreeWatch>,
     stop: Option<StopReason>,
     deadline: Option<SpawnHandle>,
     guarded: bool,
@@ -93,11 +99,11 @@ pub struct ProcessActor {
     /// Guarded groups whose leader exited by itself while other members live on.
     /// (pgid, registered with the guard, started by us).
     lingering: Vec<(i32, bool, bool)>,
+    /// The check of `lingering`, once a tick while it is not empty.
+    lingering_check: Option<SpawnHandle>,
     subscribers: Subscribers,
     ring: Arc<Mutex<LogRing>>,
     log_file: Option<Arc<Mutex<RotatingFile>>>,
-    /// This actor's place on the shared tick grid.
-    tick_phase: u32,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -196,10 +202,10 @@ impl ProcessActor {
             waiters: Vec::new(),
             stops: Vec::new(),
             lingering: Vec::new(),
+            lingering_check: None,
             subscribers: Subscribers::default(),
             ring,
             log_file,
-            tick_phase: next_tick_phase(),
         }
     }
 
@@ -298,7 +304,7 @@ impl ProcessActor {
             pidfd: fd,
             start_ticks: stat.start_time,
             started: Instant::now(),
-            sampler: TreeSampler::new(pid),
+            watch: None,
             stop: None,
             deadline: None,
             guarded: false,
@@ -414,12 +420,15 @@ impl ProcessActor {
             pidfd: None,
             start_ticks: 0,
             started: Instant::now(),
-            sampler: TreeSampler::new(pid),
+            watch: None,
             stop: None,
             deadline,
             guarded,
         };
-        let first = run.sampler.sample().ok();
+        // Nothing is read from /proc here: the first tick gives state, CPU and memory (a burst of
+        // starts is bound by CPU, and this read was a tenth of the daemon's share of it).
+        run.watch =
+            Some(Monitor::shared(self.opts.tick).watch_started(pid, ctx.address().recipient()));
         self.run = Some(run);
         self.watch_exit(id, pid, ctx);
 
@@ -428,11 +437,9 @@ impl ProcessActor {
         self.info.start_time = now_rfc3339(now);
         self.info.error.clear();
         self.info.cpu_percent = 0.0;
-        self.info.memory_mb = first
-            .map(|s| s.rss_bytes as f64 / 1_048_576.0)
-            .unwrap_or(0.0);
+        self.info.memory_mb = 0.0;
         self.set_status(Status::Running, pid, None);
-        self.set_state(first.map(|s| s.state).unwrap_or(KernelState::Running), pid);
+        self.set_state(KernelState::Running, pid);
         Ok(pid)
     }
 
@@ -584,7 +591,7 @@ impl ProcessActor {
                 }
             }
             Some(pgid) if !self.stops.iter().any(|s| s.run_id == run.id) => {
-                self.lingering.push((pgid, run.guarded, ours));
+                self.linger(pgid, run.guarded, ours, ctx);
             }
             Some(_) => {}
         }
@@ -751,44 +758,44 @@ impl ProcessActor {
         })
     }
 
-    /// Reads /proc for the tree now and updates the status record: all of it when `full`, else what
-    /// the periodic tick needs (see [`TreeSampler::tick`]).
-    fn sample(&mut self, full: bool, ctx: &mut Context<Self>) {
-        if !self.lingering.is_empty() {
-            let guard = self.opts.guard.clone();
-            self.lingering.retain(|&(pgid, guarded, ours)| {
-                let alive = group_alive(pgid, ours);
-                if !alive && guarded {
-                    if let Some(g) = &guard {
-                        g.unregister(pgid);
-                    }
-                }
-                alive
-            });
+    /// Registers the tree of an attached (or adopted) `run` with the status monitor of this actor's tick,
+    /// and samples it once (the baseline of the first tick's CPU figure); answers that sample.
+    fn watch_tree(&self, run: &mut Run, ctx: &mut Context<Self>) -> Option<Sample> {
+        let watch = Monitor::shared(self.opts.tick).watch(run.pid, ctx.address().recipient());
+        if self.attached && self.info.command.is_empty() {
+            watch.want_command();
         }
-        if let Some(file) = &self.log_file {
-            if let Some(err) = file.lock().ok().and_then(|f| f.error.clone()) {
-                self.info.error = err;
-            } else if self.info.error.starts_with("cannot write log file") {
-                self.info.error.clear();
-            }
-        }
-        let Some(run) = self.run.as_mut() else { return };
-        let pid = run.pid;
-        let id = run.id;
-        let sampled = if full {
-            run.sampler.sample()
-        } else {
-            run.sampler.tick()
+        let first = watch.sample_now().ok();
+        run.watch = Some(watch);
+        first
+    }
+
+    /// Reads /proc for the whole tree now and updates the status record.
+    fn sample_now(&mut self, ctx: &mut Context<Self>) {
+        let Some(watch) = self.run.as_ref().and_then(|r| r.watch.as_ref()) else {
+            return;
         };
+        let sampled = watch.sample_now().ok();
+        self.apply_sample(sampled, ctx);
+    }
+
+    /// Takes up a reading of the run's tree (`None`: the root could not be read): the kernel state (an
+    /// event when it changed), CPU and memory, and the command line an attached process lacked.
+    fn apply_sample(&mut self, sampled: Option<Sample>, ctx: &mut Context<Self>) {
+        let Some(run) = self.run.as_ref() else { return };
+        let (pid, id, has_pidfd) = (run.pid, run.id, run.pidfd.is_some());
         match sampled {
-            Ok(s) => {
+            Some(s) => {
                 self.info.cpu_percent = s.cpu_percent;
                 self.info.memory_mb = s.rss_bytes as f64 / 1_048_576.0;
                 self.set_state(s.state, pid);
                 if self.attached && self.info.command.is_empty() {
                     // Attached in the instant after its exec, before the kernel set up its arguments.
-                    let cmdline = procfs::read_cmdline(pid);
+                    let cmdline = self
+                        .run
+                        .as_ref()
+                        .and_then(|r| r.watch.as_ref()?.take_command())
+                        .unwrap_or_else(|| procfs::read_cmdline(pid));
                     if let Some((program, args)) = cmdline.split_first() {
                         self.spec.command = CommandLine::Exec {
                             program: program.clone(),
@@ -799,8 +806,8 @@ impl ProcessActor {
                     }
                 }
             }
-            Err(_) => {
-                if self.attached && run.pidfd.is_none() {
+            None => {
+                if self.attached && !has_pidfd {
                     self.try_exit(id, ctx);
                 } else {
                     self.set_state(KernelState::Unavailable, pid);
@@ -809,41 +816,54 @@ impl ProcessActor {
         }
     }
 
-    /// Arms the next status tick on the shared tick grid: the actors' ticks fall on [`TICK_PHASES`]
-    /// instants per interval, so that the thread wakes a few times per interval for all of them, not
-    /// once per actor, and no single burst holds up a request for long.
-    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_later(
-            until_next_tick(self.opts.tick, self.tick_phase),
-            |act, ctx| {
-                act.sample(false, ctx);
-                act.schedule_tick(ctx);
-            },
-        );
+    /// Group `pgid` lives on after its leader exited by itself: look once a tick whether it is gone.
+    fn linger(&mut self, pgid: i32, guarded: bool, ours: bool, ctx: &mut Context<Self>) {
+        self.lingering.push((pgid, guarded, ours));
+        if self.lingering_check.is_none() {
+            let check = ctx.run_interval(self.opts.tick, |act, ctx| act.check_lingering(ctx));
+            self.lingering_check = Some(check);
+        }
     }
 
-    fn info_now(&self) -> ProcessInfo {
+    /// Forgets the lingering groups that are gone (unregistering them from the guard), and stops
+    /// looking once none is left.
+    fn check_lingering(&mut self, ctx: &mut Context<Self>) {
+        let guard = self.opts.guard.clone();
+        self.lingering.retain(|&(pgid, guarded, ours)| {
+            let alive = group_alive(pgid, ours);
+            if !alive && guarded {
+                if let Some(g) = &guard {
+                    g.unregister(pgid);
+                }
+            }
+            alive
+        });
+        if self.lingering.is_empty() {
+            if let Some(check) = self.lingering_check.take() {
+                ctx.cancel_future(check);
+            }
+        }
+    }
+
+    /// The status record now: the latest reading of the tree, the uptime, and a log file's write error.
+    fn info_now(&mut self) -> ProcessInfo {
+        if let Some(file) = &self.log_file {
+            if let Some(err) = file.lock().ok().and_then(|f| f.error.clone()) {
+                self.info.error = err;
+            } else if self.info.error.starts_with("cannot write log file") {
+                self.info.error.clear();
+            }
+        }
         let mut info = self.info.clone();
-        info.uptime_secs = self.run.as_ref().map(|r| r.started.elapsed().as_secs_f64());
+        if let Some(run) = &self.run {
+            info.uptime_secs = Some(run.started.elapsed().as_secs_f64());
+            if let Some(s) = run.watch.as_ref().and_then(|w| w.latest()) {
+                info.cpu_percent = s.cpu_percent;
+                info.memory_mb = s.rss_bytes as f64 / 1_048_576.0;
+            }
+        }
         info
     }
-}
-
-/// The next phase of the tick grid, handed to actors in turn.
-fn next_tick_phase() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed) % TICK_PHASES
-}
-
-/// The time from now to the next instant of phase `phase` (of [`TICK_PHASES`]) on a grid of period
-/// `interval` shared by the whole process.
-fn until_next_tick(interval: Duration, phase: u32) -> Duration {
-    static GRID: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let origin = *GRID.get_or_init(Instant::now);
-    let period = interval.as_nanos().max(1);
-    let offset = period * u128::from(phase % TICK_PHASES) / u128::from(TICK_PHASES);
-    let into = (origin.elapsed().as_nanos() + period - offset) % period;
-    Duration::from_nanos((period - into) as u64)
 }
 
 impl Actor for ProcessActor {
@@ -854,11 +874,10 @@ impl Actor for ProcessActor {
             run.id = self.next_run_id;
             self.next_run_id += 1;
             let (id, pid) = (run.id, run.pid);
-            let _ = run.sampler.sample();
+            let _ = self.watch_tree(&mut run, ctx);
             self.run = Some(run);
             self.watch_exit(id, pid, ctx);
         }
-        self.schedule_tick(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -1011,7 +1030,7 @@ impl Handler<GetInfo> for ProcessActor {
 impl Handler<UpdateStatus> for ProcessActor {
     type Result = MessageResult<UpdateStatus>;
     fn handle(&mut self, _: UpdateStatus, ctx: &mut Context<Self>) -> Self::Result {
-        self.sample(true, ctx);
+        self.sample_now(ctx);
         MessageResult(self.info_now())
     }
 }
@@ -1039,5 +1058,16 @@ impl Handler<Subscribe> for ProcessActor {
     type Result = ();
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
         self.subscribers.add(msg.0);
+    }
+}
+
+impl Handler<TreeNotice> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, msg: TreeNotice, ctx: &mut Context<Self>) {
+        let watch = self.run.as_ref().and_then(|r| r.watch.as_ref());
+        // A notice about an earlier run's tree is stale.
+        if let Some(latest) = watch.filter(|w| w.id() == msg.watch).map(|w| w.latest()) {
+            self.apply_sample(latest, ctx);
+        }
     }
 }

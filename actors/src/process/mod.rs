@@ -3,6 +3,7 @@
 //! - [`ProcessActor`] owns one child (or one attached process); [`ProcessHandle`] wraps its address.
 //! - [`messages`]: the contract. [`ProcessOptions`]: log directory, tick, output target, guard.
 //! - [`GroupGuard`]: how non-detached children die with the daemon, even on SIGKILL (see its docs).
+//! - [`Monitor`]: the status tick, one thread sampling every watched process tree (see its docs).
 //! - `spawn`, `procfs`, `pidfd`, `logs`, `events`, `signal`: the pieces the actor is built of.
 
 mod actor;
@@ -14,6 +15,7 @@ mod handle;
 pub mod log_tail;
 pub mod logs;
 pub mod messages;
+pub mod monitor;
 mod options;
 mod pidfd;
 pub mod procfs;
@@ -25,4 +27,5 @@ pub use actor::ProcessActor;
 pub use guard::GroupGuard;
 pub use handle::ProcessHandle;
 pub use messages::*;
+pub use monitor::Monitor;
 pub use options::{OutputTarget, ProcessOptions};
