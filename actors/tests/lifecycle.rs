@@ -177,8 +177,8 @@ async fn signal_reaches_the_process() {
     ));
 }
 
-/// A simple command runs as the program itself (`sh` execs it): one process, which gets the stop signal;
-/// a command with shell syntax keeps its shell.
+/// A simple command runs as the program itself (directly when its words are literal, else `sh` execs
+/// it): one process, which gets the stop signal; a command with shell syntax keeps its shell.
 #[actix_rt::test]
 async fn a_simple_shell_command_is_the_program_itself() {
     let (_dir, opts) = options();
@@ -199,6 +199,15 @@ async fn a_simple_shell_command_is_the_program_itself() {
         Some("SIGTERM"),
         "sleep itself got the stop signal"
     );
+
+    let quoted = actor(ProcessSpec::shell("quoted", "sleep '60'"), opts.clone());
+    let pid = quoted.start().await.unwrap();
+    cleanup.group(pid);
+    poll("sh to exec the quoted sleep", LONG, || async {
+        (comm(pid) == "sleep\n" && live_members(pid) == vec![pid]).then_some(())
+    })
+    .await;
+    quoted.kill().await.unwrap();
 
     let compound = actor(ProcessSpec::shell("compound", "sleep 60; true"), opts);
     let pid = compound.start().await.unwrap();

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::spec::ProcessSpec;
@@ -129,5 +130,165 @@ impl SavedState {
             ));
         }
         Ok(state)
+    }
+}
+
+/// Writes states as [`SavedState::to_json`] does, serializing again only the processes that changed
+/// since the previous call: between two writes of a burst of starts, a few of 1,000 change, and
+/// serializing all of them each time was the writer's whole cost.
+///
+/// ```
+/// use pm_protocol::state::{SavedProcess, SavedState, StateEncoder};
+/// use pm_protocol::ProcessSpec;
+/// let mut encoder = StateEncoder::default();
+/// let mut state = SavedState::new(vec![SavedProcess::new(ProcessSpec::shell("web", "sleep 30"))]);
+/// assert_eq!(encoder.encode(&state), state.to_json());
+/// state.processes[0].wanted = true;
+/// assert_eq!(encoder.encode(&state), state.to_json());
+/// ```
+#[derive(Debug, Default)]
+pub struct StateEncoder {
+    /// Each process as last encoded, by name, with its JSON.
+    cache: HashMap<String, (SavedProcess, String)>,
+}
+
+impl StateEncoder {
+    /// The file's text for `state`, equal to `state.to_json()`.
+    pub fn encode(&mut self, state: &SavedState) -> String {
+        // The document with no processes, ending in `[]}`: `processes` is its last field.
+        let head = SavedState {
+            processes: Vec::new(),
+            ..state.clone()
+        }
+        .to_json();
+        let Some(head) = head.strip_suffix("[]}") else {
+            return state.to_json();
+        };
+        let mut cache = HashMap::with_capacity(state.processes.len());
+        let mut out = String::with_capacity(head.len() + 2 + self.last_len());
+        out.push_str(head);
+        out.push('[');
+        for (i, p) in state.processes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let json = match self.cache.remove(&p.spec.name) {
+                Some((old, json)) if unchanged(&old, p) => json,
+                _ => match serde_json::to_string(p) {
+                    Ok(json) => json,
+                    Err(_) => return state.to_json(),
+                },
+            };
+            out.push_str(&json);
+            cache.insert(p.spec.name.clone(), (p.clone(), json));
+        }
+        out.push_str("]}");
+        self.cache = cache;
+        out
+    }
+
+    fn last_len(&self) -> usize {
+        self.cache.values().map(|(_, json)| json.len() + 1).sum()
+    }
+}
+
+/// Whether `new` encodes as `old` did: the same shared definition (a definition never changes in
+/// place) and the same everything else. Every field is named, so a new one cannot be forgotten here.
+fn unchanged(old: &SavedProcess, new: &SavedProcess) -> bool {
+    let SavedProcess {
+        spec,
+        wanted,
+        restarts,
+        skipped_runs,
+        attached,
+        gave_up,
+        run,
+    } = new;
+    Arc::ptr_eq(&old.spec, spec)
+        && old.wanted == *wanted
+        && old.restarts == *restarts
+        && old.skipped_runs == *skipped_runs
+        && old.attached == *attached
+        && old.gave_up == *gave_up
+        && old.run == *run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::tests::any_spec;
+    use proptest::prelude::*;
+
+    /// One change between two writes.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Add(ProcessSpec),
+        Remove(usize),
+        /// A new definition under an existing name (deleted and started again).
+        Redefine(usize, ProcessSpec),
+        Wanted(usize, bool),
+        Restarts(usize, u64),
+        Run(usize, Option<(i32, u64)>),
+        GaveUp(usize, Option<String>),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            any_spec().prop_map(Change::Add),
+            any::<usize>().prop_map(Change::Remove),
+            (any::<usize>(), any_spec()).prop_map(|(i, s)| Change::Redefine(i, s)),
+            (any::<usize>(), any::<bool>()).prop_map(|(i, w)| Change::Wanted(i, w)),
+            (any::<usize>(), any::<u64>()).prop_map(|(i, r)| Change::Restarts(i, r)),
+            (any::<usize>(), proptest::option::of(any::<(i32, u64)>()))
+                .prop_map(|(i, r)| Change::Run(i, r)),
+            (any::<usize>(), proptest::option::of("[ -~]{0,12}"))
+                .prop_map(|(i, g)| Change::GaveUp(i, g)),
+        ]
+    }
+
+    fn apply(state: &mut SavedState, change: Change) {
+        let n = state.processes.len();
+        let at = |i: usize| i % n.max(1);
+        match change {
+            Change::Add(spec) => {
+                if state.processes.iter().all(|p| p.spec.name != spec.name) {
+                    state.processes.push(SavedProcess::new(spec));
+                }
+            }
+            _ if n == 0 => {}
+            Change::Remove(i) => {
+                state.processes.remove(at(i));
+            }
+            Change::Redefine(i, mut spec) => {
+                let p = &mut state.processes[at(i)];
+                spec.name = p.spec.name.clone();
+                *p = SavedProcess::new(spec);
+            }
+            Change::Wanted(i, w) => state.processes[at(i)].wanted = w,
+            Change::Restarts(i, r) => state.processes[at(i)].restarts = r,
+            Change::Run(i, r) => {
+                state.processes[at(i)].run =
+                    r.map(|(pid, start_ticks)| SavedRun { pid, start_ticks })
+            }
+            Change::GaveUp(i, g) => state.processes[at(i)].gave_up = g,
+        }
+    }
+
+    proptest! {
+        /// Whatever happens between writes, the encoder writes exactly what a whole serialization does.
+        #[test]
+        fn encoding_is_a_whole_serialization(
+            batches in proptest::collection::vec(proptest::collection::vec(change(), 0..6), 1..12),
+        ) {
+            let mut encoder = StateEncoder::default();
+            let mut state = SavedState::new(Vec::new());
+            for batch in batches {
+                for c in batch {
+                    apply(&mut state, c);
+                }
+                state.saved_at = format!("t{}", state.processes.len());
+                prop_assert_eq!(encoder.encode(&state), state.to_json());
+            }
+        }
     }
 }

@@ -295,7 +295,7 @@ pub fn file_name(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -372,7 +372,8 @@ mod tests {
     }
 
     prop_compose! {
-        fn any_spec()(
+        /// Any valid spec (shared with the state file's tests).
+        pub(crate) fn any_spec()(
             name in "[a-zA-Z0-9_.-]{1,20}".prop_filter("not . or ..", |n| n != "." && n != ".."),
             shell in any::<bool>(),
             cmd in "[ -~]{1,30}".prop_filter("non-blank", |c| !c.trim().is_empty()),

@@ -50,10 +50,10 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spaw
     let run_as = super::user::run_as(spec)?;
     let path = search_path(spec);
     let (program, argv): (&str, Vec<Cow<str>>) = match &spec.command {
-        CommandLine::Shell(line) => (
-            "/bin/sh",
-            vec!["/bin/sh".into(), "-c".into(), shell_line(line, &path)],
-        ),
+        CommandLine::Shell(line) => match line_run(line, &path) {
+            LineRun::Direct(words) => (words[0], words.into_iter().map(Cow::Borrowed).collect()),
+            LineRun::Shell(text) => ("/bin/sh", vec!["/bin/sh".into(), "-c".into(), text]),
+        },
         CommandLine::Exec { program, args } => {
             if program.is_empty() {
                 return Err(fail("empty program name".into()));
@@ -176,22 +176,49 @@ fn environment(spec: &ProcessSpec) -> Result<Vec<CString>, String> {
     Ok(env)
 }
 
-/// The text given to `sh -c`. A simple command (one line, no control operators or redirections, and a
-/// first word that is an executable file, not a builtin or keyword) is prefixed with `exec`, so the shell
-/// replaces itself with the program, as supervisord and pm2 run a command: one process instead of two,
-/// the program itself gets the stop signal, and half the work at start and at every status tick.
-/// Anything else runs exactly as written.
-fn shell_line<'a>(line: &'a str, path: &str) -> Cow<'a, str> {
+/// How a command line runs.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRun<'a> {
+    /// Words the shell would take literally, the first an executable file: run directly, as
+    /// supervisord runs every command, with no shell at all (one exec instead of two).
+    Direct(Vec<&'a str>),
+    /// The text given to `sh -c`.
+    Shell(Cow<'a, str>),
+}
+
+/// How `line` runs. A simple command (one line, no control operators or redirections, and a first word
+/// that is an executable file, not a builtin or keyword) is prefixed with `exec`, so the shell replaces
+/// itself with the program: one process instead of two, the program itself gets the stop signal, and
+/// half the work at every status tick. When, besides, every character is one the shell takes literally
+/// (no quote, expansion, glob or tilde), the shell would only split the line at blanks: the daemon does
+/// that itself and runs the program directly. Anything else runs exactly as written.
+fn line_run<'a>(line: &'a str, path: &str) -> LineRun<'a> {
     let line_trimmed = line.trim();
     let plain = !line_trimmed.is_empty()
         && !line_trimmed.contains([';', '&', '|', '(', ')', '<', '>', '`', '\n', '\\', '#']);
     let first = line_trimmed.split_whitespace().next().unwrap_or_default();
     let runs_a_file = !first.contains(['=', '\'', '"', '$', '{', '}', '!', '*', '?', '['])
         && is_executable_on(first, path);
-    if plain && runs_a_file {
-        Cow::Owned(format!("exec {line_trimmed}"))
+    if !(plain && runs_a_file) {
+        return LineRun::Shell(Cow::Borrowed(line));
+    }
+    let literal = |c: char| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '_' | '-' | '.' | '/' | ':' | ',' | '+' | '@' | '%' | '=' | ' ' | '\t'
+            )
+    };
+    if line_trimmed.chars().all(literal) {
+        // The shell splits at blanks (space and tab), never at other white space.
+        LineRun::Direct(
+            line_trimmed
+                .split([' ', '\t'])
+                .filter(|w| !w.is_empty())
+                .collect(),
+        )
     } else {
-        Cow::Borrowed(line)
+        LineRun::Shell(Cow::Owned(format!("exec {line_trimmed}")))
     }
 }
 
@@ -254,17 +281,44 @@ mod tests {
 
     const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+    fn direct(words: &[&'static str]) -> LineRun<'static> {
+        LineRun::Direct(words.to_vec())
+    }
+
+    fn shell(text: &str) -> LineRun<'static> {
+        LineRun::Shell(Cow::Owned(text.to_string()))
+    }
+
     #[test]
-    fn a_simple_command_is_execed() {
-        assert_eq!(shell_line("sleep 3600", PATH), "exec sleep 3600");
+    fn a_literal_command_runs_with_no_shell() {
+        assert_eq!(line_run("sleep 3600", PATH), direct(&["sleep", "3600"]));
         assert_eq!(
-            shell_line("  python3 -m http.server 8080 ", PATH),
-            "exec python3 -m http.server 8080"
+            line_run("  python3 -m http.server 8080 ", PATH),
+            direct(&["python3", "-m", "http.server", "8080"])
         );
         assert_eq!(
-            shell_line("/bin/echo 'a b' \"c\"", PATH),
-            "exec /bin/echo 'a b' \"c\""
+            line_run("/bin/echo\ta=b  x:y,z+1@h%2", PATH),
+            direct(&["/bin/echo", "a=b", "x:y,z+1@h%2"])
         );
+    }
+
+    #[test]
+    fn a_simple_command_with_quotes_or_expansions_is_execed_by_the_shell() {
+        for line in [
+            "/bin/echo 'a b' \"c\"",
+            "sleep $DELAY",
+            "ls *.txt",
+            "ls ~/x",
+            "echo a\u{a0}b",
+            "echo {a,b}",
+            "echo ^x",
+        ] {
+            assert_eq!(
+                line_run(line, PATH),
+                shell(&format!("exec {line}")),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]
@@ -283,12 +337,12 @@ mod tests {
             "$HOME/bin/tool",         // an expansion in the first word
             "",
         ] {
-            assert_eq!(shell_line(line, PATH), line, "{line:?}");
+            assert_eq!(line_run(line, PATH), shell(line), "{line:?}");
         }
     }
 
     #[test]
     fn the_spec_path_decides() {
-        assert_eq!(shell_line("sleep 1", "/nonexistent"), "sleep 1");
+        assert_eq!(line_run("sleep 1", "/nonexistent"), shell("sleep 1"));
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use pm_protocol::state::{SavedProcess, SavedRun, SavedState};
+use pm_protocol::state::{SavedProcess, SavedRun, SavedState, StateEncoder};
 use pm_protocol::{LogLine, PmError};
 use tokio::sync::oneshot;
 
@@ -58,8 +58,6 @@ impl Handler<StateWrites> for Registry {
 
 /// After a failed write, the next attempt waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// The longest a write waits after the previous one (see [`Registry::write_state`]).
-const MAX_PACE: Duration = Duration::from_millis(100);
 
 /// The books of the state writer.
 #[derive(Default)]
@@ -76,6 +74,8 @@ pub(crate) struct StateBook {
     last_error: Option<String>,
     /// Completed writes.
     writes: u64,
+    /// Lent to each write (one at a time), so that only what changed is serialized again.
+    encoder: Option<StateEncoder>,
     waiters: Vec<(u64, oneshot::Sender<()>)>,
 }
 
@@ -130,16 +130,24 @@ impl Registry {
         }
         let generation = self.state.generation;
         self.state.in_flight = true;
-        let began = std::time::Instant::now();
         let snapshot = self.snapshot();
+        let mut encoder = self.state.encoder.take().unwrap_or_default();
         let path = self.config.paths.state_file.clone();
         let write = tokio::task::spawn_blocking(move || {
-            atomic_file::write_atomic(&path, snapshot.to_json().as_bytes(), 0o600)
-                .map_err(|e| format!("cannot write the state file {}: {e}", path.display()))
+            let text = encoder.encode(&snapshot);
+            let res = atomic_file::write_atomic(&path, text.as_bytes(), 0o600)
+                .map_err(|e| format!("cannot write the state file {}: {e}", path.display()));
+            (res, encoder)
         });
         ctx.spawn(write.into_actor(self).map(move |res, act, ctx| {
             act.state.in_flight = false;
-            let res = res.unwrap_or_else(|e| Err(format!("state writer: {e}")));
+            let res = match res {
+                Ok((res, encoder)) => {
+                    act.state.encoder = Some(encoder);
+                    res
+                }
+                Err(e) => Err(format!("state writer: {e}")),
+            };
             match res {
                 Ok(()) => {
                     if act.state.last_error.take().is_some() {
@@ -167,10 +175,7 @@ impl Registry {
                 let _ = tx.send(());
             }
             if act.state.generation != written {
-                // Changes came during the write (a burst of starts): the next write waits as long as
-                // this one took, so that writing takes at most half of a core from the burst and
-                // covers twice the changes; a lone change is written at once.
-                act.schedule_write(began.elapsed().min(MAX_PACE), ctx);
+                act.schedule_write(Duration::ZERO, ctx);
             } else if act.state.last_error.is_some() {
                 act.state.generation += 1;
                 act.schedule_write(RETRY_AFTER, ctx);
