@@ -137,13 +137,15 @@ async fn a_stop_and_a_continue_reach_subscribers_from_the_tick() {
     let (_dir, opts) = options();
     let mut cleanup = Cleanup::default();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let p = actor(ProcessSpec::exec("stopcont", "sleep", ["60"]), opts);
+    let p = actor(ProcessSpec::exec("stopcont", "sleep", ["60"]), opts.clone());
     p.subscribe(EventSink::Unbounded(tx)).await.unwrap();
     cleanup.group(p.start().await.unwrap());
     poll("sleeping", LONG, || async {
         (p.info().await.ok()?.state == KernelState::Sleeping).then_some(())
     })
     .await;
+    // Long enough asleep that the monitor reads it every other tick only: it still sees the stop.
+    ticks(&opts, 8).await;
     while rx.try_recv().is_ok() {}
     // Nobody asks for a sample: the events come from the monitor's ticks alone.
     p.signal("STOP", false).await.unwrap();

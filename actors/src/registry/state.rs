@@ -58,6 +58,8 @@ impl Handler<StateWrites> for Registry {
 
 /// After a failed write, the next attempt waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest a write waits after the previous one (see [`Registry::write_state`]).
+const MAX_PACE: Duration = Duration::from_millis(50);
 
 /// The books of the state writer.
 #[derive(Default)]
@@ -130,6 +132,7 @@ impl Registry {
         }
         let generation = self.state.generation;
         self.state.in_flight = true;
+        let began = std::time::Instant::now();
         let snapshot = self.snapshot();
         let mut encoder = self.state.encoder.take().unwrap_or_default();
         let path = self.config.paths.state_file.clone();
@@ -175,7 +178,10 @@ impl Registry {
                 let _ = tx.send(());
             }
             if act.state.generation != written {
-                act.schedule_write(Duration::ZERO, ctx);
+                // Changes came during the write (a burst): the next one waits twice as long as this
+                // one took, so that rewriting the file takes at most a third of a core from the burst
+                // (each write is the whole file, fsync'd), and each answer waits at most three writes.
+                act.schedule_write((began.elapsed() * 2).min(MAX_PACE), ctx);
             } else if act.state.last_error.is_some() {
                 act.state.generation += 1;
                 act.schedule_write(RETRY_AFTER, ctx);
