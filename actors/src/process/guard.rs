@@ -62,8 +62,11 @@ impl GroupGuard {
         std::thread::Builder::new()
             .name("pm-group-guard".into())
             .spawn(move || {
-                for line in rx {
-                    if let Err(e) = stdin.write_all(line.as_bytes()) {
+                while let Ok(first) = rx.recv() {
+                    // Everything queued goes in one write: a burst of starts is one wakeup of the guard.
+                    let mut lines = first;
+                    lines.extend(rx.try_iter());
+                    if let Err(e) = stdin.write_all(lines.as_bytes()) {
                         tracing::error!(
                             "group guard is gone ({e}): children may outlive the daemon"
                         );

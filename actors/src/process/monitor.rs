@@ -173,8 +173,14 @@ impl Monitor {
             }),
             notify: notify.downgrade(),
         });
-        lock(&self.shared.inbox).added.push(watch.clone());
-        self.shared.wake.notify_one();
+        let mut inbox = lock(&self.shared.inbox);
+        inbox.added.push(watch.clone());
+        // A waiting thread takes it up at its next tick; only a parked one needs waking (it parks and
+        // unparks holding this lock, so the flag is exact here). A burst of starts wakes it once.
+        if self.shared.parked.load(Ordering::SeqCst) {
+            self.shared.wake.notify_one();
+        }
+        drop(inbox);
         TreeWatch {
             watch,
             shared: self.shared.clone(),
@@ -246,8 +252,8 @@ impl Drop for TreeWatch {
         self.watch.closed.store(true, Ordering::SeqCst);
         // Close the tree's files now rather than at the thread's next look.
         lock(&self.watch.cell).sampler.close();
+        // Swept at the next tick (the thread parks then if nothing is left): no wakeup per exit.
         lock(&self.shared.inbox).removed = true;
-        self.shared.wake.notify_one();
     }
 }
 
