@@ -10,7 +10,7 @@
 //! process became readable. While nothing is watched, the thread parks on a condition variable with no
 //! timeout: no wakeup at all.
 //!
-//! A tree that showed no CPU and no change of state for [`IDLE_AFTER`] ticks in a row is read every other
+//! A tree that showed no CPU and no change of state for three ticks in a row is read every other
 //! tick. New watches are taken up at the next tick (a parked thread is woken), and dropped ones swept
 //! then: a burst of starts wakes the thread at most once.
 //!
