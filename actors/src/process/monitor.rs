@@ -12,7 +12,8 @@
 //!
 //! A tree that showed no CPU and no change of state for three ticks in a row is read every other
 //! tick. New watches are taken up at the next tick (a parked thread is woken), and dropped ones swept
-//! then: a burst of starts wakes the thread at most once.
+//! then: a burst of starts wakes the thread at most once. The thread runs at nice 10: on a machine with
+//! few cores, a tick waits for a restart or a request rather than delaying it.
 //!
 //! Dropping a [`TreeWatch`] (the run ended, the actor stopped) unregisters the tree and closes its files.
 //!
@@ -137,7 +138,10 @@ impl Monitor {
         let thread = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("pm-monitor".into())
-            .spawn(move || run(&thread));
+            .spawn(move || {
+                yield_to_requests();
+                run(&thread)
+            });
         if let Err(e) = spawned {
             tracing::error!("cannot start the status monitor: {e}; status is read only on request");
         }
@@ -302,6 +306,16 @@ impl Watch {
     }
 }
 
+/// Lowers this thread's scheduling priority (nice 10): a tick of 1,000 trees is background work, and on
+/// a machine with few cores it should wait for a restart or a request, not delay them.
+fn yield_to_requests() {
+    // SAFETY: gettid has no arguments; setpriority on our own thread only lowers its priority.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 /// The monitor thread: takes up registrations, sleeps until the next tick (or parks while nothing is
 /// watched), samples every tree, again.
 fn run(shared: &Shared) {
@@ -357,5 +371,50 @@ fn run(shared: &Shared) {
             .checked_add(interval)
             .filter(|&d| d > now)
             .or_else(|| now.checked_add(interval));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nice values of this process's monitor threads.
+    fn monitor_nice_values() -> Vec<i64> {
+        std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| {
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                if comm.trim() != "pm-monitor" {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                // Field 19 of stat, counted after the command name's closing parenthesis.
+                stat.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(16)?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_monitor_thread_yields_to_requests() {
+        let _monitor = Monitor::shared(Duration::from_millis(37));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let nice = monitor_nice_values();
+            if !nice.is_empty() && nice.iter().all(|&n| n == 10) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "monitor threads' nice values: {nice:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
