@@ -2,8 +2,11 @@
 //! `cargo test --release -p pm-actors --test crash_loop_cost -- --ignored --nocapture`
 //! (`PM_COST_SECS` sets the window, 30 s by default). The budget is 1% of one core.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::start_in;
 use pm_actors::registry::*;
 use pm_protocol::{ProcessSpec, RestartPolicy};
 
@@ -31,14 +34,7 @@ async fn crash_loop_cpu_cost() {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
 
     let (t0, c0) = (Instant::now(), own_cpu_ticks());
-    registry
-        .send(StartProcess {
-            spec,
-            template: None,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    start_in(&registry, spec).await.unwrap();
     actix_rt::time::sleep(Duration::from_secs(secs)).await;
     let (cpu, wall) = (
         (own_cpu_ticks() - c0) as f64 / hz,
@@ -80,14 +76,7 @@ async fn restart_latency_from_exit_to_new_pid() {
     spec.restart.max_restarts = -1;
     // Every run counts as having stayed up long enough: every restart is immediate.
     spec.restart.reset_after_ms = 0;
-    registry
-        .send(StartProcess {
-            spec,
-            template: None,
-        })
-        .await
-        .unwrap()
-        .ok();
+    start_in(&registry, spec).await.ok();
     let (mut exited, mut gaps) = (None, Vec::new());
     while gaps.len() < 200 {
         let ev = rx.recv().await.unwrap();

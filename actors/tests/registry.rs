@@ -1,12 +1,15 @@
 //! The Registry with real processes: restarts and backoff, holds after a user's stop, cron, templates,
 //! shutdown. Every test waits by polling with a deadline and kills what it started in a drop guard.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use common::start_in;
 use pm_actors::registry::*;
 use pm_protocol::template::Template;
 use pm_protocol::{PmError, ProcessInfo, ProcessSpec, RestartPolicy, Status};
@@ -60,14 +63,7 @@ impl Harness {
     }
 
     async fn start(&self, spec: ProcessSpec) -> Result<ProcessInfo, PmError> {
-        let info = self
-            .registry
-            .send(StartProcess {
-                spec,
-                template: None,
-            })
-            .await
-            .unwrap()?;
+        let info = start_in(&self.registry, spec).await?;
         self.reaper.saw(&info);
         Ok(info)
     }

@@ -7,6 +7,8 @@
 //! group guard does when a daemon dies (the guard itself is tested in `guard.rs`, a real SIGKILLed
 //! daemon in the `faults` suite).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use common::start_in;
 use pm_actors::process::procfs;
 use pm_actors::registry::*;
 use pm_protocol::state::{SavedProcess, SavedRun, SavedState};
@@ -128,14 +131,7 @@ async fn status(r: &Addr<Registry>, name: &str) -> ProcessInfo {
 }
 
 async fn start(r: &Addr<Registry>, spec: ProcessSpec, reaper: &Reaper) -> ProcessInfo {
-    let info = r
-        .send(StartProcess {
-            spec,
-            template: None,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let info = start_in(r, spec).await.unwrap();
     reaper.saw(&info);
     info
 }

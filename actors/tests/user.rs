@@ -1,9 +1,12 @@
 //! Processes run as another user: ids, supplementary groups, log file ownership, unknown users.
 //! Run as root (as here); as another user the daemon must refuse with a clear error instead.
 
+mod common;
+
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
+use common::start_in;
 use pm_actors::registry::*;
 use pm_protocol::{PmError, ProcessSpec, Status};
 
@@ -20,13 +23,7 @@ async fn a_process_runs_with_its_users_ids_and_owns_its_log() {
     let mut spec = ProcessSpec::shell("as-nobody", "id -u; id -g; id -G; sleep 300");
     spec.user = Some("nobody".into());
     spec.log.enabled = true;
-    let started = registry
-        .send(StartProcess {
-            spec,
-            template: None,
-        })
-        .await
-        .unwrap();
+    let started = start_in(&registry, spec).await;
     if !nix::unistd::Uid::effective().is_root() {
         let e = started.unwrap_err().to_string();
         assert!(e.contains("needs a daemon running as root"), "{e}");
@@ -92,14 +89,7 @@ async fn a_detached_process_as_another_user_owns_its_log_file() {
     spec.user = Some("nobody".into());
     spec.detach = true;
     spec.log.enabled = true;
-    let info = registry
-        .send(StartProcess {
-            spec,
-            template: None,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let info = start_in(&registry, spec).await.unwrap();
     let _kill = KillOnDrop(info.pid);
     let log = dir.path().join("logs/bg-nobody.log");
     let who = nobody();
@@ -124,25 +114,11 @@ async fn an_unknown_user_or_group_is_an_error_at_start() {
     let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
     let mut spec = ProcessSpec::shell("ghost", "sleep 300");
     spec.user = Some("no-such-user-pm".into());
-    let e = registry
-        .send(StartProcess {
-            spec,
-            template: None,
-        })
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = start_in(&registry, spec).await.unwrap_err();
     assert_eq!(e, PmError::UnknownUser("no-such-user-pm".into()));
     let mut spec = ProcessSpec::shell("ghost-group", "sleep 300");
     spec.group = Some("no-such-group-pm".into());
-    let e = registry
-        .send(StartProcess {
-            spec,
-            template: None,
-        })
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = start_in(&registry, spec).await.unwrap_err();
     assert_eq!(e, PmError::UnknownUser("no-such-group-pm".into()));
     let status = registry
         .send(GetStatus {

@@ -79,3 +79,17 @@ pub async fn has_child(pid: i32) {
     })
     .await
 }
+
+/// Sends `StartProcess` for `spec` (no template) to a registry and answers its reply.
+pub async fn start_in(
+    registry: &actix::Addr<pm_actors::registry::Registry>,
+    spec: ProcessSpec,
+) -> Result<pm_protocol::ProcessInfo, pm_protocol::PmError> {
+    registry
+        .send(pm_actors::registry::StartProcess {
+            spec,
+            template: None,
+        })
+        .await
+        .expect("the registry answers")
+}
