@@ -157,8 +157,10 @@ impl StateEncoder {
     pub fn encode(&mut self, state: &SavedState) -> String {
         // The document with no processes, ending in `[]}`: `processes` is its last field.
         let head = SavedState {
+            version: state.version,
+            saved_at: state.saved_at.clone(),
+            daemon_pid: state.daemon_pid,
             processes: Vec::new(),
-            ..state.clone()
         }
         .to_json();
         let Some(head) = head.strip_suffix("[]}") else {

@@ -49,10 +49,13 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spaw
     };
     let run_as = super::user::run_as(spec)?;
     let path = search_path(spec);
-    let (program, argv): (&str, Vec<Cow<str>>) = match &spec.command {
+    let (program, argv): (Cow<str>, Vec<Cow<str>>) = match &spec.command {
         CommandLine::Shell(line) => match line_run(line, &path) {
-            LineRun::Direct(words) => (words[0], words.into_iter().map(Cow::Borrowed).collect()),
-            LineRun::Shell(text) => ("/bin/sh", vec!["/bin/sh".into(), "-c".into(), text]),
+            // The file the PATH search found: the child does not search again.
+            LineRun::Direct { file, words } => {
+                (file.into(), words.into_iter().map(Cow::Borrowed).collect())
+            }
+            LineRun::Shell(text) => ("/bin/sh".into(), vec!["/bin/sh".into(), "-c".into(), text]),
         },
         CommandLine::Exec { program, args } => {
             if program.is_empty() {
@@ -60,14 +63,14 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spaw
             }
             let mut argv: Vec<Cow<str>> = vec![program.as_str().into()];
             argv.extend(args.iter().map(|a| Cow::Borrowed(a.as_str())));
-            (program.as_str(), argv)
+            (program.as_str().into(), argv)
         }
     };
     let cstring = |what: &str, s: &str| {
         CString::new(s).map_err(|_| fail(format!("{what} holds a NUL byte: {s:?}")))
     };
     let candidates = if program.contains('/') {
-        vec![cstring("the program", program)?]
+        vec![cstring("the program", &program)?]
     } else {
         path.split(':')
             .filter(|dir| !dir.is_empty())
@@ -179,9 +182,10 @@ fn environment(spec: &ProcessSpec) -> Result<Vec<CString>, String> {
 /// How a command line runs.
 #[derive(Debug, PartialEq, Eq)]
 enum LineRun<'a> {
-    /// Words the shell would take literally, the first an executable file: run directly, as
-    /// supervisord runs every command, with no shell at all (one exec instead of two).
-    Direct(Vec<&'a str>),
+    /// Words the shell would take literally, the first an executable file (`file`, as the PATH search
+    /// found it): run directly, as supervisord runs every command, with no shell at all (one exec
+    /// instead of two).
+    Direct { file: String, words: Vec<&'a str> },
     /// The text given to `sh -c`.
     Shell(Cow<'a, str>),
 }
@@ -197,11 +201,12 @@ fn line_run<'a>(line: &'a str, path: &str) -> LineRun<'a> {
     let plain = !line_trimmed.is_empty()
         && !line_trimmed.contains([';', '&', '|', '(', ')', '<', '>', '`', '\n', '\\', '#']);
     let first = line_trimmed.split_whitespace().next().unwrap_or_default();
-    let runs_a_file = !first.contains(['=', '\'', '"', '$', '{', '}', '!', '*', '?', '['])
-        && is_executable_on(first, path);
-    if !(plain && runs_a_file) {
+    let file = (plain && !first.contains(['=', '\'', '"', '$', '{', '}', '!', '*', '?', '[']))
+        .then(|| find_executable(first, path))
+        .flatten();
+    let Some(file) = file else {
         return LineRun::Shell(Cow::Borrowed(line));
-    }
+    };
     let literal = |c: char| {
         c.is_ascii_alphanumeric()
             || matches!(
@@ -211,12 +216,13 @@ fn line_run<'a>(line: &'a str, path: &str) -> LineRun<'a> {
     };
     if line_trimmed.chars().all(literal) {
         // The shell splits at blanks (space and tab), never at other white space.
-        LineRun::Direct(
-            line_trimmed
+        LineRun::Direct {
+            file,
+            words: line_trimmed
                 .split([' ', '\t'])
                 .filter(|w| !w.is_empty())
                 .collect(),
-        )
+        }
     } else {
         LineRun::Shell(Cow::Owned(format!("exec {line_trimmed}")))
     }
@@ -236,22 +242,22 @@ fn search_path(spec: &ProcessSpec) -> String {
         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string())
 }
 
-/// Whether `word` names an executable regular file: as a path when it has a `/`, else in `path`.
-fn is_executable_on(word: &str, path: &str) -> bool {
+/// The executable regular file `word` names: itself when it has a `/`, else the first match on `path`
+/// (as the shell's search finds it).
+fn find_executable(word: &str, path: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+    let executable = |p: &str| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if word.is_empty() {
-        false
+        None
     } else if word.contains('/') {
-        executable(Path::new(word))
+        executable(word).then(|| word.to_string())
     } else {
         path.split(':')
             .filter(|dir| !dir.is_empty())
-            .any(|dir| executable(&Path::new(dir).join(word)))
+            .map(|dir| format!("{dir}/{word}"))
+            .find(|p| executable(p))
     }
 }
 
@@ -281,8 +287,36 @@ mod tests {
 
     const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+    /// A direct run of `words`, whose first is the file the PATH search finds.
     fn direct(words: &[&'static str]) -> LineRun<'static> {
-        LineRun::Direct(words.to_vec())
+        LineRun::Direct {
+            file: find_executable(words[0], PATH).expect("on PATH"),
+            words: words.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_path_search_takes_the_first_executable_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let put = |d: &tempfile::TempDir, mode: u32| {
+            let f = d.path().join("tool");
+            std::fs::write(&f, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            f.to_str().unwrap().to_string()
+        };
+        put(&dirs[0], 0o644); // not executable: skipped
+        let second = put(&dirs[1], 0o755);
+        put(&dirs[2], 0o755);
+        let path = dirs
+            .iter()
+            .map(|d| d.path().to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(find_executable("tool", &path), Some(second.clone()));
+        assert_eq!(find_executable(&second, "/nonexistent"), Some(second));
+        assert_eq!(find_executable("tool", "/nonexistent"), None);
+        assert_eq!(find_executable("", &path), None);
     }
 
     fn shell(text: &str) -> LineRun<'static> {
