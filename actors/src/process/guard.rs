@@ -18,22 +18,43 @@ use std::sync::OnceLock;
 
 use std::os::unix::process::CommandExt;
 
-/// The guard's program: one shell variable `g<pgid>` per registered group, so that registering and
-/// forgetting cost the same however many groups there are (a list in one string made each removal scan
-/// and rebuild it: seconds of CPU for a stop of 1,000); on EOF SIGKILLs every group still set. Lines
-/// that are not `+<digits>` or `-<digits>` are ignored.
+/// The guard's program. The groups live in a dense array `q1..q$n` with an index `g<pgid>` into it, so
+/// that registering and forgetting cost the same however many groups there are (a removal moves the
+/// last entry into the freed place). On EOF it SIGKILLs exactly `q1..q$n`. It trusts no variable it
+/// did not set (an index counts only if `q<index>` points back at the group) and never parses `set`
+/// output, in which a multi-line value could forge a group. Lines other than `+<pgid>` or `-<pgid>`
+/// are ignored, and so are groups 0 and 1 (`kill -9 -1` would reach every process) and numbers with
+/// a leading zero.
 const GUARD_SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
+n=0
+known() {
+  eval "i=\${g$1:-0}"
+  case $i in *[!0-9]*) i=0 ;; esac
+  [ "$i" -ge 1 ] && [ "$i" -le "$n" ] && eval "[ \"\$q$i\" = $1 ]"
+}
 while read -r l; do
   case $l in
-    ?*[!0-9]*) ;;
-    +?*) eval "g${l#+}=" ;;
-    -?*) unset "g${l#-}" ;;
+    ?*[!0-9]*|?0*|?1) ;;
+    +?*) p=${l#+}; known "$p" || { n=$((n + 1)); eval "q$n=$p g$p=$n"; } ;;
+    -?*) p=${l#-}
+      if known "$p"; then
+        eval "t=\$q$n"; eval "q$i=$t g$t=$i"; unset "q$n" "g$p"; n=$((n - 1))
+      fi ;;
   esac
 done
-set | while IFS='=' read -r k v; do
-  case $k in g[0-9]*) kill -9 -"${k#g}" 2>/dev/null ;; esac
-done
+while [ "$n" -gt 0 ]; do eval "kill -9 -\$q$n" 2>/dev/null; n=$((n - 1)); done
 "#;
+
+/// `sh` running the guard's program on a piped stdin, with an empty environment: nothing the daemon
+/// was started with can reach the guard's variables.
+fn guard_command() -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(GUARD_SCRIPT)
+        .env_clear()
+        .stdin(Stdio::piped());
+    cmd
+}
 
 /// A handle on the guard process. Cheap to clone; registering is a non-blocking channel send.
 #[derive(Clone, Debug)]
@@ -45,10 +66,7 @@ pub struct GroupGuard {
 impl GroupGuard {
     /// Starts a new guard process and its writer thread.
     pub fn start() -> std::io::Result<GroupGuard> {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(GUARD_SCRIPT)
-            .stdin(Stdio::piped())
+        let mut child = guard_command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
@@ -139,26 +157,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn on_eof_it_kills_exactly_the_groups_still_registered() {
-        let mut kept = Group::start();
-        let mut forgotten = Group::start();
-        let mut guard = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(GUARD_SCRIPT)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = format!("+{}\n+{}\n", kept.pgid(), forgotten.pgid());
-        // Many groups that cannot exist (above any pid), forgotten in a scrambled order, and junk.
-        let fake: Vec<u32> = (0..1000).map(|i| 5_000_000 + i).collect();
-        for p in &fake {
-            lines.push_str(&format!("+{p}\n"));
-        }
-        for i in 0..fake.len() {
-            lines.push_str(&format!("-{}\n", fake[(i * 7919) % fake.len()]));
-        }
-        lines.push_str(&format!("-{}\n+\n-\n+12a\nx\n+1 2\n", forgotten.pgid()));
+    /// Runs the guard over `lines`, closes its stdin and waits until it has finished.
+    fn run_guard(mut cmd: Command, lines: &str) {
+        let mut guard = cmd.spawn().unwrap();
         let mut stdin = guard.stdin.take().unwrap();
         stdin.write_all(lines.as_bytes()).unwrap();
         drop(stdin); // the daemon's end closes: the guard fires
@@ -167,11 +168,61 @@ mod tests {
             assert!(Instant::now() < deadline, "the guard did not finish");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    fn wait_exited(group: &mut Group) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !kept.exited() {
+        while !group.exited() {
             assert!(Instant::now() < deadline, "the registered group lives on");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn on_eof_it_kills_exactly_the_groups_still_registered() {
+        let mut kept = Group::start();
+        let mut forgotten = Group::start();
+        let mut lines = format!("+{}\n", kept.pgid());
+        // Many groups that cannot exist (above any pid), forgotten in a scrambled order, and junk.
+        // The real forgotten group comes last, so the first removal moves it to another place.
+        let fake: Vec<u32> = (0..1000).map(|i| 5_000_000 + i).collect();
+        for p in &fake {
+            lines.push_str(&format!("+{p}\n"));
+        }
+        lines.push_str(&format!("+{}\n", forgotten.pgid()));
+        for i in 0..fake.len() {
+            lines.push_str(&format!("-{}\n", fake[(i * 7919) % fake.len()]));
+        }
+        lines.push_str(&format!(
+            "-{}\n+\n-\n+12a\nx\n+1 2\n+{}\n-424242\n",
+            forgotten.pgid(),
+            kept.pgid()
+        ));
+        run_guard(guard_command(), &lines);
+        wait_exited(&mut kept);
         assert!(!forgotten.exited(), "a forgotten group was killed");
+    }
+
+    /// Variables the guard did not set cannot add a group, hide one, or reach `kill -9 -1`: not a
+    /// multi-line value that looks like a registration, nor an index or slot of its own naming.
+    #[test]
+    fn variables_from_outside_neither_add_nor_hide_a_group() {
+        let mut kept = Group::start();
+        let mut bystander = Group::start();
+        let (k, b) = (kept.pgid(), bystander.pgid());
+        let mut cmd = guard_command();
+        cmd.env("q1", b.to_string())
+            .env("q2", b.to_string())
+            .env(format!("g{k}"), "2")
+            .env(format!("g{b}"), "1")
+            .env("n", "2")
+            .env("ML", format!("x\ng{b}=\nq1={b}\n"));
+        // Groups 0 and 1 and a leading zero are refused: `kill -9 -1` would reach every process.
+        run_guard(cmd, &format!("+0\n+1\n+0{b}\n+{k}\n"));
+        wait_exited(&mut kept);
+        assert!(
+            !bystander.exited(),
+            "a group named only from outside was killed"
+        );
     }
 }
