@@ -24,7 +24,8 @@ use std::os::unix::process::CommandExt;
 /// did not set (an index counts only if `q<index>` points back at the group) and never parses `set`
 /// output, in which a multi-line value could forge a group. Lines other than `+<pgid>` or `-<pgid>`
 /// are ignored, and so are groups 0 and 1 (`kill -9 -1` would reach every process) and numbers with
-/// a leading zero.
+/// a leading zero. Firing takes builtins only (no pipeline), so it needs no fork: it works when the
+/// machine is out of processes or memory for new ones.
 const GUARD_SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
 n=0
 known() {
