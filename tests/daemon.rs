@@ -370,9 +370,12 @@ fn pipelined_scripts_answer_in_order_each_once_on_disk() {
             format!("**RESULT** j{i}\nProcess 'p{i}' started successfully\n**ENDRESULT**\n")
         );
         let saved = saved_processes(&state_file);
-        assert_eq!(
-            saved.get(&format!("p{i}")),
-            Some(&true),
+        // The stop of p0 concerns only p0: it may run as soon as p0's start is done, so p0 may be
+        // saved as not wanted by now; it is saved all the same.
+        let want = if i == 0 { None } else { Some(&true) };
+        let held = saved.get(&format!("p{i}"));
+        assert!(
+            held.is_some() && (want.is_none() || held == want),
             "p{i} answered before the state file held it: {saved:?}"
         );
     }

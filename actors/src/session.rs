@@ -3,9 +3,13 @@
 //!
 //! The bytes move here; the decisions are the protocol crate's [`SessionMachine`]. Reading is a stream of
 //! capped lines ([`lines`]); writing goes through a bounded queue drained by its own task ([`outbox`]), so
-//! a client that does not read is dropped instead of holding anyone up. Each script's changes are applied
-//! before the next line is read; its result then waits in `replies` for the results before it and for
-//! the state file to hold the change, so results come back in order, each only once it is durable.
+//! a client that does not read is dropped instead of holding anyone up. Lines run beside each other
+//! (up to [`LINES_BESIDE`]) when they concern different processes by name: a client that pipelines
+//! 1,000 starts has many children on their way to their exec at once. A line that concerns a process
+//! a running line concerns waits for that line, so that `stop x` then `start x` keep their order; one
+//! that concerns every process (stop all, list), quits or watches waits for all of them and runs alone.
+//! Each result waits in `replies` for the results before it and for the state file to hold the change,
+//! so results come back in order, each only once it is durable.
 
 pub mod lines;
 pub mod outbox;
@@ -13,7 +17,10 @@ pub mod registry_link;
 mod replies;
 mod script;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +29,7 @@ use pm_protocol::response::{self, frame};
 use pm_protocol::session::{SessionEvent, SessionMachine};
 use subtle::ConstantTimeEq;
 use tokio::net::UnixStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::codec::FramedRead;
 
 use lines::{Incoming, LineCodec};
@@ -69,6 +76,71 @@ impl SessionSettings {
     }
 }
 
+/// How many lines of one connection may run at once.
+pub const LINES_BESIDE: usize = 32;
+
+/// The lines of a connection that are running: how many, and the names they concern.
+#[derive(Default)]
+struct Running {
+    state: RefCell<RunningLines>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct RunningLines {
+    lines: usize,
+    names: HashMap<String, usize>,
+}
+
+impl Running {
+    /// Whether a line must wait: one that concerns `names` (`None`: everything) waits for the lines
+    /// that concern any of them (`None`: for every line), and any line waits when [`LINES_BESIDE`] run.
+    fn blocks(&self, names: Option<&[String]>) -> bool {
+        let running = self.state.borrow();
+        match names {
+            None => running.lines > 0,
+            Some(names) => {
+                running.lines >= LINES_BESIDE || names.iter().any(|n| running.names.contains_key(n))
+            }
+        }
+    }
+
+    /// Resolves once a line that concerns `names` may run.
+    async fn clear(self: Rc<Self>, names: Option<Vec<String>>) {
+        loop {
+            // Made before the check, so that a line ending in between still wakes it.
+            let changed = self.changed.notified();
+            if !self.blocks(names.as_deref()) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn begin(&self, names: &[String]) {
+        let mut running = self.state.borrow_mut();
+        running.lines += 1;
+        for n in names {
+            *running.names.entry(n.clone()).or_default() += 1;
+        }
+    }
+
+    fn end(&self, names: &[String]) {
+        let mut running = self.state.borrow_mut();
+        running.lines -= 1;
+        for n in names {
+            if let Some(count) = running.names.get_mut(n) {
+                *count -= 1;
+                if *count == 0 {
+                    running.names.remove(n);
+                }
+            }
+        }
+        drop(running);
+        self.changed.notify_waiters();
+    }
+}
+
 /// The actor serving one connection.
 pub struct Session {
     registry: RegistryLink,
@@ -80,6 +152,8 @@ pub struct Session {
     peer: String,
     /// The future forwarding watch events, while a watch runs.
     watch: Option<SpawnHandle>,
+    /// The lines running beside each other.
+    running: Rc<Running>,
     /// Counts this connection against the daemon's cap until the actor is gone.
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -114,6 +188,7 @@ impl Session {
                 wrong_secrets: 0,
                 peer,
                 watch: None,
+                running: Rc::default(),
                 _permit: permit,
             }
         })
@@ -182,14 +257,62 @@ impl Session {
             }
             return;
         }
+        if script::runs_beside_others(&steps) {
+            let names = script::names(&steps);
+            if self.running.blocks(Some(&names)) {
+                let clear = self.running.clone().clear(Some(names.clone()));
+                ctx.wait(
+                    clear
+                        .into_actor(self)
+                        .map(move |(), act, ctx| act.run_beside(steps, names, close_after, ctx)),
+                );
+            } else {
+                self.run_beside(steps, names, close_after, ctx);
+            }
+            return;
+        }
         // One future for the whole line keeps its steps in order (actix runs queued waits last-first).
-        let run = script::run_steps(steps, self.registry.clone(), self.replies.clone());
+        let clear = self.running.clone().clear(None);
+        let registry = self.registry.clone();
+        let replies = self.replies.clone();
+        let run = async move {
+            clear.await;
+            script::run_steps(steps, registry, replies).await
+        };
         ctx.wait(run.into_actor(self).map(move |after, act, ctx| {
             act.after_steps(after, ctx);
             if close_after {
                 ctx.stop();
             }
         }));
+    }
+
+    /// Runs a line on its own task, its place among the replies kept; the next line is read at once.
+    fn run_beside(
+        &mut self,
+        steps: Vec<Step>,
+        names: Vec<String>,
+        close_after: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        if self.replies.push_pending(rx).is_err() {
+            ctx.stop();
+            return;
+        }
+        self.running.begin(&names);
+        let running = self.running.clone();
+        let registry = self.registry.clone();
+        // Its own task, not the actor's: it goes on while the actor waits for a line to clear, and
+        // after the connection closes (a client that sent a script and left still has it run).
+        actix_rt::spawn(async move {
+            let replies = script::collect_steps(steps, registry).await;
+            let _ = tx.send(replies);
+            running.end(&names);
+        });
+        if close_after {
+            ctx.stop();
+        }
     }
 
     fn after_steps(&mut self, after: After, ctx: &mut Context<Self>) {

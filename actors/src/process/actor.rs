@@ -361,8 +361,26 @@ impl ProcessActor {
         }
     }
 
-    /// Spawns the process and wires its exit watcher, deadline and log capture.
-    fn start(&mut self, ctx: &mut Context<Self>) -> Result<i32, PmError> {
+    /// Spawns the process; the answer comes once it has exec'd (or failed before). Until then the actor
+    /// takes no other message, so a start stays one step for everyone else, but its thread goes on
+    /// serving every other actor: a burst of starts overlaps the children's execs.
+    fn start(&mut self, ctx: &mut Context<Self>) -> oneshot::Receiver<Result<i32, PmError>> {
+        let (tx, rx) = oneshot::channel();
+        match self.launch() {
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+            Ok((pending, plan)) => {
+                ctx.wait(pending.finish().into_actor(self).map(move |res, act, ctx| {
+                    let _ = tx.send(act.took_off(res, plan, ctx));
+                }));
+            }
+        }
+        rx
+    }
+
+    /// Clones the child for a start.
+    fn launch(&mut self) -> Result<(spawn::PendingSpawn, StdioPlan), PmError> {
         if self.run.is_some() {
             return Err(PmError::AlreadyRunning(self.spec.name.clone()));
         }
@@ -373,23 +391,35 @@ impl ProcessActor {
             )));
         }
         let plan = spawn::stdio_plan(&self.spec, &self.opts.output);
-        let spawned = match spawn::spawn(&self.spec, plan, &self.opts.log_dir) {
-            Ok(s) => s,
-            Err(e) => {
-                self.info.error = match &e {
-                    PmError::Spawn { cause, .. } => cause.clone(),
-                    other => other.to_string(),
-                };
-                self.info.pid = 0;
-                self.set_status(Status::Failed, 0, None);
-                return Err(e);
-            }
+        match spawn::launch(&self.spec, plan, &self.opts.log_dir) {
+            Ok(pending) => Ok((pending, plan)),
+            Err(e) => Err(self.spawn_failed(e)),
+        }
+    }
+
+    /// A start that failed: the process is `failed`, with the cause as its error.
+    fn spawn_failed(&mut self, e: PmError) -> PmError {
+        self.info.error = match &e {
+            PmError::Spawn { cause, .. } => cause.clone(),
+            other => other.to_string(),
         };
+        self.info.pid = 0;
+        self.set_status(Status::Failed, 0, None);
+        e
+    }
+
+    /// The child has exec'd: wires its exit watcher, deadline and log capture.
+    fn took_off(
+        &mut self,
+        spawned: Result<Spawned, PmError>,
+        plan: StdioPlan,
+        ctx: &mut Context<Self>,
+    ) -> Result<i32, PmError> {
         let Spawned {
             child,
             stdout,
             stderr,
-        } = spawned;
+        } = spawned.map_err(|e| self.spawn_failed(e))?;
         let pid = child.id() as i32;
         let id = self.next_run_id;
         self.next_run_id += 1;
@@ -904,10 +934,16 @@ impl Actor for ProcessActor {
 }
 
 impl Handler<Start> for ProcessActor {
-    type Result = Result<i32, PmError>;
+    type Result = ResponseFuture<Result<i32, PmError>>;
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
-        self.start(ctx)
+        Box::pin(answer(self.start(ctx)))
     }
+}
+
+/// The answer of a start, once it comes.
+async fn answer(rx: oneshot::Receiver<Result<i32, PmError>>) -> Result<i32, PmError> {
+    rx.await
+        .unwrap_or_else(|_| Err(PmError::Internal("process actor stopped".into())))
 }
 
 impl Handler<Stop> for ProcessActor {
@@ -982,10 +1018,7 @@ impl Handler<Restart> for ProcessActor {
     type Result = ResponseActFuture<Self, Result<i32, PmError>>;
     fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) -> Self::Result {
         let id = match self.run.as_ref() {
-            None => {
-                let r = self.start(ctx);
-                return Box::pin(fut::ready(r));
-            }
+            None => return Box::pin(answer(self.start(ctx)).into_actor(self)),
             Some(_) => match self.begin_stop(StopReason::User, None, ctx) {
                 Ok(id) => id,
                 Err(e) => return Box::pin(fut::ready(Err(e))),
@@ -998,16 +1031,14 @@ impl Handler<Restart> for ProcessActor {
         Box::pin(
             async move { rx.await.is_ok() }
                 .into_actor(self)
-                .map(|_, act, ctx| {
-                    if act.run.is_some() {
+                .then(|_, act, ctx| {
+                    if let Some(run) = act.run.as_ref() {
                         // Someone else started it meanwhile: that run is the restarted one.
-                        return act
-                            .run
-                            .as_ref()
-                            .map(|r| r.pid)
-                            .ok_or_else(|| PmError::Internal("restart lost its process".into()));
+                        let pid = run.pid;
+                        return Box::pin(fut::ready(Ok(pid)))
+                            as ResponseActFuture<Self, Result<i32, PmError>>;
                     }
-                    act.start(ctx)
+                    Box::pin(answer(act.start(ctx)).into_actor(act))
                 }),
         )
     }

@@ -17,11 +17,10 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The child's stack, in the daemon's memory; one spawn at a time uses it (the slots' lock).
-const STACK_BYTES: usize = 128 * 1024;
+use super::raw;
+use std::sync::{Mutex, OnceLock};
 
 /// Where one of the child's standard descriptors comes from.
 #[derive(Debug)]
@@ -131,13 +130,39 @@ impl SpawnFailure {
     }
 }
 
-/// The reserved descriptors and the child's stack, shared by every spawn of the process.
+/// A child's stack size: it runs a few small frames between clone and exec.
+const STACK_BYTES: usize = 32 * 1024;
+
+/// How many children may be between clone and exec at once; one more waits for the first to exec.
+const KITS: usize = 16;
+
+/// The first byte a child writes on its report pipe: it has its own descriptor table now, so the
+/// daemon may point the kit's slots elsewhere (and must, for the pipe to reach end of file at exec).
+const UNSHARED: u8 = 0xff;
+
+/// A failure record on the report pipe: the step, then the errno in native byte order.
+const FAILURE_BYTES: usize = 5;
+
+/// What one child between clone and exec borrows: four reserved low descriptors (its 0, 1 and 2 and
+/// its report pipe, each /dev/null while idle) and a stack.
+struct Kit {
+    /// Sorted; the last is the report pipe's write end. Reserved when the table was small, so that
+    /// the child's private table (everything up to the last slot) is small too.
+    slots: [RawFd; 4],
+    stack: Option<Box<[u8]>>,
+    /// 1 from clone until the child execs or exits: the kernel zeroes it then (`CLONE_CHILD_CLEARTID`),
+    /// and only then are the stack and the child's arguments free.
+    busy: Box<AtomicI32>,
+    /// The slots still hold some child's descriptors.
+    dirty: bool,
+    /// Counts the kit's uses, so that a late release by an old launch cannot touch a new child's slots.
+    generation: u64,
+}
+
+/// Every kit, and how children get their descriptor table.
 struct Spawner {
-    /// Three low descriptors (3 or above), each /dev/null between spawns; during a spawn each holds
-    /// what the child's 0, 1 or 2 will be. The child keeps only the table below `slots[2] + 1`.
-    slots: [RawFd; 3],
+    kits: Vec<Kit>,
     devnull: OwnedFd,
-    stack: Box<[u8]>,
     /// `close_range(CLOSE_RANGE_UNSHARE)` works here (Linux 5.9+): the child shares the daemon's
     /// descriptor table until it makes its own small one. Without it the child gets a full copy and
     /// the exec closes the close-on-exec ones, as std does.
@@ -160,37 +185,101 @@ impl Spawner {
                 .write(true)
                 .open("/dev/null")?,
         );
-        let mut slots = [0; 3];
-        for slot in &mut slots {
-            // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd (the lowest free one >= 3) or -1.
-            let fd = unsafe { libc::fcntl(devnull.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
+        let mut kits = Vec::with_capacity(KITS);
+        for _ in 0..KITS {
+            let mut slots = [0; 4];
+            for slot in &mut slots {
+                // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd (the lowest free one >= 3) or -1.
+                let fd = unsafe { libc::fcntl(devnull.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                *slot = fd;
             }
-            *slot = fd;
+            slots.sort_unstable();
+            kits.push(Kit {
+                slots,
+                stack: None,
+                busy: Box::new(AtomicI32::new(0)),
+                dirty: false,
+                generation: 0,
+            });
         }
-        slots.sort_unstable();
         // Came with CLOSE_RANGE_UNSHARE (Linux 5.9). Probed without the flag: with it, this thread
         // would leave the descriptor table it shares with the daemon's other threads.
         // SAFETY: closes a descriptor number beyond any table; 0 where close_range exists.
         let unshare =
             unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0u32) } == 0;
         Ok(Spawner {
-            slots,
+            kits,
             devnull,
-            stack: vec![0u8; STACK_BYTES].into_boxed_slice(),
             unshare,
         })
     }
 
-    /// Points `slot` at `fd`'s file (or /dev/null again).
-    fn set_slot(&self, slot: RawFd, fd: RawFd) -> io::Result<()> {
-        // SAFETY: both are open descriptors; dup3 atomically replaces what `slot` refers to.
-        if unsafe { libc::dup3(fd, slot, libc::O_CLOEXEC) } < 0 {
-            return Err(io::Error::last_os_error());
+    /// A kit whose last child has exec'd or exited, its slots back on /dev/null. When all are in use,
+    /// waits for one child to get there: the wait is bounded by a clone and an exec, and needs nothing
+    /// of the daemon's threads.
+    fn acquire(&mut self) -> io::Result<usize> {
+        loop {
+            if let Some(i) = self
+                .kits
+                .iter()
+                .position(|k| k.busy.load(Ordering::Acquire) == 0)
+            {
+                self.reset(i);
+                let kit = &mut self.kits[i];
+                kit.generation += 1;
+                if kit.stack.is_none() {
+                    kit.stack = Some(vec![0u8; STACK_BYTES].into_boxed_slice());
+                }
+                return Ok(i);
+            }
+            let word = &*self.kits[0].busy;
+            let timeout = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            // SAFETY: waits while the word is 1, for at most 1 ms; the kernel wakes us when it clears it.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    word.as_ptr(),
+                    libc::FUTEX_WAIT,
+                    1,
+                    &timeout as *const libc::timespec,
+                );
+            }
         }
-        Ok(())
     }
+
+    /// Points a kit's slots back at /dev/null, so that the daemon holds no extra end of a child's pipe.
+    fn reset(&mut self, i: usize) {
+        let devnull = self.devnull.as_raw_fd();
+        let kit = &mut self.kits[i];
+        if kit.dirty {
+            for &slot in &kit.slots {
+                let _ = set_slot(slot, devnull);
+            }
+            kit.dirty = false;
+        }
+    }
+
+    /// Resets kit `i` if it still serves the launch of `generation`.
+    fn release(&mut self, i: usize, generation: u64) {
+        if self.kits[i].generation == generation {
+            self.reset(i);
+        }
+    }
+}
+
+/// Points `slot` at `fd`'s file.
+fn set_slot(slot: RawFd, fd: RawFd) -> io::Result<()> {
+    // SAFETY: both are open descriptors; dup3 atomically replaces what `slot` refers to.
+    if unsafe { libc::dup3(fd, slot, libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// What the child reads: pointers into the plan, valid until the child execs or exits.
@@ -201,8 +290,8 @@ struct ChildArgs {
     cwd: *const libc::c_char,
     /// For each of 0, 1, 2: the slot to copy from, or -1 to keep the daemon's.
     from: [RawFd; 3],
-    /// The highest slot: the child's table keeps what is below it, plus it.
-    last_slot: RawFd,
+    /// The report pipe's write end, the highest slot: the child's table keeps what is below it too.
+    report: RawFd,
     unshare: bool,
     leader: Leader,
     groups: *const libc::gid_t,
@@ -210,35 +299,59 @@ struct ChildArgs {
     ids: Option<(libc::uid_t, libc::gid_t)>,
     die_with_parent: bool,
     daemon: libc::pid_t,
-    /// Written by the child on failure, read by the daemon once the vfork is over.
-    failed_step: AtomicU32,
-    errno: AtomicI32,
 }
 
-/// Starts the plan's program; answers the child's pid. The child has been reaped when it fails.
-pub fn spawn(plan: ExecPlan) -> Result<i32, SpawnFailure> {
+/// A child between clone and exec. [`Launch::progress`] tells when it has exec'd (or failed); until
+/// then this holds what the child reads.
+pub struct Launch {
+    pid: i32,
+    /// The report pipe's read end (non-blocking): [`UNSHARED`], then end of file at the exec, or a
+    /// failure record.
+    report: OwnedFd,
+    kit: usize,
+    generation: u64,
+    released: bool,
+    got: Vec<u8>,
+    done: bool,
+    // Read by the child until its exec: dropped only once the kit's busy word is clear.
+    _args: Box<ChildArgs>,
+    _plan: ExecPlan,
+}
+
+/// Clones the child for `plan` and answers at once, while the child goes on to its exec on its own.
+pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     let spawner = spawner().map_err(SpawnFailure::Daemon)?;
-    // A poisoned lock only means a spawn panicked in the daemon; the slots are reset below either way.
+    // A poisoned lock only means a spawn panicked in the daemon; kits are reset before each use.
     let mut sp = spawner.lock().unwrap_or_else(|p| p.into_inner());
-    let nul = |v: &Vec<CString>| {
-        v.iter()
-            .map(|c| c.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect::<Vec<_>>()
-    };
+    let (report, report_w) = pipe_with(libc::O_NONBLOCK).map_err(SpawnFailure::Daemon)?;
+    let k = sp.acquire().map_err(SpawnFailure::Daemon)?;
+    let slots = sp.kits[k].slots;
+    sp.kits[k].dirty = true;
     let mut from = [-1; 3];
+    let mut sources = Vec::with_capacity(4);
     for (i, fd) in plan.stdio.iter().enumerate() {
         let source = match fd {
             ChildFd::Inherit => continue,
             ChildFd::Null => sp.devnull.as_raw_fd(),
             ChildFd::Fd(fd) => fd.as_raw_fd(),
         };
-        if let Err(e) = sp.set_slot(sp.slots[i], source) {
-            reset_slots(&sp);
+        sources.push((slots[i], source));
+        from[i] = slots[i];
+    }
+    sources.push((slots[3], report_w.as_raw_fd()));
+    for (slot, source) in sources {
+        if let Err(e) = set_slot(slot, source) {
+            sp.reset(k);
             return Err(SpawnFailure::Daemon(e));
         }
-        from[i] = sp.slots[i];
     }
+    drop(report_w); // the slot holds it now
+    let nul = |v: &Vec<CString>| {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect::<Vec<_>>()
+    };
     let (groups, ngroups, ids) = match &plan.run_as {
         Some(who) => (
             who.groups.as_ptr(),
@@ -247,13 +360,13 @@ pub fn spawn(plan: ExecPlan) -> Result<i32, SpawnFailure> {
         ),
         None => (std::ptr::null(), 0, None),
     };
-    let mut args = ChildArgs {
+    let mut args = Box::new(ChildArgs {
         candidates: plan.candidates.iter().map(|c| c.as_ptr()).collect(),
         argv: nul(&plan.argv),
         envp: nul(&plan.envp),
         cwd: plan.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         from,
-        last_slot: sp.slots[2],
+        report: slots[3],
         unshare: sp.unshare,
         leader: plan.leader,
         groups,
@@ -261,54 +374,183 @@ pub fn spawn(plan: ExecPlan) -> Result<i32, SpawnFailure> {
         ids,
         die_with_parent: plan.die_with_parent,
         daemon: std::process::id() as libc::pid_t,
-        failed_step: AtomicU32::new(0),
-        errno: AtomicI32::new(0),
+    });
+    let kit = &mut sp.kits[k];
+    let generation = kit.generation;
+    let Some(stack) = kit.stack.as_mut() else {
+        return Err(SpawnFailure::Daemon(io::Error::other(
+            "a kit without a stack",
+        )));
     };
-    let stack = &mut sp.stack;
     // The stack grows down from its 16-byte aligned top.
     let top = ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut libc::c_void;
-    let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
-    if args.unshare {
+    let mut flags = libc::CLONE_VM | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD;
+    if sp.unshare {
         flags |= libc::CLONE_FILES;
     }
-    // Every signal is blocked on this thread so that no handler of the daemon's runs on the child's
-    // borrowed stack; the child resets the handlers before it unblocks them, and this thread gets its
-    // own mask back right after.
+    let busy = sp.kits[k].busy.as_ptr();
+    sp.kits[k].busy.store(1, Ordering::Release);
+    // Every signal is blocked on this thread so that the child starts with them blocked: no handler
+    // of the daemon's may run on the child's stack. The child resets the handlers before it unblocks
+    // them, and this thread gets its own mask back right after.
     let old = set_signal_mask(ALL_SIGNALS);
-    // SAFETY: `child_main` runs on `stack`, reads `args` (alive until clone returns, since CLONE_VFORK
-    // suspends this thread until the child execs or exits), and makes raw syscalls only.
+    // SAFETY: `child_main` runs on the kit's stack and reads `args`; both stay untouched until the
+    // kernel clears `busy` at the child's exec or exit, which `acquire` and `Launch` wait for. The child
+    // makes raw system calls only (see the module docs).
     let pid = unsafe {
         libc::clone(
             child_main,
             top,
             flags,
-            &mut args as *mut ChildArgs as *mut libc::c_void,
+            &mut *args as *mut ChildArgs as *mut libc::c_void,
+            std::ptr::null_mut::<libc::pid_t>(),
+            std::ptr::null_mut::<libc::c_void>(),
+            busy,
         )
     };
     let clone_error = io::Error::last_os_error();
     set_signal_mask(old);
-    reset_slots(&sp);
-    drop(sp);
-    drop(plan); // the daemon's copies of the child's descriptors: the child has its own now
     if pid < 0 {
+        sp.kits[k].busy.store(0, Ordering::Release);
+        sp.reset(k);
         return Err(SpawnFailure::Daemon(clone_error));
     }
-    let step = args.failed_step.load(Ordering::Acquire);
-    if step != 0 {
-        reap(pid);
-        return Err(SpawnFailure::Child(ChildFailure {
-            step: Step::from_raw(step),
-            errno: args.errno.load(Ordering::Acquire),
-        }));
+    if !sp.unshare {
+        // The child has a full copy of the table already.
+        sp.reset(k);
     }
-    Ok(pid)
+    drop(sp);
+    Ok(Launch {
+        pid,
+        report,
+        kit: k,
+        generation,
+        released: false,
+        got: Vec::new(),
+        done: false,
+        _args: args,
+        _plan: plan,
+    })
 }
 
-/// Points every slot back at /dev/null, so that the daemon holds no extra end of a child's pipe.
-fn reset_slots(sp: &Spawner) {
-    for &slot in &sp.slots {
-        let _ = sp.set_slot(slot, sp.devnull.as_raw_fd());
+impl Launch {
+    /// The report pipe's read end, to wait on (readable) between calls to [`Launch::progress`].
+    pub fn report_fd(&self) -> RawFd {
+        self.report.as_raw_fd()
     }
+
+    /// Reads what the child has reported, without blocking: `None` while it is still on its way to
+    /// its exec; `Ok(pid)` once it has exec'd; `Err` once it has failed (it has been reaped then).
+    /// A child killed before it could report is seen here too: its end of the pipe closes when its
+    /// kit's busy word clears, so call this again now and then, not only when the pipe is readable.
+    pub fn progress(&mut self) -> Option<Result<i32, SpawnFailure>> {
+        if self.done {
+            return None;
+        }
+        let mut eof = false;
+        let mut buf = [0u8; 16];
+        loop {
+            // SAFETY: reads into a local buffer from our own non-blocking descriptor.
+            let n =
+                unsafe { libc::read(self.report.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            match n {
+                n if n > 0 => self.got.extend_from_slice(&buf[..n as usize]),
+                0 => {
+                    eof = true;
+                    break;
+                }
+                _ => match io::Error::last_os_error() {
+                    e if e.kind() == io::ErrorKind::Interrupted => continue,
+                    e if e.kind() == io::ErrorKind::WouldBlock => break,
+                    e => {
+                        self.finish_kit();
+                        return Some(Err(SpawnFailure::Daemon(e)));
+                    }
+                },
+            }
+        }
+        if self.got.first() == Some(&UNSHARED) {
+            self.got.remove(0);
+            self.release();
+        }
+        if !self.released && self.busy_word() == 0 {
+            self.release();
+        }
+        if self.got.len() >= FAILURE_BYTES {
+            let step = Step::from_raw(u32::from(self.got[0]));
+            let errno = i32::from_ne_bytes([self.got[1], self.got[2], self.got[3], self.got[4]]);
+            self.finish_kit();
+            reap(self.pid);
+            return Some(Err(SpawnFailure::Child(ChildFailure { step, errno })));
+        }
+        if eof {
+            self.finish_kit();
+            return Some(Ok(self.pid));
+        }
+        None
+    }
+
+    /// Blocks until [`Launch::progress`] has an answer: for tests and threads of their own.
+    #[cfg(test)]
+    pub fn wait(mut self) -> Result<i32, SpawnFailure> {
+        loop {
+            if let Some(r) = self.progress() {
+                return r;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.report.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; a 10 ms timeout, so a child killed before it reported is seen.
+            unsafe { libc::poll(&mut pfd, 1, 10) };
+        }
+    }
+
+    fn busy_word(&self) -> i32 {
+        spawner().map_or(0, |s| {
+            let sp = s.lock().unwrap_or_else(|p| p.into_inner());
+            sp.kits[self.kit].busy.load(Ordering::Acquire)
+        })
+    }
+
+    /// The child has its own table (or is gone): the kit's slots go back to /dev/null.
+    fn release(&mut self) {
+        if !self.released {
+            self.released = true;
+            if let Ok(s) = spawner() {
+                let mut sp = s.lock().unwrap_or_else(|p| p.into_inner());
+                sp.release(self.kit, self.generation);
+            }
+        }
+    }
+
+    /// The child has exec'd or exited: nothing of the kit is in use any more.
+    fn finish_kit(&mut self) {
+        self.release();
+        self.done = true;
+    }
+}
+
+impl Drop for Launch {
+    /// A launch given up before its answer (its actor stopped): the child is killed and reaped, and
+    /// its arguments are freed only once it no longer reads them.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // SAFETY: our own child, not yet reaped, so the pid is still its.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        reap(self.pid);
+        self.release();
+    }
+}
+
+/// Starts the plan's program and waits for its exec; answers the child's pid. The child has been
+/// reaped when it fails.
+#[cfg(test)]
+pub fn spawn(plan: ExecPlan) -> Result<i32, SpawnFailure> {
+    launch(plan)?.wait()
 }
 
 /// Waits for a child that failed before its exec (it exits at once).
@@ -320,153 +562,202 @@ fn reap(pid: i32) {
     {}
 }
 
-/// The child, from clone to exec. Raw syscalls only (see the module docs).
+/// A raw system call's result as the child uses it: `Err(errno)` on failure.
+fn sys(nr: libc::c_long, args: &[usize]) -> Result<isize, i32> {
+    // SAFETY: the callers pass arguments valid for the call (see `child_steps`).
+    raw::check(unsafe { raw::syscall(nr, args) })
+}
+
+/// The child, from clone to exec. Raw system calls only (see the module docs).
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: the daemon passed a valid ChildArgs and is suspended until we exec or exit.
+    // SAFETY: the daemon passed a valid ChildArgs, kept until our exec or exit.
     let a = unsafe { &*(arg as *const ChildArgs) };
-    // SAFETY: each call below is a plain system call on values prepared by the daemon.
-    unsafe {
-        reset_signal_handlers();
-        if let Err((step, errno)) = child_steps(a) {
-            a.errno.store(errno, Ordering::Release);
-            a.failed_step.store(step as u32, Ordering::Release);
-            libc::_exit(127);
+    reset_signal_handlers();
+    let failure = match child_steps(a) {
+        Err(f) => f,
+        Ok(()) => {
+            set_signal_mask(0);
+            exec(a)
         }
-        set_signal_mask(0);
-        // As execvp: go on past a directory where the program is missing, remember a permission error.
-        let mut errno = libc::ENOENT;
-        let mut denied = false;
-        for &path in &a.candidates {
-            libc::syscall(libc::SYS_execve, path, a.argv.as_ptr(), a.envp.as_ptr());
-            errno = *libc::__errno_location();
-            match errno {
-                libc::EACCES => denied = true,
-                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
-                _ => break,
-            }
+    };
+    // Everything blocked again: nothing may run between the report and the exit.
+    set_signal_mask(ALL_SIGNALS);
+    let (step, errno) = failure;
+    let e = errno.to_ne_bytes();
+    let record: [u8; FAILURE_BYTES] = [step as u8, e[0], e[1], e[2], e[3]];
+    let _ = sys(
+        libc::SYS_write,
+        &[a.report as usize, record.as_ptr() as usize, record.len()],
+    );
+    let _ = sys(libc::SYS_exit_group, &[127]);
+    127
+}
+
+/// Tries each candidate path in turn, as execvp does: goes on past a directory where the program is
+/// missing and remembers a permission error. Returns only on failure.
+fn exec(a: &ChildArgs) -> (Step, i32) {
+    let mut errno = libc::ENOENT;
+    let mut denied = false;
+    for &path in &a.candidates {
+        let Err(e) = sys(
+            libc::SYS_execve,
+            &[
+                path as usize,
+                a.argv.as_ptr() as usize,
+                a.envp.as_ptr() as usize,
+            ],
+        ) else {
+            continue;
+        };
+        errno = e;
+        match errno {
+            libc::EACCES => denied = true,
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            _ => break,
         }
-        if denied && errno != libc::EACCES && a.candidates.len() > 1 {
-            errno = libc::EACCES;
-        }
-        // Everything blocked again, so that no handler can run before the daemon reads this.
-        set_signal_mask(ALL_SIGNALS);
-        a.errno.store(errno, Ordering::Release);
-        a.failed_step.store(Step::Exec as u32, Ordering::Release);
-        libc::_exit(127)
     }
+    if denied && errno != libc::EACCES && a.candidates.len() > 1 {
+        errno = libc::EACCES;
+    }
+    (Step::Exec, errno)
 }
 
 /// Every signal, as the kernel's 8-byte mask.
 const ALL_SIGNALS: u64 = !0;
 
 /// Sets this thread's signal mask (the kernel's own, so glibc's reserved signals too); answers the old.
-/// A raw syscall, so the child may make it too.
+/// A raw system call, so the child may make it too.
 fn set_signal_mask(mask: u64) -> u64 {
     let mut old: u64 = 0;
-    // SAFETY: valid pointers to two 8-byte kernel sigsets.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &mask as *const u64,
-            &mut old as *mut u64,
-            8usize,
-        );
-    }
+    let _ = sys(
+        libc::SYS_rt_sigprocmask,
+        &[
+            libc::SIG_SETMASK as usize,
+            &mask as *const u64 as usize,
+            &mut old as *mut u64 as usize,
+            8,
+        ],
+    );
     old
+}
+
+/// The kernel's `struct sigaction` as `rt_sigaction` takes it (not libc's, whose mask is 128 bytes).
+/// Where the kernel has no `sa_restorer` (it reads 24 bytes), the fields past `flags` are all zero
+/// either way, and only `handler` is ever read back.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
 }
 
 /// Resets every caught signal to its default (the daemon's handlers must not run here), and SIGPIPE,
 /// which Rust programs ignore, as std does for its children. Ignored signals stay ignored.
-unsafe fn reset_signal_handlers() {
-    for sig in 1..65 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+fn reset_signal_handlers() {
+    for sig in 1..65usize {
+        if sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
             continue;
         }
-        let mut old: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        let got = sys(
+            libc::SYS_rt_sigaction,
+            &[sig, 0, &mut old as *mut KernelSigaction as usize, 8],
+        );
+        if got.is_err() {
             continue;
         }
-        if sig == libc::SIGPIPE
-            || (old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
+        if sig == libc::SIGPIPE as usize
+            || (old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN)
         {
-            let mut dfl: libc::sigaction = std::mem::zeroed();
-            dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            let dfl = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            let _ = sys(
+                libc::SYS_rt_sigaction,
+                &[sig, &dfl as *const KernelSigaction as usize, 0, 8],
+            );
         }
     }
 }
 
-unsafe fn child_steps(a: &ChildArgs) -> Result<(), (Step, i32)> {
-    let fail = |step: Step| Err((step, *libc::__errno_location()));
-    let sys = |r: libc::c_long| r >= 0;
-    // Descriptors: a private table holding only what is below the highest slot, then 0-2 from the
-    // slots, then nothing above 2.
-    if a.unshare
-        && !sys(libc::syscall(
+fn child_steps(a: &ChildArgs) -> Result<(), (Step, i32)> {
+    let step = |step: Step| move |errno: i32| (step, errno);
+    // Descriptors: a private table holding only what is up to the report slot, then 0-2 from the
+    // slots, then nothing else but the report pipe (close-on-exec).
+    if a.unshare {
+        sys(
             libc::SYS_close_range,
-            (a.last_slot + 1) as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_UNSHARE,
-        ))
-    {
-        return fail(Step::Stdio);
+            &[
+                (a.report + 1) as usize,
+                libc::c_uint::MAX as usize,
+                libc::CLOSE_RANGE_UNSHARE as usize,
+            ],
+        )
+        .map_err(step(Step::Stdio))?;
     }
+    // The daemon may let go of the kit's slots now.
+    let unshared = [UNSHARED];
+    sys(
+        libc::SYS_write,
+        &[a.report as usize, unshared.as_ptr() as usize, 1],
+    )
+    .map_err(step(Step::Stdio))?;
     for (target, &from) in a.from.iter().enumerate() {
-        if from >= 0 && libc::dup2(from, target as RawFd) < 0 {
-            return fail(Step::Stdio);
+        if from >= 0 {
+            // dup3, not dup2 (which aarch64 lacks): `from` is a slot (>= 3), never `target`.
+            sys(libc::SYS_dup3, &[from as usize, target, 0]).map_err(step(Step::Stdio))?;
         }
     }
-    if a.unshare
-        && !sys(libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            libc::c_uint::MAX,
-            0u32,
-        ))
-    {
-        return fail(Step::Stdio);
+    if a.unshare && a.report > 3 {
+        sys(libc::SYS_close_range, &[3, (a.report - 1) as usize, 0]).map_err(step(Step::Stdio))?;
     }
-    let leader = match a.leader {
-        Leader::Group => libc::setpgid(0, 0),
-        Leader::Session => libc::syscall(libc::SYS_setsid) as libc::c_int,
-    };
-    if leader < 0 {
-        return fail(Step::Leader);
+    match a.leader {
+        Leader::Group => sys(libc::SYS_setpgid, &[0, 0]),
+        Leader::Session => sys(libc::SYS_setsid, &[]),
     }
+    .map_err(step(Step::Leader))?;
     if let Some((uid, gid)) = a.ids {
         // Raw calls: glibc's versions would ask every thread of the daemon to switch too.
-        if !sys(libc::syscall(libc::SYS_setgroups, a.ngroups, a.groups))
-            || !sys(libc::syscall(libc::SYS_setgid, gid))
-            || !sys(libc::syscall(libc::SYS_setuid, uid))
-        {
-            return fail(Step::User);
-        }
+        sys(libc::SYS_setgroups, &[a.ngroups, a.groups as usize]).map_err(step(Step::User))?;
+        sys(libc::SYS_setgid, &[gid as usize]).map_err(step(Step::User))?;
+        sys(libc::SYS_setuid, &[uid as usize]).map_err(step(Step::User))?;
     }
     // After any user switch, which clears it.
     if a.die_with_parent {
-        if !sys(libc::syscall(
+        sys(
             libc::SYS_prctl,
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-        )) {
-            return fail(Step::ParentDeath);
-        }
-        if libc::syscall(libc::SYS_getppid) as libc::pid_t != a.daemon {
+            &[libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize],
+        )
+        .map_err(step(Step::ParentDeath))?;
+        if sys(libc::SYS_getppid, &[]) != Ok(a.daemon as isize) {
             return Err((Step::ParentDeath, libc::ESRCH));
         }
     }
-    if !a.cwd.is_null() && !sys(libc::syscall(libc::SYS_chdir, a.cwd)) {
-        return fail(Step::Cwd);
+    if !a.cwd.is_null() {
+        sys(libc::SYS_chdir, &[a.cwd as usize]).map_err(step(Step::Cwd))?;
     }
     Ok(())
 }
 
 /// Builds an `OwnedFd` pair for a pipe whose both ends are close-on-exec: (read, write).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    pipe_with(0)
+}
+
+/// A close-on-exec pipe with extra flags (`O_NONBLOCK`): (read, write).
+fn pipe_with(flags: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two descriptors or fails.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) } < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both are new descriptors owned by nobody else.

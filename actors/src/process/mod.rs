@@ -19,6 +19,7 @@ pub mod monitor;
 mod options;
 mod pidfd;
 pub mod procfs;
+mod raw;
 pub mod signal;
 mod spawn;
 pub mod user;

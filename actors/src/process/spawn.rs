@@ -4,13 +4,18 @@
 use std::borrow::Cow;
 use std::ffi::CString;
 use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use pm_protocol::{CommandLine, PmError, ProcessSpec};
 
 use super::child::{ChildProcess, Spawned};
-use super::clone_exec::{self, ChildFd, ExecPlan, Leader, SpawnFailure, Step};
+use super::clone_exec::{self, ChildFd, ExecPlan, Launch, Leader, SpawnFailure, Step};
 use super::options::OutputTarget;
 
 /// Where the child's stdout and stderr go.
@@ -41,8 +46,22 @@ pub fn stdio_plan(spec: &ProcessSpec, output: &OutputTarget) -> StdioPlan {
     }
 }
 
-/// Spawns the child. On error nothing is left running.
-pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spawned, PmError> {
+/// A child cloned and on its way to its exec, and the daemon's ends of its output pipes.
+pub struct PendingSpawn {
+    launch: Launch,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    name: String,
+    program: String,
+}
+
+/// Clones the child and answers at once; [`PendingSpawn::finish`] waits for its exec. On error nothing
+/// is left running.
+pub fn launch(
+    spec: &ProcessSpec,
+    plan: StdioPlan,
+    log_dir: &Path,
+) -> Result<PendingSpawn, PmError> {
     let fail = |cause: String| PmError::Spawn {
         name: spec.name.clone(),
         cause,
@@ -140,13 +159,68 @@ pub fn spawn(spec: &ProcessSpec, plan: StdioPlan, log_dir: &Path) -> Result<Spaw
         // on actor threads, which live as long as the daemon.
         die_with_parent: !spec.detach,
     };
-    match clone_exec::spawn(exec) {
-        Ok(pid) => Ok(Spawned {
-            child: ChildProcess::new(pid),
+    match clone_exec::launch(exec) {
+        Ok(launch) => Ok(PendingSpawn {
+            launch,
             stdout,
             stderr,
+            name: spec.name.clone(),
+            program: program_name(spec),
         }),
-        Err(e) => Err(fail(describe_spawn_error(spec, &e))),
+        Err(e) => Err(fail(describe_spawn_error(&program_name(spec), &e))),
+    }
+}
+
+impl PendingSpawn {
+    /// Resolves once the child has exec'd its program, or failed before (then it has been reaped).
+    /// Waits on the report pipe in the reactor of the calling thread, which goes on meanwhile.
+    pub async fn finish(mut self) -> Result<Spawned, PmError> {
+        // SAFETY: the descriptor belongs to `self.launch`, which outlives `report` (dropped at the end
+        // of the match, before `self`).
+        let registered =
+            unsafe { AsyncFd::register_with_interest(self.launch.report_fd(), Interest::READABLE) };
+        let result = match registered {
+            Ok(report) => loop {
+                if let Some(r) = self.launch.progress() {
+                    break r;
+                }
+                // A child killed before it reported closes no pipe of ours: look again now and then.
+                match tokio::time::timeout(RECHECK, report.readable()).await {
+                    Ok(Ok(mut ready)) => ready.clear_ready(),
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Err(_) => {}
+                }
+            },
+            // No reactor to wait in: the exec is a matter of a millisecond.
+            Err(_) => loop {
+                if let Some(r) = self.launch.progress() {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            },
+        };
+        match result {
+            Ok(pid) => Ok(Spawned {
+                child: ChildProcess::new(pid),
+                stdout: self.stdout.take(),
+                stderr: self.stderr.take(),
+            }),
+            Err(e) => Err(PmError::Spawn {
+                name: self.name.clone(),
+                cause: describe_spawn_error(&self.program, &e),
+            }),
+        }
+    }
+}
+
+/// How often a start whose report pipe stays quiet looks at its child again.
+const RECHECK: Duration = Duration::from_millis(250);
+
+/// The program a spawn error names.
+fn program_name(spec: &ProcessSpec) -> String {
+    match &spec.command {
+        CommandLine::Shell(_) => "/bin/sh".to_string(),
+        CommandLine::Exec { program, .. } => program.clone(),
     }
 }
 
@@ -261,11 +335,7 @@ fn find_executable(word: &str, path: &str) -> Option<String> {
     }
 }
 
-fn describe_spawn_error(spec: &ProcessSpec, e: &SpawnFailure) -> String {
-    let program = match &spec.command {
-        CommandLine::Shell(_) => "/bin/sh".to_string(),
-        CommandLine::Exec { program, .. } => program.clone(),
-    };
+fn describe_spawn_error(program: &str, e: &SpawnFailure) -> String {
     let io = e.io_error();
     match (e.step(), io.kind()) {
         (Some(Step::Exec), std::io::ErrorKind::NotFound) => format!("no such program '{program}'"),

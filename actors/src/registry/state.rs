@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use pm_protocol::state::{SavedProcess, SavedRun, SavedState, StateEncoder};
@@ -58,8 +58,11 @@ impl Handler<StateWrites> for Registry {
 
 /// After a failed write, the next attempt waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// The longest a write waits after the previous one (see [`Registry::write_state`]).
+/// The longest a write waits after the previous one ended (see [`StateBook::pace_left`]).
 const MAX_PACE: Duration = Duration::from_millis(50);
+/// The shortest time from one write's beginning to the next one's: a small file is written in a
+/// fraction of a millisecond, while the starts of a burst come to an end one exec at a time.
+const MIN_PACE: Duration = Duration::from_millis(5);
 
 /// The books of the state writer.
 #[derive(Default)]
@@ -79,6 +82,22 @@ pub(crate) struct StateBook {
     /// Lent to each write (one at a time), so that only what changed is serialized again.
     encoder: Option<StateEncoder>,
     waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// When the last write began, and how long it took.
+    last_write: Option<(Instant, Duration)>,
+}
+
+impl StateBook {
+    /// How long a write must still wait: one begins at least three times the last one's length after
+    /// the last one began (at least `MIN_PACE`, and at most `MAX_PACE` after it ended), so that
+    /// rewriting the file takes at most a third of a core however the changes come, one burst or a
+    /// trickle (each write is the whole file, fsync'd); after a quiet spell a change is written at once.
+    fn pace_left(&self) -> Duration {
+        let Some((began, took)) = self.last_write else {
+            return Duration::ZERO;
+        };
+        let pace = (took * 3).clamp(MIN_PACE, took + MAX_PACE);
+        pace.saturating_sub(began.elapsed())
+    }
 }
 
 /// What was read from disk, on a blocking thread, before the registry takes any message.
@@ -103,8 +122,9 @@ impl Registry {
             return;
         }
         book.scheduled = true;
-        // Later in this turn's wake-up, so that the rest of the handler's changes are in the snapshot.
-        ctx.run_later(after, |act, ctx| act.write_state(ctx));
+        // At the earliest later in this turn's wake-up, so that the rest of the handler's changes are
+        // in the snapshot.
+        ctx.run_later(after.max(book.pace_left()), |act, ctx| act.write_state(ctx));
     }
 
     /// The state as the file holds it.
@@ -132,7 +152,7 @@ impl Registry {
         }
         let generation = self.state.generation;
         self.state.in_flight = true;
-        let began = std::time::Instant::now();
+        let began = Instant::now();
         let snapshot = self.snapshot();
         let mut encoder = self.state.encoder.take().unwrap_or_default();
         let path = self.config.paths.state_file.clone();
@@ -144,6 +164,7 @@ impl Registry {
         });
         ctx.spawn(write.into_actor(self).map(move |res, act, ctx| {
             act.state.in_flight = false;
+            act.state.last_write = Some((began, began.elapsed()));
             let res = match res {
                 Ok((res, encoder)) => {
                     act.state.encoder = Some(encoder);
@@ -178,10 +199,8 @@ impl Registry {
                 let _ = tx.send(());
             }
             if act.state.generation != written {
-                // Changes came during the write (a burst): the next one waits twice as long as this
-                // one took, so that rewriting the file takes at most a third of a core from the burst
-                // (each write is the whole file, fsync'd), and each answer waits at most three writes.
-                act.schedule_write((began.elapsed() * 2).min(MAX_PACE), ctx);
+                // Changes came during the write: the next one keeps the pace.
+                act.schedule_write(Duration::ZERO, ctx);
             } else if act.state.last_error.is_some() {
                 act.state.generation += 1;
                 act.schedule_write(RETRY_AFTER, ctx);

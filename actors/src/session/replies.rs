@@ -1,30 +1,38 @@
 //! A connection's replies in order: each waits for the ones before it and, when its script changed
 //! something, for the state file to hold the change, then goes to the [`Outbox`].
 //!
-//! Scripts are applied one at a time, but their replies wait for the disk together: every script
-//! applied while a write is in flight is covered by the next one (group commit), so a client that
-//! pipelines many starts pays a few fsyncs, not one each.
+//! Their replies wait for the disk together: every script applied while a write is in flight is
+//! covered by the next one (group commit), so a client that pipelines many starts pays a few fsyncs,
+//! not one each. A line that runs beside others (see `Session`) has its place in the queue kept by a
+//! [`Replies::push_pending`] until its answers are known.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::outbox::{Outbox, OutboxError};
 
-type Wait = Pin<Box<dyn Future<Output = ()>>>;
+pub(super) type Wait = Pin<Box<dyn Future<Output = ()>>>;
 
-struct Reply {
-    bytes: Vec<u8>,
+/// Bytes for the client, and what they wait for.
+pub(super) struct Reply {
+    pub(super) bytes: Vec<u8>,
     /// Resolves once what the reply reports is on disk.
-    durable: Option<Wait>,
+    pub(super) durable: Option<Wait>,
+}
+
+/// A place in the queue: a reply, or the replies of a line still running.
+enum Entry {
+    Now(Reply),
+    Pending(oneshot::Receiver<Vec<Reply>>),
 }
 
 /// The sending side; cheap to clone. Dropping every clone lets the queued replies go out, then the
 /// outbox closes.
 #[derive(Clone)]
 pub(super) struct Replies {
-    tx: mpsc::UnboundedSender<Reply>,
+    tx: mpsc::UnboundedSender<Entry>,
     outbox: Outbox,
 }
 
@@ -51,9 +59,19 @@ impl Replies {
         self.queue(bytes.into(), Some(Box::pin(durable)))
     }
 
+    /// Keeps a place for the replies that `rx` will bring (none if its sender is dropped).
+    pub(super) fn push_pending(
+        &self,
+        rx: oneshot::Receiver<Vec<Reply>>,
+    ) -> Result<(), OutboxError> {
+        self.tx
+            .send(Entry::Pending(rx))
+            .map_err(|_| OutboxError::Closed)
+    }
+
     fn queue(&self, bytes: Vec<u8>, durable: Option<Wait>) -> Result<(), OutboxError> {
         self.tx
-            .send(Reply { bytes, durable })
+            .send(Entry::Now(Reply { bytes, durable }))
             .map_err(|_| OutboxError::Closed)
     }
 
@@ -64,18 +82,24 @@ impl Replies {
 }
 
 async fn deliver(
-    mut rx: mpsc::UnboundedReceiver<Reply>,
+    mut rx: mpsc::UnboundedReceiver<Entry>,
     outbox: Outbox,
     on_failure: impl FnOnce(OutboxError),
 ) {
-    while let Some(reply) = rx.recv().await {
-        if let Some(durable) = reply.durable {
-            durable.await;
-        }
-        if let Err(e) = outbox.push(reply.bytes) {
-            outbox.abandon();
-            on_failure(e);
-            return;
+    while let Some(entry) = rx.recv().await {
+        let replies = match entry {
+            Entry::Now(reply) => vec![reply],
+            Entry::Pending(rx) => rx.await.unwrap_or_default(),
+        };
+        for reply in replies {
+            if let Some(durable) = reply.durable {
+                durable.await;
+            }
+            if let Err(e) = outbox.push(reply.bytes) {
+                outbox.abandon();
+                on_failure(e);
+                return;
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use pm_protocol::{PmError, ProcessEvent};
 use tokio::sync::mpsc;
 
 use super::registry_link::RegistryLink;
-use super::replies::Replies;
+use super::replies::{Replies, Reply, Wait};
 use crate::process::EventSink;
 use crate::registry::{
     Applied, AttachProcess, DeleteProcess, Durable, GetLogs, GetStatus, KillProcess, ListProcesses,
@@ -67,37 +67,116 @@ impl WatchStream {
 /// changed something goes out once the registry has it on disk.
 pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, replies: Replies) -> After {
     for step in steps {
-        let reply = match step {
-            Step::Reply(text) => text,
+        let (reply, after) = match step {
+            Step::Reply(text) => (Some(now(text)), After::Continue),
             Step::Quit => return After::Close,
-            Step::Script { commands, jobid } => {
-                let mutates = commands.iter().any(mutates);
-                let (body, after) = run_script(commands, &registry).await;
-                let queued = match (body.is_empty(), mutates) {
-                    (true, _) => Ok(()),
-                    (false, false) => replies.push(frame(&jobid, &body)),
-                    (false, true) => {
-                        // Asked now, so that it covers exactly the changes made so far.
-                        let durable = registry.durable.send(Durable);
-                        replies.push_when(frame(&jobid, &body), async move {
-                            let _ = durable.await;
-                        })
-                    }
-                };
-                if queued.is_err() {
-                    return After::Abandon;
-                }
-                match after {
-                    After::Continue => continue,
-                    other => return other,
-                }
-            }
+            Step::Script { commands, jobid } => answer_script(commands, jobid, &registry).await,
         };
-        if replies.push(reply).is_err() {
-            return After::Abandon;
+        if let Some(reply) = reply {
+            let queued = match reply.durable {
+                None => replies.push(reply.bytes),
+                Some(durable) => replies.push_when(reply.bytes, durable),
+            };
+            if queued.is_err() {
+                return After::Abandon;
+            }
+        }
+        if !matches!(after, After::Continue) {
+            return after;
         }
     }
     After::Continue
+}
+
+/// Runs steps that neither quit nor watch ([`runs_beside_others`]) and answers their replies, in order.
+pub(super) async fn collect_steps(steps: Vec<Step>, registry: RegistryLink) -> Vec<Reply> {
+    let mut out = Vec::with_capacity(steps.len());
+    for step in steps {
+        let reply = match step {
+            Step::Reply(text) => Some(now(text)),
+            Step::Quit => None,
+            Step::Script { commands, jobid } => answer_script(commands, jobid, &registry).await.0,
+        };
+        out.extend(reply);
+    }
+    out
+}
+
+fn now(text: String) -> Reply {
+    Reply {
+        bytes: text.into_bytes(),
+        durable: None,
+    }
+}
+
+/// A script's framed answer (none for an empty body), waiting for the disk when the script changed
+/// something, and what comes after it.
+async fn answer_script(
+    commands: Vec<Command>,
+    jobid: String,
+    registry: &RegistryLink,
+) -> (Option<Reply>, After) {
+    let mutates = commands.iter().any(mutates);
+    let (body, after) = run_script(commands, registry).await;
+    if body.is_empty() {
+        return (None, after);
+    }
+    let durable: Option<Wait> = mutates.then(|| {
+        // Asked now, so that it covers exactly the changes made so far.
+        let durable = registry.durable.send(Durable);
+        Box::pin(async move {
+            let _ = durable.await;
+        }) as Wait
+    });
+    let reply = Reply {
+        bytes: frame(&jobid, &body).into_bytes(),
+        durable,
+    };
+    (Some(reply), after)
+}
+
+/// Whether a line's steps may run beside other lines: no quit and no watch, which end or take over
+/// the session, and nothing that concerns every process (stop all, list) or no process by name.
+pub(super) fn runs_beside_others(steps: &[Step]) -> bool {
+    steps.iter().all(|step| match step {
+        Step::Reply(_) => true,
+        Step::Quit => false,
+        Step::Script { commands, .. } => commands.iter().all(|c| named(c).is_some()),
+    })
+}
+
+/// The names a line's steps concern (each command of a line that [`runs_beside_others`] names one).
+pub(super) fn names(steps: &[Step]) -> Vec<String> {
+    let mut names: Vec<String> = steps
+        .iter()
+        .flat_map(|step| match step {
+            Step::Script { commands, .. } => commands.iter().filter_map(named).collect(),
+            _ => Vec::new(),
+        })
+        .map(str::to_string)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The one process a command concerns; `None` for one that concerns every process or none.
+fn named(command: &Command) -> Option<&str> {
+    match command {
+        Command::Start(c) => Some(&c.name),
+        Command::Stop(c) => match &c.target {
+            Selector::Name(name) => Some(name),
+            Selector::All => None,
+        },
+        Command::Restart(c) => Some(&c.name),
+        Command::Delete(c) => Some(&c.name),
+        Command::Kill(c) => Some(&c.name),
+        Command::Signal(c) => Some(&c.name),
+        Command::Attach(c) => Some(&c.name),
+        Command::Status(c) => Some(&c.name),
+        Command::Logs(c) => Some(&c.name),
+        Command::List(_) | Command::Help(_) | Command::Watch(_) | Command::Quit(_) => None,
+    }
 }
 
 /// Whether a command changes what the state file holds (its answer then waits for the disk).

@@ -16,10 +16,48 @@ use crate::process::EventSink;
 use crate::registry::*;
 
 /// A registry that answers from a map: enough to see the session's requests and answers.
+/// A start whose command says `slow` answers after [`SLOW_START`]; every start and stop is logged.
 #[derive(Default)]
 struct FakeRegistry {
     procs: BTreeMap<String, ProcessInfo>,
     sinks: Vec<EventSink>,
+    log: Vec<String>,
+}
+
+const SLOW_START: Duration = Duration::from_millis(300);
+
+/// What the stand-in did, in order.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+struct TakeLog;
+
+impl Handler<TakeLog> for FakeRegistry {
+    type Result = Vec<String>;
+    fn handle(&mut self, _: TakeLog, _: &mut Context<Self>) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+}
+
+impl Handler<Applied<StartProcess>> for FakeRegistry {
+    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
+    fn handle(&mut self, m: Applied<StartProcess>, _: &mut Context<Self>) -> Self::Result {
+        let name = m.0.spec.name.clone();
+        let slow = m.0.spec.command.display().contains("slow");
+        self.log.push(format!("begin {name}"));
+        let wait = tokio::time::sleep(if slow { SLOW_START } else { Duration::ZERO });
+        Box::pin(wait.into_actor(self).map(move |(), act, ctx| {
+            act.log.push(format!("end {name}"));
+            <FakeRegistry as Handler<StartProcess>>::handle(act, m.0, ctx)
+        }))
+    }
+}
+
+impl Handler<Applied<StopProcess>> for FakeRegistry {
+    type Result = Result<ProcessInfo, PmError>;
+    fn handle(&mut self, m: Applied<StopProcess>, ctx: &mut Context<Self>) -> Self::Result {
+        self.log.push(format!("stop {}", m.0.name));
+        <FakeRegistry as Handler<StopProcess>>::handle(self, m.0, ctx)
+    }
 }
 
 impl Actor for FakeRegistry {
@@ -129,14 +167,7 @@ macro_rules! applied {
     )*};
 }
 
-applied!(
-    StartProcess,
-    StopProcess,
-    RestartProcess,
-    DeleteProcess,
-    KillProcess,
-    AttachProcess
-);
+applied!(RestartProcess, DeleteProcess, KillProcess, AttachProcess);
 
 impl Handler<Durable> for FakeRegistry {
     type Result = ();
@@ -447,4 +478,57 @@ async fn every_new_command_reaches_the_registry() {
         let got = read_until(&mut c, "**ENDRESULT**\n").await;
         assert!(got.contains(want), "{script}: {got}");
     }
+}
+
+#[actix_rt::test]
+async fn lines_about_other_processes_run_beside_a_slow_one_and_answers_keep_their_order() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    c.write_all(
+        b"!!process.start name:s command:'sleep slow'\n\n\
+          !!process.start name:f command:'sleep 1'\n\n\
+          !!process.status name:f\n\n",
+    )
+    .await
+    .unwrap();
+    let got = read_until(&mut c, "Name: f").await;
+    let s_at = got.find("Process 's' started").expect(&got);
+    let f_at = got.find("Process 'f' started").expect(&got);
+    assert!(s_at < f_at, "answers out of order: {got}");
+    assert_eq!(
+        registry.send(TakeLog).await.unwrap(),
+        ["begin s", "begin f", "end f", "end s"],
+        "f's start did not run beside s's"
+    );
+}
+
+#[actix_rt::test]
+async fn a_line_about_a_process_a_running_line_concerns_waits_for_it() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    c.write_all(b"!!process.start name:s command:'sleep slow'\n\n!!process.stop name:s\n\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut c, "stopped successfully").await;
+    assert!(got.contains("Process 's' started"), "{got}");
+    assert_eq!(
+        registry.send(TakeLog).await.unwrap(),
+        ["begin s", "end s", "stop s"]
+    );
+}
+
+#[actix_rt::test]
+async fn a_list_waits_for_every_running_line() {
+    let registry = FakeRegistry::default().start();
+    let mut c = authenticated(&registry).await;
+    c.write_all(b"!!process.start name:s command:'sleep slow'\n\n!!process.list\n\n")
+        .await
+        .unwrap();
+    // Both frames: the start's, then the list's, whose last line is the row of `s`, pid 4242.
+    let got = read_until(&mut c, "4242").await;
+    let list = got.split("RESTARTS").nth(1).unwrap_or_default();
+    assert!(
+        list.contains("running") && list.contains("4242"),
+        "the list ran before the start it follows: {got}"
+    );
 }
