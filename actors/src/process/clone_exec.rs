@@ -134,7 +134,7 @@ impl SpawnFailure {
 const STACK_BYTES: usize = 32 * 1024;
 
 /// How many children may be between clone and exec at once; one more waits for the first to exec.
-const KITS: usize = 16;
+const KITS: usize = 32;
 
 /// The first byte a child writes on its report pipe: it has its own descriptor table now, so the
 /// daemon may point the kit's slots elsewhere (and must, for the pipe to reach end of file at exec).
