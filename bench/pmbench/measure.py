@@ -56,17 +56,18 @@ def measure(system, n, cfg, say):
         before = tree.managed(roots)
 
         # 1. start: first request until every pid exists (a running, exec'd `sleep`).
+        new = procfs.NewPids(tree, roots, before)
         t0 = time.monotonic()
         system.start_all(names)
+        procfs.wait_until(lambda: len(new.poll()) >= n, cfg.start_timeout_s, f"{n} processes to run")
+        res["start_s"] = time.monotonic() - t0
+        say(f"start {res['start_s']:.3f} s")
+        tree.refresh()
+        started = tree.managed(roots) - before
 
         def all_running():
             tree.refresh()
             return len(tree.managed(roots) - before) >= n
-
-        procfs.wait_until(all_running, cfg.start_timeout_s, f"{n} processes to run")
-        res["start_s"] = time.monotonic() - t0
-        say(f"start {res['start_s']:.3f} s")
-        started = tree.managed(roots) - before
 
         # 2. idle: the supervisor's own processes, N running, nobody asking anything.
         time.sleep(cfg.settle_s)
@@ -127,8 +128,7 @@ def measure(system, n, cfg, say):
         pids = tree.managed(roots) & started
         t0 = time.monotonic()
         system.stop_all(names)
-        procfs.wait_until(lambda: not (pids & procfs.pids_now()), cfg.stop_timeout_s,
-                          f"{n} processes to be gone")
+        procfs.wait_until(procfs.AllGone(pids), cfg.stop_timeout_s, f"{n} processes to be gone")
         res["stop_s"] = time.monotonic() - t0
         say(f"stop {res['stop_s']:.3f} s")
     except (RuntimeError, TimeoutError, OSError, ValueError) as e:
