@@ -29,8 +29,12 @@ class System:
         raise NotImplementedError
 
     def start_all(self, names):
-        """Asks the daemon to start every process in `names` (`sleep 3600`, no restarts)."""
+        """Asks the daemon to start every process in `names` (`sleep 3600`, no restarts). It may
+        return before the answers are in; `start_answers` checks them once the clock has stopped."""
         raise NotImplementedError
+
+    def start_answers(self):
+        """Reads and checks what `start_all` left unread (after the figure is taken)."""
 
     def start_restartable(self, names):
         """Asks the daemon to start each of `names` with automatic restarts on."""

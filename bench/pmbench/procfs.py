@@ -133,10 +133,13 @@ class NewPids:
     full poll (listing /proc and walking each process's parents) costs about 4 ms of Python; a poll
     every millisecond would take most of a core from the system being measured."""
 
+    MISSING_GRACE_S = 0.5
+
     def __init__(self, tree, roots, known):
         self.tree, self.roots, self.known = tree, roots, known
         self.last = last_pid()
         self.pending = set()
+        self.missing = {}
         self.found = set()
 
     def _ours(self, pid):
@@ -152,11 +155,18 @@ class NewPids:
                 self.pending.update(pids_now() - self.known - self.found)
             self.last = now_last
         # In pid order, so that a parent is known before its children.
+        now = time.monotonic()
         for pid in sorted(self.pending):
             st = read_stat(pid)
             if st is None:
-                self.pending.discard(pid)
+                # Handed out but not in /proc yet (a clone in progress), or gone: given up on only
+                # once it has stayed missing for a while.
+                since = self.missing.setdefault(pid, now)
+                if now - since > self.MISSING_GRACE_S:
+                    self.pending.discard(pid)
+                    del self.missing[pid]
                 continue
+            self.missing.pop(pid, None)
             self.tree.info[pid] = (st[0], st[1])
             if not self._ours(pid):
                 self.pending.discard(pid)

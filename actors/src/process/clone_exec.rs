@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::raw;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Where one of the child's standard descriptors comes from.
 #[derive(Debug)]
@@ -49,8 +49,8 @@ pub struct ExecPlan {
     pub candidates: Vec<CString>,
     /// argv, argv[0] first.
     pub argv: Vec<CString>,
-    /// The whole environment, `KEY=value`.
-    pub envp: Vec<CString>,
+    /// The whole environment, `KEY=value` (shared: most children get the daemon's own, as it is).
+    pub envp: Arc<Vec<CString>>,
     /// The working directory, when not the daemon's.
     pub cwd: Option<CString>,
     /// Descriptors 0, 1 and 2.
@@ -781,7 +781,7 @@ mod tests {
                 .chain(args.iter().copied())
                 .map(c)
                 .collect(),
-            envp: vec![c("PATH=/usr/bin:/bin"), c("MARK=clone-exec-test")],
+            envp: Arc::new(vec![c("PATH=/usr/bin:/bin"), c("MARK=clone-exec-test")]),
             cwd: None,
             stdio: [ChildFd::Null, ChildFd::Null, ChildFd::Null],
             leader: Leader::Group,

@@ -7,6 +7,7 @@ use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -225,7 +226,19 @@ fn program_name(spec: &ProcessSpec) -> String {
 }
 
 /// The child's whole environment, `KEY=value`: the daemon's (unless cleared) with the spec's on top.
-fn environment(spec: &ProcessSpec) -> Result<Vec<CString>, String> {
+/// A spec that adds nothing shares one copy of the daemon's, made at the first spawn: the daemon never
+/// changes its own environment.
+fn environment(spec: &ProcessSpec) -> Result<Arc<Vec<CString>>, String> {
+    static DAEMON: OnceLock<Result<Arc<Vec<CString>>, String>> = OnceLock::new();
+    if spec.env.is_empty() && !spec.env_clear {
+        return DAEMON
+            .get_or_init(|| build_environment(spec).map(Arc::new))
+            .clone();
+    }
+    build_environment(spec).map(Arc::new)
+}
+
+fn build_environment(spec: &ProcessSpec) -> Result<Vec<CString>, String> {
     let entry = |k: &[u8], v: &[u8]| {
         let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
         kv.extend_from_slice(k);
