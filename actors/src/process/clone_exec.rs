@@ -1,18 +1,26 @@
-//! Starting a child the cheap way: `clone(CLONE_VM | CLONE_VFORK)` and `execve`, with everything the
-//! child must do between the two (its group or session, its user, its parent-death signal, its stdio).
+//! Starting a child the cheap way: `clone(CLONE_VM)` and `execve`, with everything the child must do
+//! between the two (its group or session, its user, its parent-death signal, its stdio), and no wait
+//! for the exec on the daemon's thread.
 //!
 //! Why not `std::process::Command`: any `pre_exec` step (the parent-death signal needs one) makes std
 //! `fork` the whole daemon, copying its page tables and then taking a copy-on-write fault on every page
 //! the daemon writes until the child execs; and every exec also walks every descriptor the daemon holds
 //! (one pidfd and one /proc file per managed process) to close it. At 1,000 processes those two made a
 //! start cost several times the floor of fork and exec. Here the child borrows the daemon's memory until
-//! it execs (what `posix_spawn` does) and leaves the daemon's descriptor table without touching the
-//! descriptors above a few reserved low slots (`close_range` with `CLOSE_RANGE_UNSHARE`).
+//! it execs and leaves the daemon's descriptor table without touching the descriptors above a few
+//! reserved low slots (`close_range` with `CLOSE_RANGE_UNSHARE`).
 //!
-//! The child runs on a borrowed stack in the daemon's memory while the daemon's other threads go on, so
-//! between clone and exec it makes raw system calls only: no allocation, no lock, no libc call that
-//! touches shared state (glibc's `setuid` would signal the daemon's threads, for one). All that it needs
-//! is built before the clone.
+//! Why not `CLONE_VFORK`, as `posix_spawn` does: it stops the calling thread until the child has
+//! exec'd, about 0.6 ms a start on a 2-core VM, during which an actor thread could have started the
+//! next child. Without it, [`launch`] answers at once and the child reports on a pipe ([`Launch`]); it
+//! borrows a kit (stack and slots) that is not used again before the kernel says, by clearing a
+//! word (`CLONE_CHILD_CLEARTID`), that the child has exec'd or exited.
+//!
+//! The child runs on its own stack in the daemon's memory, beside the daemon's threads and with the
+//! calling thread's thread pointer, so between clone and exec it makes raw system calls only
+//! ([`super::raw`]: not even `errno`, which is that thread's): no allocation, no lock, no libc call
+//! (glibc's `setuid` would signal the daemon's threads, for one). All that it needs is built before
+//! the clone.
 
 use std::ffi::CString;
 use std::io;
@@ -149,7 +157,7 @@ struct Kit {
     /// Sorted; the last is the report pipe's write end. Reserved when the table was small, so that
     /// the child's private table (everything up to the last slot) is small too.
     slots: [RawFd; 4],
-    stack: Option<Box<[u8]>>,
+    stack: Option<Stack>,
     /// 1 from clone until the child execs or exits: the kernel zeroes it then (`CLONE_CHILD_CLEARTID`),
     /// and only then are the stack and the child's arguments free.
     busy: Box<AtomicI32>,
@@ -231,7 +239,7 @@ impl Spawner {
                 let kit = &mut self.kits[i];
                 kit.generation += 1;
                 if kit.stack.is_none() {
-                    kit.stack = Some(vec![0u8; STACK_BYTES].into_boxed_slice());
+                    kit.stack = Some(Stack::new()?);
                 }
                 return Ok(i);
             }
@@ -270,6 +278,68 @@ impl Spawner {
         if self.kits[i].generation == generation {
             self.reset(i);
         }
+    }
+}
+
+/// A child's stack: its own mapping, so that only the pages a child touches take memory (a few, not
+/// all 32 KiB), with an inaccessible page below it, so that an overflow faults instead of writing
+/// over the daemon's heap.
+struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: a plain mapping, used by one child at a time under the spawner's lock.
+unsafe impl Send for Stack {}
+
+impl Stack {
+    fn new() -> io::Result<Stack> {
+        let guard = page_size();
+        let len = STACK_BYTES + guard;
+        // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the lowest page of the mapping just made.
+        if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: the mapping just made, unused.
+            unsafe { libc::munmap(base, len) };
+            return Err(e);
+        }
+        Ok(Stack { base, len })
+    }
+
+    /// The stack grows down from its top, which is page-aligned (so 16-byte aligned).
+    fn top(&self) -> *mut libc::c_void {
+        (self.base as usize + self.len) as *mut libc::c_void
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; no child uses it (kits are dropped only with the spawner).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a constant.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as usize
+    } else {
+        4096
     }
 }
 
@@ -377,13 +447,12 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     });
     let kit = &mut sp.kits[k];
     let generation = kit.generation;
-    let Some(stack) = kit.stack.as_mut() else {
+    let Some(stack) = kit.stack.as_ref() else {
         return Err(SpawnFailure::Daemon(io::Error::other(
             "a kit without a stack",
         )));
     };
-    // The stack grows down from its 16-byte aligned top.
-    let top = ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut libc::c_void;
+    let top = stack.top();
     let mut flags = libc::CLONE_VM | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD;
     if sp.unshare {
         flags |= libc::CLONE_FILES;
