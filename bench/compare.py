@@ -103,8 +103,13 @@ def main():
     body = report.table(results, shown, versions, notes)
     loads = "; ".join(f"{s} N={n:,}: {r['load_before']}→{r['load_after']}"
                       for s, per in results.items() for n, r in sorted(per.items()))
+    quiet = "; ".join(f"{s} N={n:,}: {100 * r['busy_before_start']:.0f}%"
+                      for s, per in results.items() for n, r in sorted(per.items())
+                      if "busy_before_start" in r)
     header = (f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; command `bench/run "
-              f"{' '.join(sys.argv[1:])}`.\n1-minute load average before→after each system: {loads}.\n")
+              f"{' '.join(sys.argv[1:])}`.\n1-minute load average before→after each system: {loads}.\n"
+              f"Machine CPU busy in the half second before each start (each start waits, up to 30 s, "
+              f"for under 10%): {quiet}.\n")
     for name, why in skipped.items():
         header += f"\nSkipped {name}: {why}\n"
     text = header + "\n" + body

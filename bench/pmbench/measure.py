@@ -56,6 +56,7 @@ def measure(system, n, cfg, say):
         before = tree.managed(roots)
 
         # 1. start: first request until every pid exists (a running, exec'd `sleep`).
+        res["busy_before_start"] = round(procfs.wait_quiet(), 3)
         new = procfs.NewPids(tree, roots, before)
         t0 = time.monotonic()
         system.start_all(names)

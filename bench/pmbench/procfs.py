@@ -96,6 +96,29 @@ class ProcTree:
         return (set(roots) | desc) - managed - wrappers
 
 
+def machine_busy(window):
+    """The share of the whole machine's CPU time that was busy over `window` seconds (0 to 1)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v) - v[3] - v[4], sum(v)
+    b0, t0 = sample()
+    time.sleep(window)
+    b1, t1 = sample()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_quiet(max_busy=0.10, window=0.5, timeout=30.0):
+    """Waits until the machine is quiet (less than `max_busy` of its CPU busy over `window`), so that
+    a system's start is not measured against the teardown of the one before; gives up after `timeout`.
+    Returns the last busy share seen."""
+    t0 = time.monotonic()
+    while True:
+        busy = machine_busy(window)
+        if busy < max_busy or time.monotonic() - t0 > timeout:
+            return busy
+
+
 def wait_until(cond, timeout, what, interval=0.001):
     """Polls cond() until it is true; returns the time it took. Raises TimeoutError at the deadline."""
     t0 = time.monotonic()
