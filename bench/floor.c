@@ -1,0 +1,78 @@
+/* The floor of a start on this machine: N `sleep 3600` started by a bare C loop, with no supervisor,
+ * timed until every one has exec'd (its /proc/<pid>/comm is "sleep"), then killed and reaped.
+ *
+ *   gcc -O2 -o /tmp/floor bench/floor.c && /tmp/floor 1000 0   # posix_spawn (glibc: CLONE_VFORK)
+ *   /tmp/floor 1000 1                                          # clone(CLONE_VM), no wait for the exec
+ *   /tmp/floor 1000 2                                          # clone(CLONE_VM | CLONE_VFORK)
+ *
+ * Each child leads its own group, as the daemon's do. The stacks of mode 1 are never freed: the loop
+ * ends with the program. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+static char *child_argv[] = {"sleep", "3600", NULL};
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int child(void *unused) {
+    (void)unused;
+    syscall(SYS_setpgid, 0, 0);
+    syscall(SYS_execve, "/usr/bin/sleep", child_argv, environ);
+    syscall(SYS_exit, 127);
+    return 0;
+}
+
+static int execd(int pid) {
+    char path[64], comm[32];
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    int n = read(fd, comm, sizeof comm - 1);
+    close(fd);
+    return n >= 5 && memcmp(comm, "sleep", 5) == 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s N MODE (0 posix_spawn, 1 clone(CLONE_VM), 2 clone(CLONE_VM|CLONE_VFORK))\n", argv[0]);
+        return 2;
+    }
+    int n = atoi(argv[1]), mode = atoi(argv[2]);
+    int *pids = calloc(n, sizeof(int));
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+        if (mode == 0) {
+            posix_spawnattr_t attr;
+            posix_spawnattr_init(&attr);
+            posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+            if (posix_spawn(&pids[i], "/usr/bin/sleep", NULL, &attr, child_argv, environ) != 0) pids[i] = -1;
+        } else {
+            char *stack = malloc(65536);
+            int flags = CLONE_VM | SIGCHLD | (mode == 2 ? CLONE_VFORK : 0);
+            pids[i] = clone(child, stack + 65536, flags, NULL);
+        }
+    }
+    double spawned = now() - t0;
+    for (int i = 0; i < n; i++)
+        while (pids[i] > 0 && !execd(pids[i])) usleep(200);
+    double all = now() - t0;
+    printf("mode %d, N %d: spawn loop %.3f s, all exec'd %.3f s\n", mode, n, spawned, all);
+    for (int i = 0; i < n; i++) if (pids[i] > 0) kill(-pids[i], SIGKILL);
+    for (int i = 0; i < n; i++) if (pids[i] > 0) waitpid(pids[i], NULL, 0);
+    return 0;
+}
