@@ -401,11 +401,15 @@ impl Registry {
         let id = entry.id;
         entry.wanted = true;
         let req = entry.addr.send(Start);
+        self.start_sent();
         Box::pin(req.into_actor(self).map(move |res, act, ctx| {
             let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
-            if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&name)) {
+            if let (Ok(pid), Some(entry)) = (&res, act.entries.get_mut(&name)) {
                 entry.started_at = Some(Instant::now());
+                // Recorded with the answer, so that the write that answers the start holds its run.
+                act.track_run(&name, *pid, true, ctx);
             }
+            act.start_answered(ctx);
             if let Err(PmError::Spawn { cause, .. }) = &res {
                 let last = format!("cannot spawn: {cause}");
                 act.after_run(&name, id, false, &last, ctx);

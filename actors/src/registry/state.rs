@@ -58,11 +58,9 @@ impl Handler<StateWrites> for Registry {
 
 /// After a failed write, the next attempt waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// The longest a write waits after the previous one ended (see [`StateBook::pace_left`]).
+/// The longest a write waits after the previous one ended (see [`StateBook::pace_left`]), and the
+/// longest a change waits for the starts on their way (see [`Registry::write_state`]).
 const MAX_PACE: Duration = Duration::from_millis(50);
-/// The shortest time from one write's beginning to the next one's: a small file is written in a
-/// fraction of a millisecond, while the starts of a burst come to an end one exec at a time.
-const MIN_PACE: Duration = Duration::from_millis(5);
 
 /// The books of the state writer.
 #[derive(Default)]
@@ -72,7 +70,8 @@ pub(crate) struct StateBook {
     /// The generation the last completed write covers.
     written: u64,
     in_flight: bool,
-    scheduled: bool,
+    /// The write to come, while one is scheduled.
+    scheduled: Option<SpawnHandle>,
     /// Off until the file has been read (a write before would clobber it), and for good when the
     /// config says so.
     enabled: bool,
@@ -84,18 +83,24 @@ pub(crate) struct StateBook {
     waiters: Vec<(u64, oneshot::Sender<()>)>,
     /// When the last write began, and how long it took.
     last_write: Option<(Instant, Duration)>,
+    /// Changes came while the last write ran: a burst.
+    burst: bool,
+    /// Starts sent to their process and not answered yet.
+    starts_in_flight: usize,
+    /// Since when a due write has waited for starts on their way.
+    held_since: Option<Instant>,
 }
 
 impl StateBook {
-    /// How long a write must still wait: one begins at least three times the last one's length after
-    /// the last one began (at least `MIN_PACE`, and at most `MAX_PACE` after it ended), so that
-    /// rewriting the file takes at most a third of a core however the changes come, one burst or a
-    /// trickle (each write is the whole file, fsync'd); after a quiet spell a change is written at once.
+    /// How long a write must still wait after the last one. In a burst (changes came during the last
+    /// write) one begins three times the last one's length after the last one began (at most
+    /// `MAX_PACE` after it ended), so that rewriting the file takes at most a third of a core (each
+    /// write is the whole file, fsync'd); otherwise a change is written at once.
     fn pace_left(&self) -> Duration {
-        let Some((began, took)) = self.last_write else {
+        let Some((began, took)) = self.last_write.filter(|_| self.burst) else {
             return Duration::ZERO;
         };
-        let pace = (took * 3).clamp(MIN_PACE, took + MAX_PACE);
+        let pace = (took * 3).min(took + MAX_PACE);
         pace.saturating_sub(began.elapsed())
     }
 }
@@ -118,13 +123,13 @@ impl Registry {
 
     fn schedule_write(&mut self, after: Duration, ctx: &mut Context<Self>) {
         let book = &mut self.state;
-        if !book.enabled || book.in_flight || book.scheduled {
+        if !book.enabled || book.in_flight || book.scheduled.is_some() {
             return;
         }
-        book.scheduled = true;
         // At the earliest later in this turn's wake-up, so that the rest of the handler's changes are
         // in the snapshot.
-        ctx.run_later(after.max(book.pace_left()), |act, ctx| act.write_state(ctx));
+        let wait = after.max(book.pace_left());
+        book.scheduled = Some(ctx.run_later(wait, |act, ctx| act.write_state(ctx)));
     }
 
     /// The state as the file holds it.
@@ -145,11 +150,24 @@ impl Registry {
         SavedState::new(processes)
     }
 
+    /// Writes the state, unless starts are on their way: each changes the state again with its run
+    /// within an exec's time, so the write waits for them (at most `MAX_PACE`), and a start, or a burst
+    /// of them, is one write rather than two each.
     fn write_state(&mut self, ctx: &mut Context<Self>) {
-        self.state.scheduled = false;
+        self.state.scheduled = None;
         if self.state.in_flight || self.state.written == self.state.generation {
             return;
         }
+        if self.state.starts_in_flight > 0 {
+            let since = *self.state.held_since.get_or_insert_with(Instant::now);
+            let left = MAX_PACE.saturating_sub(since.elapsed());
+            if !left.is_zero() {
+                // `start_answered` brings it forward when the last start is answered.
+                self.state.scheduled = Some(ctx.run_later(left, |act, ctx| act.write_state(ctx)));
+                return;
+            }
+        }
+        self.state.held_since = None;
         let generation = self.state.generation;
         self.state.in_flight = true;
         let began = Instant::now();
@@ -198,7 +216,8 @@ impl Registry {
             for (_, tx) in done {
                 let _ = tx.send(());
             }
-            if act.state.generation != written {
+            act.state.burst = act.state.generation != written;
+            if act.state.burst {
                 // Changes came during the write: the next one keeps the pace.
                 act.schedule_write(Duration::ZERO, ctx);
             } else if act.state.last_error.is_some() {
@@ -206,6 +225,23 @@ impl Registry {
                 act.schedule_write(RETRY_AFTER, ctx);
             }
         }));
+    }
+
+    /// A start was sent to its process.
+    pub(crate) fn start_sent(&mut self) {
+        self.state.starts_in_flight += 1;
+    }
+
+    /// A start was answered: once none is on its way, a write held for them goes now.
+    pub(crate) fn start_answered(&mut self, ctx: &mut Context<Self>) {
+        let book = &mut self.state;
+        book.starts_in_flight = book.starts_in_flight.saturating_sub(1);
+        if book.starts_in_flight == 0 && book.held_since.is_some() {
+            if let Some(handle) = book.scheduled.take() {
+                ctx.cancel_future(handle);
+            }
+            self.schedule_write(Duration::ZERO, ctx);
+        }
     }
 
     /// Resolves once every change made so far is in the file (at once when nothing is pending).
