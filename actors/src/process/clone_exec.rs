@@ -143,7 +143,7 @@ const STACK_BYTES: usize = 32 * 1024;
 
 /// How many children may be between clone and exec at once; one more waits for the first to exec
 /// (a wait of an exec at most). Each kit holds four descriptors for the life of the daemon; 8, 16
-/// and 32 measured the same for a burst of 1,000 starts (`bench/burst 1000`, 0.64-0.77 s each).
+/// and 32 measured the same for 1,000 starts pipelined on one connection (0.60-0.77 s each).
 const KITS: usize = 8;
 
 /// The first byte a child writes on its report pipe: it has its own descriptor table now, so the
@@ -162,7 +162,7 @@ struct Kit {
     stack: Option<Stack>,
     /// 1 from clone until the child execs or exits: the kernel zeroes it then (`CLONE_CHILD_CLEARTID`),
     /// and only then are the stack and the child's arguments free.
-    busy: Box<AtomicI32>,
+    busy: Arc<AtomicI32>,
     /// The slots still hold some child's descriptors.
     dirty: bool,
     /// Counts the kit's uses, so that a late release by an old launch cannot touch a new child's slots.
@@ -190,7 +190,7 @@ impl Kit {
         Ok(Kit {
             slots,
             stack: None,
-            busy: Box::new(AtomicI32::new(0)),
+            busy: Arc::new(AtomicI32::new(0)),
             dirty: false,
             generation: 0,
         })
@@ -399,6 +399,8 @@ pub struct Launch {
     report: OwnedFd,
     kit: usize,
     generation: u64,
+    /// The kit's busy word (the kernel clears it at the exec or exit).
+    busy: Arc<AtomicI32>,
     released: bool,
     got: Vec<u8>,
     done: bool,
@@ -476,15 +478,16 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     if sp.unshare {
         flags |= libc::CLONE_FILES;
     }
-    let busy = sp.kits[k].busy.as_ptr();
-    sp.kits[k].busy.store(1, Ordering::Release);
+    let busy = Arc::clone(&sp.kits[k].busy);
+    busy.store(1, Ordering::Release);
     // Every signal is blocked on this thread so that the child starts with them blocked: no handler
     // of the daemon's may run on the child's stack. The child resets the handlers before it unblocks
     // them, and this thread gets its own mask back right after.
     let old = set_signal_mask(ALL_SIGNALS);
     // SAFETY: `child_main` runs on the kit's stack and reads `args`; both stay untouched until the
-    // kernel clears `busy` at the child's exec or exit, which `acquire` and `Launch` wait for. The child
-    // makes raw system calls only (see the module docs).
+    // kernel clears `busy` at the child's exec or exit: `acquire` checks it before it lends the kit
+    // again, and a `Launch` keeps `args` until its report has ended (after the clear) or it has killed
+    // and reaped the child. The child makes raw system calls only (see the module docs).
     let pid = unsafe {
         libc::clone(
             child_main,
@@ -493,13 +496,13 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
             &mut *args as *mut ChildArgs as *mut libc::c_void,
             std::ptr::null_mut::<libc::pid_t>(),
             std::ptr::null_mut::<libc::c_void>(),
-            busy,
+            busy.as_ptr(),
         )
     };
     let clone_error = io::Error::last_os_error();
     set_signal_mask(old);
     if pid < 0 {
-        sp.kits[k].busy.store(0, Ordering::Release);
+        busy.store(0, Ordering::Release);
         sp.reset(k);
         return Err(SpawnFailure::Daemon(clone_error));
     }
@@ -513,6 +516,7 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
         report,
         kit: k,
         generation,
+        busy,
         released: false,
         got: Vec::new(),
         done: false,
@@ -551,7 +555,7 @@ impl Launch {
                     e if e.kind() == io::ErrorKind::Interrupted => continue,
                     e if e.kind() == io::ErrorKind::WouldBlock => break,
                     e => {
-                        self.finish_kit();
+                        self.abandon();
                         return Some(Err(SpawnFailure::Daemon(e)));
                     }
                 },
@@ -561,7 +565,7 @@ impl Launch {
             self.got.remove(0);
             self.release();
         }
-        if !self.released && self.busy_word() == 0 {
+        if !self.released && self.busy.load(Ordering::Acquire) == 0 {
             self.release();
         }
         if self.got.len() >= FAILURE_BYTES {
@@ -595,13 +599,6 @@ impl Launch {
         }
     }
 
-    fn busy_word(&self) -> i32 {
-        spawner().map_or(0, |s| {
-            let sp = s.lock().unwrap_or_else(|p| p.into_inner());
-            sp.kits[self.kit].busy.load(Ordering::Acquire)
-        })
-    }
-
     /// The child has its own table (or is gone): the kit's slots go back to /dev/null.
     fn release(&mut self) {
         if !self.released {
@@ -620,17 +617,24 @@ impl Launch {
     }
 }
 
-impl Drop for Launch {
-    /// A launch given up before its answer (its actor stopped): the child is killed and reaped, and
-    /// its arguments are freed only once it no longer reads them.
-    fn drop(&mut self) {
+impl Launch {
+    /// Gives the child up before its answer: it is killed and reaped, so that it no longer reads its
+    /// arguments when they are freed.
+    fn abandon(&mut self) {
         if self.done {
             return;
         }
         // SAFETY: our own child, not yet reaped, so the pid is still its.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         reap(self.pid);
-        self.release();
+        self.finish_kit();
+    }
+}
+
+impl Drop for Launch {
+    /// A launch given up before its answer (its actor stopped).
+    fn drop(&mut self) {
+        self.abandon();
     }
 }
 

@@ -177,28 +177,24 @@ impl PendingSpawn {
     /// Waits on the report pipe in the reactor of the calling thread, which goes on meanwhile.
     pub async fn finish(mut self) -> Result<Spawned, PmError> {
         // SAFETY: the descriptor belongs to `self.launch`, which outlives `report` (dropped at the end
-        // of the match, before `self`).
-        let registered =
-            unsafe { AsyncFd::register_with_interest(self.launch.report_fd(), Interest::READABLE) };
-        let result = match registered {
-            Ok(report) => loop {
-                if let Some(r) = self.launch.progress() {
-                    break r;
-                }
-                // A child killed before it reported closes no pipe of ours: look again now and then.
-                match tokio::time::timeout(RECHECK, report.readable()).await {
+        // of this function, before `self`). Without a reactor to register in, it is polled instead:
+        // the exec is a matter of a millisecond.
+        let report =
+            unsafe { AsyncFd::register_with_interest(self.launch.report_fd(), Interest::READABLE) }
+                .ok();
+        let result = loop {
+            if let Some(r) = self.launch.progress() {
+                break r;
+            }
+            // A child killed before it reported closes no pipe of ours: look again now and then.
+            match &report {
+                Some(report) => match tokio::time::timeout(RECHECK, report.readable()).await {
                     Ok(Ok(mut ready)) => ready.clear_ready(),
                     Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
                     Err(_) => {}
-                }
-            },
-            // No reactor to wait in: the exec is a matter of a millisecond.
-            Err(_) => loop {
-                if let Some(r) = self.launch.progress() {
-                    break r;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            },
+                },
+                None => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
         };
         match result {
             Ok(pid) => Ok(Spawned {

@@ -2,7 +2,8 @@
 //!
 //! Writing. A change bumps a generation number and schedules a write; at most one write is in flight
 //! and it writes the state as it is when it starts, so a burst of changes costs a few writes, not one
-//! each, and a query (status, list, logs) writes nothing. The snapshot is taken on the registry's
+//! each, and a query (status, list, logs) writes nothing. A due write waits (at most `MAX_PACE`) while
+//! starts are on their way to their exec, so that a start (its definition, then its run) is one write. The snapshot is taken on the registry's
 //! thread (cloning the specs); serializing, fsync and rename run on `spawn_blocking`. Requests whose
 //! answer promises something durable (start, stop, kill, attach, shutdown) answer once a write that
 //! covers them has landed.
@@ -81,10 +82,8 @@ pub(crate) struct StateBook {
     /// Lent to each write (one at a time), so that only what changed is serialized again.
     encoder: Option<StateEncoder>,
     waiters: Vec<(u64, oneshot::Sender<()>)>,
-    /// When the last write began, and how long it took.
-    last_write: Option<(Instant, Duration)>,
-    /// Changes came while the last write ran: a burst.
-    burst: bool,
+    /// In a burst (changes came while the last write ran), the next write begins no sooner than this.
+    pace_until: Option<Instant>,
     /// Starts sent to their process and not answered yet.
     starts_in_flight: usize,
     /// Since when a due write has waited for starts on their way.
@@ -92,16 +91,11 @@ pub(crate) struct StateBook {
 }
 
 impl StateBook {
-    /// How long a write must still wait after the last one. In a burst (changes came during the last
-    /// write) one begins three times the last one's length after the last one began (at most
-    /// `MAX_PACE` after it ended), so that rewriting the file takes at most a third of a core (each
-    /// write is the whole file, fsync'd); otherwise a change is written at once.
+    /// How long a write must still wait after the last one (see `pace_until`).
     fn pace_left(&self) -> Duration {
-        let Some((began, took)) = self.last_write.filter(|_| self.burst) else {
-            return Duration::ZERO;
-        };
-        let pace = (took * 3).min(took + MAX_PACE);
-        pace.saturating_sub(began.elapsed())
+        self.pace_until.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        })
     }
 }
 
@@ -182,7 +176,7 @@ impl Registry {
         });
         ctx.spawn(write.into_actor(self).map(move |res, act, ctx| {
             act.state.in_flight = false;
-            act.state.last_write = Some((began, began.elapsed()));
+            let took = began.elapsed();
             let res = match res {
                 Ok((res, encoder)) => {
                     act.state.encoder = Some(encoder);
@@ -216,9 +210,12 @@ impl Registry {
             for (_, tx) in done {
                 let _ = tx.send(());
             }
-            act.state.burst = act.state.generation != written;
-            if act.state.burst {
-                // Changes came during the write: the next one keeps the pace.
+            // Changes came during the write (a burst): the next one waits twice as long as this one
+            // took (at most `MAX_PACE`), so that rewriting the file takes at most a third of a core
+            // (each write is the whole file, fsync'd); otherwise a change is written at once.
+            let burst = act.state.generation != written;
+            act.state.pace_until = burst.then(|| Instant::now() + (took * 2).min(MAX_PACE));
+            if burst {
                 act.schedule_write(Duration::ZERO, ctx);
             } else if act.state.last_error.is_some() {
                 act.state.generation += 1;
