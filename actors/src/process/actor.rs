@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 
 use super::child::{ChildProcess, Spawned};
 use super::events::Subscribers;
+use super::guard::GroupGuard;
 use super::logs::{Capture, LogRing, RotatingFile};
 use super::monitor::{Monitor, TreeNotice, TreeWatch};
 use super::options::{OutputTarget, ProcessOptions};
@@ -371,12 +372,27 @@ impl ProcessActor {
                 let _ = tx.send(Err(e));
             }
             Ok((pending, plan)) => {
+                // The guard learns the group now, before its leader can fork: were the daemon killed
+                // while the start is on its way, the leader's children would die with it too.
+                let pid = pending.pid();
+                if let Some(g) = self.guard() {
+                    g.register(pid);
+                }
                 ctx.wait(pending.finish().into_actor(self).map(move |res, act, ctx| {
-                    let _ = tx.send(act.took_off(res, plan, ctx));
+                    let answer = act.took_off(res, plan, ctx);
+                    if let (Err(_), Some(g)) = (&answer, act.guard()) {
+                        g.unregister(pid);
+                    }
+                    let _ = tx.send(answer);
                 }));
             }
         }
         rx
+    }
+
+    /// The group guard, when this process's children are to die with the daemon.
+    fn guard(&self) -> Option<&GroupGuard> {
+        self.opts.guard.as_ref().filter(|_| !self.spec.detach)
     }
 
     /// Clones the child for a start.
@@ -424,10 +440,7 @@ impl ProcessActor {
         let id = self.next_run_id;
         self.next_run_id += 1;
 
-        let guarded = !self.spec.detach && self.opts.guard.is_some();
-        if let (true, Some(g)) = (guarded, &self.opts.guard) {
-            g.register(pid);
-        }
+        let guarded = self.guard().is_some();
         if plan == StdioPlan::Capture {
             self.start_capture(stdout, stderr);
         }

@@ -526,6 +526,11 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
 }
 
 impl Launch {
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
     /// The report pipe's read end, to wait on (readable) between calls to [`Launch::progress`].
     pub fn report_fd(&self) -> RawFd {
         self.report.as_raw_fd()

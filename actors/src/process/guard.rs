@@ -9,12 +9,14 @@
 //! When the daemon dies, however it dies, the kernel closes the pipe; the guard reads EOF and sends
 //! SIGKILL to every group still registered, then exits. Detached children are never registered.
 //!
-//! Writes go through a channel to one writer thread, so registering never blocks an actor's thread.
+//! A line is written to the pipe at once, on the caller's thread, without blocking: a group is known to
+//! the guard before its start is answered, before its leader can have forked anything of its own. Only
+//! when the guard is behind and the pipe is full do lines wait in a backlog, which a writer thread
+//! empties in order.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use std::os::unix::process::CommandExt;
 
@@ -57,48 +59,66 @@ fn guard_command() -> Command {
     cmd
 }
 
-/// A handle on the guard process. Cheap to clone; registering is a non-blocking channel send.
+/// A handle on the guard process. Cheap to clone; registering never blocks.
 #[derive(Clone, Debug)]
 pub struct GroupGuard {
-    tx: mpsc::Sender<String>,
+    pipe: Arc<GuardPipe>,
     pid: u32,
+}
+
+/// The daemon's end of the guard's stdin (non-blocking), and the lines it had no room for yet.
+#[derive(Debug)]
+struct GuardPipe {
+    fd: OwnedFd,
+    backlog: Mutex<Backlog>,
+    /// Wakes the writer thread when the backlog gains lines.
+    backlog_added: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Lines waiting, in order; while any wait, new lines queue behind them.
+    lines: Vec<u8>,
+    /// The writer thread holds lines taken from `lines`: they come before any new line.
+    draining: bool,
+    /// The guard is gone (a write failed): lines are dropped.
+    gone: bool,
 }
 
 impl GroupGuard {
     /// Starts a new guard process and its writer thread.
     pub fn start() -> std::io::Result<GroupGuard> {
-        let mut child = guard_command()
+        GroupGuard::start_with(guard_command())
+    }
+
+    /// Starts `cmd` as the guard, reading the `+pgid`/`-pgid` lines on its stdin.
+    fn start_with(mut cmd: Command) -> std::io::Result<GroupGuard> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()?;
-        let pid = child.id();
-        let mut stdin = child
+        let fd: OwnedFd = child
             .stdin
             .take()
-            .ok_or_else(|| std::io::Error::other("guard has no stdin"))?;
-        let (tx, rx) = mpsc::channel::<String>();
+            .ok_or_else(|| std::io::Error::other("guard has no stdin"))?
+            .into();
+        // SAFETY: sets a status flag on our own descriptor; the guard's read end is another description.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let pipe = Arc::new(GuardPipe {
+            fd,
+            backlog: Mutex::default(),
+            backlog_added: Condvar::new(),
+        });
+        let pid = child.id();
+        let writer = Arc::clone(&pipe);
         std::thread::Builder::new()
             .name("pm-group-guard".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    // Everything queued goes in one write: a burst of starts is one wakeup of the guard.
-                    let mut lines = first;
-                    lines.extend(rx.try_iter());
-                    if let Err(e) = stdin.write_all(lines.as_bytes()) {
-                        tracing::error!(
-                            "group guard is gone ({e}): children may outlive the daemon"
-                        );
-                        break;
-                    }
-                }
-                // Every sender dropped: keep the pipe open for the life of the process, so the
-                // guard fires only when the daemon itself dies.
-                std::mem::forget(stdin);
-                // Reap the guard should it ever exit while we live.
-                let _ = child.wait();
-            })?;
-        Ok(GroupGuard { tx, pid })
+            .spawn(move || writer.drain_backlog(child))?;
+        Ok(GroupGuard { pipe, pid })
     }
 
     /// The guard shared by every process actor of this daemon, started on first use.
@@ -116,20 +136,122 @@ impl GroupGuard {
         self.pid
     }
 
-    /// The group `pgid` is to be killed if the daemon dies.
+    /// The group `pgid` is to be killed if the daemon dies. When this returns the line is in the
+    /// guard's pipe, or (the guard being far behind) queued after the lines already waiting.
     pub fn register(&self, pgid: i32) {
-        let _ = self.tx.send(format!("+{pgid}\n"));
+        self.pipe.send(format!("+{pgid}\n").as_bytes());
     }
 
     /// The group `pgid` is gone: forget it (its number may be reused).
     pub fn unregister(&self, pgid: i32) {
-        let _ = self.tx.send(format!("-{pgid}\n"));
+        self.pipe.send(format!("-{pgid}\n").as_bytes());
+    }
+}
+
+impl GuardPipe {
+    /// Writes `line` now if nothing waits before it and the pipe has room; queues what is left.
+    fn send(&self, line: &[u8]) {
+        // A poisoned lock only means a writer panicked; the backlog itself is always whole.
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        if backlog.gone {
+            return;
+        }
+        let mut rest = line;
+        if backlog.lines.is_empty() && !backlog.draining {
+            match self.write_some(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) => return backlog.lose_guard(&e),
+            }
+        }
+        if !rest.is_empty() {
+            backlog.lines.extend_from_slice(rest);
+            self.backlog_added.notify_one();
+        }
+    }
+
+    /// One non-blocking write: how much of `buf` the pipe took (0 when it is full).
+    fn write_some(&self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            // SAFETY: writes from a valid buffer to our own descriptor.
+            let n = unsafe { libc::write(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            match std::io::Error::last_os_error() {
+                e if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                e if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
+                e => return Err(e),
+            }
+        }
+    }
+
+    /// Writes all of `buf`, waiting for room in the pipe as needed.
+    fn write_all_waiting(&self, mut buf: &[u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.write_some(buf)?;
+            buf = &buf[n..];
+            if n == 0 {
+                let mut pfd = libc::pollfd {
+                    fd: self.fd.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd. An error or hangup shows in the next write.
+                unsafe { libc::poll(&mut pfd, 1, -1) };
+            }
+        }
+        Ok(())
+    }
+
+    /// The writer thread: empties the backlog in order until the guard is gone, then reaps it.
+    fn drain_backlog(&self, mut guard: Child) {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        while !backlog.gone {
+            if backlog.lines.is_empty() {
+                backlog = self
+                    .backlog_added
+                    .wait(backlog)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let lines = std::mem::take(&mut backlog.lines);
+            backlog.draining = true;
+            drop(backlog);
+            let written = self.write_all_waiting(&lines);
+            backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+            backlog.draining = false;
+            if let Err(e) = written {
+                backlog.lose_guard(&e);
+            }
+        }
+        drop(backlog);
+        let _ = guard.wait();
+    }
+}
+
+impl Backlog {
+    fn lose_guard(&mut self, e: &std::io::Error) {
+        tracing::error!("group guard is gone ({e}): children may outlive the daemon");
+        self.gone = true;
+        self.lines.clear();
+    }
+}
+
+#[cfg(test)]
+impl GroupGuard {
+    /// How many bytes wait in the guard's pipe.
+    fn in_pipe(&self) -> usize {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; a pipe answers it on either end.
+        unsafe { libc::ioctl(self.pipe.fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+        n as usize
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::time::{Duration, Instant};
 
     /// A `sleep` leading its own group, killed when the test ends.
@@ -225,5 +347,89 @@ mod tests {
             !bystander.exited(),
             "a group named only from outside was killed"
         );
+    }
+
+    /// A guard running a stand-in program, killed (and reaped by its writer thread) at the end.
+    struct StandIn(GroupGuard);
+    impl Drop for StandIn {
+        fn drop(&mut self) {
+            // SAFETY: signals the stand-in, a child of this process that has not been reaped.
+            unsafe { libc::kill(self.0.pid() as i32, libc::SIGKILL) };
+            // The next write fails once its read end is closed: the writer thread then reaps it.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self.0.pipe.backlog.lock().unwrap().gone && Instant::now() < deadline {
+                self.0.unregister(0);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// Registering does not hand the line to another thread to write some time later: when it
+    /// returns, the guard can read it, so a daemon killed right after a start still takes that group.
+    #[test]
+    fn a_group_is_in_the_pipe_when_register_returns() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60"); // never reads: whatever is written stays in the pipe
+        let guard = StandIn(GroupGuard::start_with(cmd).unwrap());
+        guard.0.register(4242);
+        assert_eq!(guard.0.in_pipe(), "+4242\n".len());
+        guard.0.unregister(4242);
+        assert_eq!(guard.0.in_pipe(), "+4242\n-4242\n".len());
+    }
+
+    /// When the guard is behind and its pipe is full, registering still returns at once, and every
+    /// line reaches the guard later, in order.
+    #[test]
+    fn lines_beyond_a_full_pipe_wait_in_order_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gate, out) = (dir.path().join("gate"), dir.path().join("out"));
+        let gate_c = std::ffi::CString::new(gate.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path string.
+        assert_eq!(unsafe { libc::mkfifo(gate_c.as_ptr(), 0o600) }, 0);
+        let mut cmd = Command::new("/bin/sh");
+        // Reads nothing until the test opens the gate, then copies every line to `out`.
+        cmd.args(["-c", r#"read -r go < "$1"; exec cat > "$2""#, "sh"])
+            .arg(&gate)
+            .arg(&out);
+        let guard = StandIn(GroupGuard::start_with(cmd).unwrap());
+        let mut expected = String::new();
+        for pgid in 100_000..110_000 {
+            expected.push_str(&format!("+{pgid}\n-{pgid}\n"));
+        }
+        assert!(expected.len() > 2 * 65_536, "more than a pipe holds");
+        let sender = guard.0.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for pgid in 100_000..110_000 {
+                sender.register(pgid);
+                sender.unregister(pgid);
+            }
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("registering blocked on a full pipe");
+        assert!(guard.0.in_pipe() > 0 && guard.0.in_pipe() < expected.len());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&gate)
+            .unwrap()
+            .write_all(b"go\n")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = std::fs::read_to_string(&out).unwrap_or_default();
+            if got.len() >= expected.len() {
+                assert!(got == expected, "the lines arrived out of order or changed");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} bytes arrived",
+                got.len(),
+                expected.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

@@ -156,8 +156,8 @@ pub fn launch(
         },
         run_as,
         // Closes the one gap of the guard process: between the clone and the daemon's `+pgid` line
-        // the child's group is not registered. The signal is tied to the spawning thread: spawns run
-        // on actor threads, which live as long as the daemon.
+        // (written as soon as the clone returns) the child's group is not registered. The signal is
+        // tied to the spawning thread: spawns run on actor threads, which live as long as the daemon.
         die_with_parent: !spec.detach,
     };
     match clone_exec::launch(exec) {
@@ -173,6 +173,11 @@ pub fn launch(
 }
 
 impl PendingSpawn {
+    /// The child's pid, which is also its process group's id unless it is detached.
+    pub fn pid(&self) -> i32 {
+        self.launch.pid()
+    }
+
     /// Resolves once the child has exec'd its program, or failed before (then it has been reaped).
     /// Waits on the report pipe in the reactor of the calling thread, which goes on meanwhile.
     pub async fn finish(mut self) -> Result<Spawned, PmError> {
