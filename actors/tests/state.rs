@@ -47,14 +47,20 @@ impl Drop for Reaper {
     }
 }
 
-/// SIGKILL to `pid`'s group and to `pid`, then reap it if it is our child.
+/// SIGKILL to `pid`'s group and to `pid`; waits until it has died (a SIGKILL is not instant on a
+/// loaded machine, and a next life must not find it still running), then reaps it if it is our child.
 fn kill_and_reap(pid: i32) {
     // SAFETY: plain syscalls; harmless on a pid that is gone.
     unsafe {
         libc::kill(-pid, libc::SIGKILL);
         libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
     }
+    let end = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: as above.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
 }
 
 fn alive(pid: i32) -> bool {
