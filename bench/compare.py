@@ -58,6 +58,8 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the existing target/release binary")
     ap.add_argument("--ours-shell", action="store_true",
                     help="start ours with command:'sleep 3600' (through sh -c) instead of program:/args:")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="whole runs, one after the other; the table shows each figure's median")
     ap.add_argument("--out", default=os.path.join(BENCH, "results", "latest.md"))
     args = ap.parse_args()
 
@@ -91,25 +93,33 @@ def main():
             say(f"SKIPPING {name}: {e}")
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    results = {}
-    for n in ns:
-        for sysobj in ready:
-            say(f"== {sysobj.name}, N={n} (load {os.getloadavg()[0]:.2f})")
-            res = measure.measure(sysobj, n, cfg, lambda m, s=sysobj.name: say(f"   {s}: {m}"))
-            results.setdefault(sysobj.name, {})[n] = res
+    runs = []
+    for k in range(max(1, args.runs)):
+        per_run = {}
+        for n in ns:
+            for sysobj in ready:
+                say(f"== run {k + 1}, {sysobj.name}, N={n} (load {os.getloadavg()[0]:.2f})")
+                res = measure.measure(sysobj, n, cfg, lambda m, s=sysobj.name: say(f"   {s}: {m}"))
+                per_run.setdefault(sysobj.name, {})[n] = res
+        runs.append(per_run)
+    results = report.median_of_runs(runs)
 
     shown = [s.name for s in ready]
     notes = {"status_count": cfg.status_count, "status_deadline_s": cfg.status_deadline_s}
     body = report.table(results, shown, versions, notes)
     loads = "; ".join(f"{s} N={n:,}: {r['load_before']}→{r['load_after']}"
-                      for s, per in results.items() for n, r in sorted(per.items()))
+                      for s, per in runs[0].items() for n, r in sorted(per.items()))
     quiet = "; ".join(f"{s} N={n:,}: {100 * r['busy_before_start']:.0f}%"
-                      for s, per in results.items() for n, r in sorted(per.items())
+                      for s, per in runs[0].items() for n, r in sorted(per.items())
                       if "busy_before_start" in r)
     header = (f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; command `bench/run "
               f"{' '.join(sys.argv[1:])}`.\n1-minute load average before→after each system: {loads}.\n"
               f"Machine CPU busy in the half second before each start (each start waits, up to 30 s, "
               f"for under 10%): {quiet}.\n")
+    if len(runs) > 1:
+        header += (f"\nEach figure is the median of {len(runs)} whole runs, one after the other (of two, "
+                   f"their mean); load and quiet above are the first run's.\n"
+                   + report.start_per_run(runs, shown))
     for name, why in skipped.items():
         header += f"\nSkipped {name}: {why}\n"
     text = header + "\n" + body
@@ -120,7 +130,9 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump({"started": started.isoformat(), "machine": machine(), "argv": sys.argv[1:],
                    "versions": versions, "skipped": skipped,
-                   "results": {s: {str(n): r for n, r in per.items()} for s, per in results.items()}},
+                   "results": {s: {str(n): r for n, r in per.items()} for s, per in results.items()},
+                   "runs": [{s: {str(n): r for n, r in per.items()} for s, per in run.items()}
+                            for run in runs]},
                   f, indent=1)
     say(f"wrote {args.out}")
     failed = any(r.get("error") for per in results.values() for r in per.values())

@@ -1,5 +1,7 @@
 """The results table: one row per N and figure, a column per system, and our ratio to each peer."""
 
+import statistics
+
 # (key, label, unit, scale, higher_is_better)
 FIGURES = [
     ("start_s", "start: request to all running", "s", 1, False),
@@ -71,3 +73,49 @@ def table(results, systems, versions, notes):
                 out += (f"\n- {s} at N={n:,}: only {r['status_count']} sequential status queries fit "
                         f"in the {notes['status_deadline_s']:.0f} s bound")
     return out.rstrip() + "\n"
+
+
+def median_of_runs(runs):
+    """{system: {n: {figure: value}}} of several runs -> one, each number the median across runs
+    (of two, their mean) of the runs that have it; an error in any run is kept."""
+    if len(runs) == 1:
+        return runs[0]
+    out = {}
+    for run in runs:
+        for s, per in run.items():
+            for n in per:
+                out.setdefault(s, {}).setdefault(n, {})
+    for s, per in out.items():
+        for n, merged in per.items():
+            all_res = [run[s][n] for run in runs if n in run.get(s, {})]
+            for res in all_res:
+                for key, value in res.items():
+                    if key in merged:
+                        continue
+                    values = [r[key] for r in all_res if key in r]
+                    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                    if key == "error":
+                        merged[key] = "; ".join(str(v) for v in values)
+                    elif nums and len(nums) == len(values):
+                        merged[key] = statistics.median(nums)
+                    else:
+                        merged[key] = values[0]
+    return out
+
+
+def start_per_run(runs, systems):
+    """One line per N: each run's start time per system and, for ours, its ratio to each peer in that
+    same run."""
+    lines = []
+    ns = sorted({n for run in runs for s in systems for n in run.get(s, {})})
+    for n in ns:
+        parts = []
+        for s in systems:
+            vals = [run.get(s, {}).get(n, {}).get("start_s") for run in runs]
+            parts.append(f"{s} " + " / ".join(fmt(v, "s") for v in vals))
+        for p in (s for s in systems if s != "ours"):
+            rs = [ratio(run.get("ours", {}).get(n, {}).get("start_s"),
+                        run.get(p, {}).get(n, {}).get("start_s"), False) for run in runs]
+            parts.append(f"ours vs {p} in each run " + " / ".join(rs))
+        lines.append(f"Start at N={n:,}, run by run: " + "; ".join(parts) + ".\n")
+    return "".join(lines)
