@@ -97,7 +97,9 @@ def median_of_runs(runs):
                     if key == "error":
                         merged[key] = "; ".join(str(v) for v in values)
                     elif nums and len(nums) == len(values):
-                        merged[key] = statistics.median(nums)
+                        m = statistics.median(nums)
+                        # A count stays a whole number.
+                        merged[key] = round(m) if all(isinstance(v, int) for v in nums) else m
                     else:
                         merged[key] = values[0]
     return out
