@@ -51,10 +51,18 @@ impl Harness {
     }
 
     fn with(prepare: impl FnOnce(&Path)) -> Harness {
+        Harness::configured(prepare, |_| {})
+    }
+
+    fn configured(
+        prepare: impl FnOnce(&Path),
+        configure: impl FnOnce(&mut RegistryConfig),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         prepare(&dir.path().join("templates"));
         let mut config = RegistryConfig::in_dir(dir.path());
         config.status_interval = Duration::from_millis(200);
+        configure(&mut config);
         Harness {
             registry: Registry::new(config).start(),
             reaper: Reaper::default(),
@@ -371,6 +379,82 @@ async fn cron_fires_every_second_and_shows_next_run() {
         .unwrap();
     assert_eq!(info.status, Status::Stopped);
     assert!(info.next_run.is_none(), "{info:#?}");
+    h.shutdown().await;
+}
+
+fn next_run(info: &ProcessInfo) -> chrono::DateTime<chrono::FixedOffset> {
+    let at = info.next_run.as_deref().expect("a next run");
+    chrono::DateTime::parse_from_rfc3339(at).expect("an RFC 3339 time")
+}
+
+/// Cron follows the wall clock, not the time its timer slept: a clock moved forward past several
+/// fires fires once and plans from the new time; a clock set back does not move the next fire
+/// earlier, and the fire waits until the wall clock reaches it. The clock is the registry's own
+/// shifted one, so the machine's clock is never touched.
+#[actix_rt::test]
+async fn cron_follows_the_wall_clock_when_it_jumps() {
+    let clock = CronClock::shifted();
+    let h = Harness::configured(
+        |_| {},
+        |config| {
+            config.cron_clock = clock.clone();
+            config.cron_recheck = Duration::from_millis(50);
+        },
+    );
+    let out = h.dir.path().join("fires");
+    let mut spec = ProcessSpec::shell("yearly", format!("echo fired >> {}", out.display()));
+    spec.cron = Some("0 0 1 1 *".into());
+    let info = h.start(spec).await.unwrap();
+    let first = next_run(&info);
+    let fires = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    // Forward past two New Years: one fire, and the next is planned from the new time.
+    let forward = first + chrono::Duration::days(400) - chrono::Local::now().fixed_offset();
+    clock.shift(forward);
+    let info = h
+        .until("yearly", 10, |i| {
+            fires() >= 1 && i.status == Status::Scheduled && i.next_run.is_some()
+        })
+        .await;
+    let second = next_run(&info);
+    let jumped_to = clock.now().fixed_offset();
+    assert!(second > jumped_to, "{second} is not after {jumped_to}");
+    assert!(
+        second - jumped_to <= chrono::Duration::days(366),
+        "{second}"
+    );
+    assert_eq!(fires(), 1, "one fire for the missed ones");
+
+    // Set back two years: the next fire stays where it was (over several wake-ups) and nothing fires.
+    clock.shift(forward - chrono::Duration::days(730));
+    let watched_until = Instant::now() + Duration::from_millis(400);
+    while Instant::now() < watched_until {
+        let info = h.status("yearly").await.unwrap();
+        assert_eq!(
+            next_run(&info),
+            second,
+            "a clock set back moved the next fire"
+        );
+        assert_eq!(fires(), 1, "fired while the clock was set back");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Now 1.5 s before that fire: it comes when the wall clock gets there, not before.
+    let shifted_at = Instant::now();
+    clock
+        .shift(second - chrono::Duration::milliseconds(1500) - chrono::Local::now().fixed_offset());
+    h.until("yearly", 10, |_| fires() >= 2).await;
+    let waited = shifted_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "fired {waited:?} after the shift"
+    );
+    assert_eq!(fires(), 2);
     h.shutdown().await;
 }
 

@@ -64,6 +64,7 @@ use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Su
 pub use applied::{Applied, Durable};
 pub use backoff::{Backoff, Decision};
 pub use messages::*;
+pub use schedule::CronClock;
 pub use state::{detached_children, StateWrites, ENV_NAME, ENV_STATE};
 
 /// How a [`Registry`] runs: its folders and the defaults for processes that set none.
@@ -90,6 +91,10 @@ pub struct RegistryConfig {
     pub load_templates: bool,
     /// Keep the state file (`paths.state_file`): read it when the registry starts, write every change.
     pub persist_state: bool,
+    /// The wall clock cron schedules follow (the system's; tests move a shifted one).
+    pub cron_clock: CronClock,
+    /// The longest a cron timer sleeps before it looks at the wall clock again (30 s).
+    pub cron_recheck: Duration,
 }
 
 impl RegistryConfig {
@@ -113,6 +118,8 @@ impl RegistryConfig {
             log_defaults: LogSettings::default(),
             load_templates: true,
             persist_state: true,
+            cron_clock: CronClock::default(),
+            cron_recheck: Duration::from_secs(30),
         }
     }
 

@@ -1,11 +1,13 @@
 //! Cron fires: each fire starts the process, or is skipped and counted while the last run goes on.
 //!
 //! Timers run on the monotonic clock, which a suspend or a clock change does not move like the wall
-//! clock. So a timer never sleeps more than [`MAX_SLEEP`]: on waking it compares the wall clock with
-//! the fire time and either sleeps again or fires once, then computes the next fire from now. A late
-//! wake-up fires once (never once per missed fire), and a clock set back waits for the wall time.
+//! clock. So a timer never sleeps more than the config's `cron_recheck` (30 s): on waking it compares
+//! the wall clock with the fire time and either sleeps again or fires once, then computes the next
+//! fire from now. A late wake-up fires once (never once per missed fire), and a clock set back waits
+//! for the wall time.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use chrono::{DateTime, Local};
@@ -13,13 +15,42 @@ use pm_protocol::PmError;
 
 use super::{Registry, Timer};
 
-/// The longest a cron timer sleeps before checking the wall clock again.
-const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// The wall clock that cron schedules follow: the system's, or (for tests of clock changes) the
+/// system's moved by an offset that can be changed while the registry runs.
+#[derive(Debug, Clone, Default)]
+pub struct CronClock {
+    shift_ms: Option<Arc<AtomicI64>>,
+}
+
+impl CronClock {
+    /// A clock that starts equal to the system's and moves by [`CronClock::shift`].
+    pub fn shifted() -> CronClock {
+        CronClock {
+            shift_ms: Some(Arc::new(AtomicI64::new(0))),
+        }
+    }
+
+    /// Sets this clock to the system's plus `by` (negative: set back). No effect on the system clock.
+    pub fn shift(&self, by: chrono::Duration) {
+        if let Some(s) = &self.shift_ms {
+            s.store(by.num_milliseconds(), Ordering::Relaxed);
+        }
+    }
+
+    /// The time now on this clock.
+    pub fn now(&self) -> DateTime<Local> {
+        let now = Local::now();
+        match &self.shift_ms {
+            Some(s) => now + chrono::Duration::milliseconds(s.load(Ordering::Relaxed)),
+            None => now,
+        }
+    }
+}
 
 impl Registry {
     /// Arms the next fire of `name`'s schedule, from the wall clock now.
     pub(crate) fn arm_cron(&mut self, name: &str, ctx: &mut Context<Self>) {
-        let now = Local::now();
+        let now = self.config.cron_clock.now();
         let next = self
             .entries
             .get(name)
@@ -38,10 +69,10 @@ impl Registry {
         if let Some(old) = entry.cron_timer.take() {
             ctx.cancel_future(old.handle);
         }
-        let wait = (at - Local::now())
+        let wait = (at - self.config.cron_clock.now())
             .to_std()
             .unwrap_or_default()
-            .min(MAX_SLEEP);
+            .min(self.config.cron_recheck);
         let (id, owned) = (entry.id, name.to_string());
         let handle = ctx.run_later(wait, move |act, ctx| act.cron_wake(owned, id, at, ctx));
         entry.cron_timer = Some(Timer { handle, at });
@@ -55,7 +86,7 @@ impl Registry {
             return;
         }
         entry.cron_timer = None;
-        if Local::now() < at {
+        if self.config.cron_clock.now() < at {
             return self.arm_cron_at(&name, at, ctx);
         }
         self.arm_cron(&name, ctx);
