@@ -392,3 +392,67 @@ fn pipelined_scripts_answer_in_order_each_once_on_disk() {
     assert!(list.starts_with("**RESULT** \n"), "{list}");
     assert!(list.contains("p59"), "{list}");
 }
+
+/// The pids of `pid`'s children (every thread's) whose command is `comm`.
+fn children_named(pid: i32, comm: &str) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|s| s.trim() == comm)
+        })
+        .collect()
+}
+
+/// A managed program's daemonized child is handed to the daemon (a subreaper) when its parent
+/// exits; once it exits too the daemon reaps it instead of keeping its zombie. Meanwhile the managed
+/// processes, which exit at once, are reaped by their own actors with their exit codes intact.
+#[test]
+fn orphans_handed_to_the_daemon_are_reaped_and_managed_exits_keep_their_codes() {
+    let d = Daemon::start();
+    let names: Vec<String> = (0..20).map(|i| format!("o{i}")).collect();
+    for name in &names {
+        let out = d.pmclient(&[
+            "start",
+            "--name",
+            name,
+            "--command",
+            "(setsid sleep 2 &) ; exit 7",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let mut orphans = std::collections::BTreeSet::new();
+    wait_for(
+        "the 20 orphans to become the daemon's children",
+        Duration::from_secs(10),
+        || {
+            orphans.extend(children_named(d.pid(), "sleep"));
+            orphans.len() == 20
+        },
+    );
+    for name in &names {
+        let s = d.status_json(name);
+        assert_eq!(
+            (s["status"].as_str(), s["exit_code"].as_i64()),
+            (Some("failed"), Some(7)),
+            "{name}: {s}"
+        );
+    }
+    wait_for(
+        "every orphan to be reaped, not left a zombie",
+        Duration::from_secs(15),
+        || {
+            orphans
+                .iter()
+                .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        },
+    );
+}

@@ -135,6 +135,11 @@ async fn serve(
     .map_err(|e| e.to_string())?;
     log_start(&paths.socket, &origin);
     raise_open_file_limit();
+    // Every child of the daemon comes from pm-actors, so any other child is an orphan handed to this
+    // subreaper (a managed program's daemonized child): reap it rather than keep its zombie.
+    if let Err(e) = pm_actors::process::reap_orphans() {
+        tracing::warn!("{e}: orphaned children will stay zombies until the daemon exits");
+    }
     if bound.replaced_stale {
         tracing::info!("replaced a stale socket left by a daemon that is gone");
     }

@@ -58,8 +58,15 @@ impl ChildProcess {
         // SAFETY: waits for our own child only, with a valid status pointer.
         match unsafe { libc::waitpid(self.pid, &mut raw, flags) } {
             0 => Ok(None),
-            r if r < 0 => Err(io::Error::last_os_error()),
+            r if r < 0 => {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ECHILD) {
+                    super::orphans::forget(self.pid);
+                }
+                Err(e)
+            }
             _ => {
+                super::orphans::forget(self.pid);
                 let status = ExitStatus::from_raw(raw);
                 self.status = Some(status);
                 Ok(Some(status))

@@ -484,6 +484,8 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     // of the daemon's may run on the child's stack. The child resets the handlers before it unblocks
     // them, and this thread gets its own mask back right after.
     let old = set_signal_mask(ALL_SIGNALS);
+    // The orphan reaper must see the child listed as ours from the moment it exists.
+    let mut own = super::orphans::own_children();
     // SAFETY: `child_main` runs on the kit's stack and reads `args`; both stay untouched until the
     // kernel clears `busy` at the child's exec or exit: `acquire` checks it before it lends the kit
     // again, and a `Launch` keeps `args` until its report has ended (after the clear) or it has killed
@@ -500,6 +502,10 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
         )
     };
     let clone_error = io::Error::last_os_error();
+    if pid > 0 {
+        own.add(pid);
+    }
+    drop(own);
     set_signal_mask(old);
     if pid < 0 {
         busy.store(0, Ordering::Release);
@@ -657,6 +663,7 @@ fn reap(pid: i32) {
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
         && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
     {}
+    super::orphans::forget(pid);
 }
 
 /// A raw system call's result as the child uses it: `Err(errno)` on failure.

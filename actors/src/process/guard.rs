@@ -93,12 +93,15 @@ impl GroupGuard {
 
     /// Starts `cmd` as the guard, reading the `+pgid`/`-pgid` lines on its stdin.
     fn start_with(mut cmd: Command) -> std::io::Result<GroupGuard> {
+        let mut own = super::orphans::own_children();
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()?;
+        own.add(child.id() as i32);
+        drop(own);
         let fd: OwnedFd = child
             .stdin
             .take()
@@ -226,6 +229,7 @@ impl GuardPipe {
         }
         drop(backlog);
         let _ = guard.wait();
+        super::orphans::forget(guard.id() as i32);
     }
 }
 

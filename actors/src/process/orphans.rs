@@ -1,0 +1,132 @@
+//! Reaping orphans: processes the kernel hands to this subreaper when their parent dies (a managed
+//! program's daemonized or `setsid` children), which nobody here would otherwise wait for.
+//!
+//! Every child this crate starts itself is listed from its clone until its owner has reaped it; the
+//! list is taken around the clone, so a scan never sees one of ours unlisted. On SIGCHLD (a burst of
+//! exits is one scan) the reaper lists this process's children (`/proc/self/task/*/children`, or a
+//! /proc scan where the kernel lacks that file) and reaps those not listed. Only a program whose
+//! children all come from this crate may turn it on ([`reap_orphans`]): the daemon does. A program
+//! that starts children of its own elsewhere must not, or the reaper would take their exit statuses.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+/// Children this crate started and reaps itself.
+static OWN: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+/// How long the reaper lets further SIGCHLDs gather before it scans again.
+const GATHER: Duration = Duration::from_millis(20);
+
+/// The list of our own children, held across a spawn so that its pid is listed before any scan.
+pub(crate) struct OwnChildren(MutexGuard<'static, Option<HashSet<i32>>>);
+
+/// Takes the list of our own children (a poisoned lock only means a panic elsewhere: the set is whole).
+pub(crate) fn own_children() -> OwnChildren {
+    OwnChildren(OWN.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+impl OwnChildren {
+    /// `pid` is a child of ours, reaped by its owner.
+    pub(crate) fn add(&mut self, pid: i32) {
+        self.0.get_or_insert_with(HashSet::new).insert(pid);
+    }
+}
+
+/// `pid` has been reaped by its owner.
+pub(crate) fn forget(pid: i32) {
+    if let Some(set) = own_children().0.as_mut() {
+        set.remove(&pid);
+    }
+}
+
+/// Turns on the orphan reaper for this process (once; later calls answer the first one's result).
+/// For programs whose only children are the ones this crate starts; see the module docs.
+pub fn reap_orphans() -> Result<(), String> {
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    STARTED.get_or_init(start_reaper).clone()
+}
+
+fn start_reaper() -> Result<(), String> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("pm-orphans".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let rt = match runtime {
+                Ok(rt) => rt,
+                Err(e) => return drop(ready_tx.send(Err(e))),
+            };
+            rt.block_on(async move {
+                let mut sigchld =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
+                        Ok(s) => s,
+                        Err(e) => return drop(ready_tx.send(Err(e))),
+                    };
+                let _ = ready_tx.send(Ok(()));
+                loop {
+                    reap_unlisted();
+                    if sigchld.recv().await.is_none() {
+                        return;
+                    }
+                    tokio::time::sleep(GATHER).await;
+                }
+            })
+        })
+        .map_err(|e| format!("cannot start the orphan reaper: {e}"))?;
+    // The handler is in place before this returns: no exit after it goes unnoticed.
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("cannot start the orphan reaper: {e}")),
+        Err(_) => Err("the orphan reaper ended before it started".into()),
+    }
+}
+
+/// Reaps every exited child of this process that is not one of our own; answers how many.
+pub(crate) fn reap_unlisted() -> usize {
+    let children = children_of_self();
+    // Taken after the listing: a child of ours already cloned is listed once the lock is ours.
+    let own = own_children();
+    let mut reaped = 0;
+    for pid in children {
+        if own.0.as_ref().is_some_and(|set| set.contains(&pid)) {
+            continue;
+        }
+        let mut status = 0;
+        // SAFETY: a child of this process; WNOHANG never blocks.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } > 0 {
+            reaped += 1;
+        }
+    }
+    reaped
+}
+
+/// The pids of this process's children, from every thread's `children` file, or from a scan of
+/// /proc where the kernel has no such file (CONFIG_PROC_CHILDREN).
+fn children_of_self() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let me = std::process::id() as i32;
+                return super::procfs::scan_all()
+                    .filter(|(_, stat)| stat.ppid == me)
+                    .map(|(pid, _)| pid)
+                    .collect();
+            }
+            // A thread that ended meanwhile.
+            Err(_) => {}
+        }
+    }
+    pids
+}
