@@ -367,6 +367,28 @@ impl ProcessActor {
     /// serving every other actor: a burst of starts overlaps the children's execs.
     fn start(&mut self, ctx: &mut Context<Self>) -> oneshot::Receiver<Result<i32, PmError>> {
         let (tx, rx) = oneshot::channel();
+        self.start_with_kit(tx, ctx);
+        rx
+    }
+
+    /// Starts once a spawn kit is free: in a burst every kit can be lent to a child still on its way
+    /// to its exec, and the actor waits in its reactor (no other message meanwhile), never on its thread.
+    fn start_with_kit(
+        &mut self,
+        tx: oneshot::Sender<Result<i32, PmError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        if spawn::kit_free() {
+            return self.start_now(tx, ctx);
+        }
+        ctx.wait(
+            spawn::kit_freed()
+                .into_actor(self)
+                .map(move |(), act, ctx| act.start_with_kit(tx, ctx)),
+        );
+    }
+
+    fn start_now(&mut self, tx: oneshot::Sender<Result<i32, PmError>>, ctx: &mut Context<Self>) {
         match self.launch() {
             Err(e) => {
                 let _ = tx.send(Err(e));
@@ -387,7 +409,6 @@ impl ProcessActor {
                 }));
             }
         }
-        rx
     }
 
     /// The group guard, when this process's children are to die with the daemon.

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::raw;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// Where one of the child's standard descriptors comes from.
 #[derive(Debug)]
@@ -409,7 +410,37 @@ pub struct Launch {
     _plan: ExecPlan,
 }
 
+/// Wakes the starts that wait for a kit (see [`kit_freed`]).
+static KIT_FREED: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+
+/// Whether a launch could take a kit now, without waiting for a child's exec. True when the spawner
+/// cannot be made: the launch then answers that error.
+pub fn kit_free() -> bool {
+    match spawner() {
+        Ok(s) => {
+            let sp = s.lock().unwrap_or_else(|p| p.into_inner());
+            sp.kits.iter().any(|k| k.busy.load(Ordering::Acquire) == 0)
+        }
+        Err(_) => true,
+    }
+}
+
+/// Resolves when a kit may have come free: a launch saw its child exec or exit, or 1 ms passed (a
+/// child can free its kit unseen, when nobody is looking at its launch). Check [`kit_free`] after.
+pub async fn kit_freed() {
+    let notified = KIT_FREED.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if kit_free() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(1), notified).await;
+}
+
 /// Clones the child for `plan` and answers at once, while the child goes on to its exec on its own.
+/// With every kit busy it waits (at most one exec) for one: callers on an actor's thread first wait
+/// for [`kit_free`] without blocking, through [`kit_freed`].
 pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     let spawner = spawner().map_err(SpawnFailure::Daemon)?;
     // A poisoned lock only means a spawn panicked in the daemon; kits are reset before each use.
@@ -625,6 +656,7 @@ impl Launch {
     fn finish_kit(&mut self) {
         self.release();
         self.done = true;
+        KIT_FREED.notify_waiters();
     }
 }
 

@@ -19,6 +19,8 @@ use super::child::{ChildProcess, Spawned};
 use super::clone_exec::{self, ChildFd, ExecPlan, Launch, Leader, SpawnFailure, Step};
 use super::options::OutputTarget;
 
+pub use super::clone_exec::{kit_free, kit_freed};
+
 /// Where the child's stdout and stderr go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StdioPlan {
