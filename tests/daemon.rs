@@ -393,19 +393,11 @@ fn pipelined_scripts_answer_in_order_each_once_on_disk() {
     assert!(list.contains("p59"), "{list}");
 }
 
-/// The pids of `pid`'s children (every thread's) whose command is `comm`.
+/// The pids of `pid`'s children whose command is `comm`.
 fn children_named(pid: i32, comm: &str) -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-                .collect::<Vec<_>>()
-        })
+    pm_actors::process::procfs::children_of(pid)
+        .unwrap_or_default()
+        .into_iter()
         .filter(|c| {
             std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|s| s.trim() == comm)
         })
@@ -439,7 +431,12 @@ fn orphans_handed_to_the_daemon_are_reaped_and_managed_exits_keep_their_codes() 
         },
     );
     for name in &names {
-        let s = d.status_json(name);
+        // The shell exits right after its orphan is handed over: wait for its exit to be recorded.
+        let mut s = serde_json::Value::Null;
+        wait_for(&format!("{name}'s exit"), Duration::from_secs(10), || {
+            s = d.status_json(name);
+            s["status"] != "running"
+        });
         assert_eq!(
             (s["status"].as_str(), s["exit_code"].as_i64()),
             (Some("failed"), Some(7)),

@@ -401,6 +401,7 @@ impl ProcessActor {
                     g.register(pid);
                 }
                 ctx.wait(pending.finish().into_actor(self).map(move |res, act, ctx| {
+                    let res = res.map_err(|e| spawn::spawn_error(&act.spec, &e));
                     let answer = act.took_off(res, plan, ctx);
                     if let (Err(_), Some(g)) = (&answer, act.guard()) {
                         g.unregister(pid);

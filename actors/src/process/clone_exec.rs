@@ -31,6 +31,37 @@ use super::raw;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+/// A child's environment: the daemon's, shared by every child (none when cleared), without the names
+/// that `extra` sets, then `extra`. Nothing of the daemon's is copied per child.
+#[derive(Debug, Clone)]
+pub struct ChildEnv {
+    /// `KEY=value` strings of the daemon's environment.
+    pub base: Option<Arc<Vec<CString>>>,
+    /// `KEY=value` strings of the child's own variables.
+    pub extra: Vec<CString>,
+}
+
+/// The `KEY` of a `KEY=value` string.
+fn env_key(entry: &CString) -> &[u8] {
+    let bytes = entry.as_bytes();
+    &bytes[..bytes.iter().position(|&b| b == b'=').unwrap_or(bytes.len())]
+}
+
+impl ChildEnv {
+    /// The `envp` array for execve: pointers into `self`, null-terminated.
+    fn pointers(&self) -> Vec<*const libc::c_char> {
+        let overridden = |entry: &&CString| self.extra.iter().any(|x| env_key(x) == env_key(entry));
+        self.base
+            .iter()
+            .flat_map(|base| base.iter())
+            .filter(|entry| !overridden(entry))
+            .chain(&self.extra)
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    }
+}
+
 /// Where one of the child's standard descriptors comes from.
 #[derive(Debug)]
 pub enum ChildFd {
@@ -58,8 +89,8 @@ pub struct ExecPlan {
     pub candidates: Vec<CString>,
     /// argv, argv[0] first.
     pub argv: Vec<CString>,
-    /// The whole environment, `KEY=value` (shared: most children get the daemon's own, as it is).
-    pub envp: Arc<Vec<CString>>,
+    /// The environment.
+    pub envp: ChildEnv,
     /// The working directory, when not the daemon's.
     pub cwd: Option<CString>,
     /// Descriptors 0, 1 and 2.
@@ -250,11 +281,7 @@ impl Spawner {
     /// of the daemon's threads.
     fn acquire(&mut self) -> io::Result<usize> {
         loop {
-            if let Some(i) = self
-                .kits
-                .iter()
-                .position(|k| k.busy.load(Ordering::Acquire) == 0)
-            {
+            if let Some(i) = self.free_kit() {
                 self.reset(i);
                 let kit = &mut self.kits[i];
                 kit.generation += 1;
@@ -279,6 +306,13 @@ impl Spawner {
                 );
             }
         }
+    }
+
+    /// A kit whose last child has exec'd or exited.
+    fn free_kit(&self) -> Option<usize> {
+        self.kits
+            .iter()
+            .position(|k| k.busy.load(Ordering::Acquire) == 0)
     }
 
     /// Points a kit's slots back at /dev/null, so that the daemon holds no extra end of a child's pipe.
@@ -418,10 +452,11 @@ static KIT_FREED: std::sync::LazyLock<tokio::sync::Notify> =
 /// cannot be made: the launch then answers that error.
 pub fn kit_free() -> bool {
     match spawner() {
-        Ok(s) => {
-            let sp = s.lock().unwrap_or_else(|p| p.into_inner());
-            sp.kits.iter().any(|k| k.busy.load(Ordering::Acquire) == 0)
-        }
+        Ok(s) => s
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .free_kit()
+            .is_some(),
         Err(_) => true,
     }
 }
@@ -485,7 +520,7 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     let mut args = Box::new(ChildArgs {
         candidates: plan.candidates.iter().map(|c| c.as_ptr()).collect(),
         argv: nul(&plan.argv),
-        envp: nul(&plan.envp),
+        envp: plan.envp.pointers(),
         cwd: plan.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         from,
         report: slots[3],
@@ -607,7 +642,7 @@ impl Launch {
             self.got.remove(0);
             self.release();
         }
-        if !self.released && self.busy.load(Ordering::Acquire) == 0 {
+        if self.busy.load(Ordering::Acquire) == 0 {
             self.release();
         }
         if self.got.len() >= FAILURE_BYTES {
@@ -658,9 +693,7 @@ impl Launch {
         self.done = true;
         KIT_FREED.notify_waiters();
     }
-}
 
-impl Launch {
     /// Gives the child up before its answer: it is killed and reaped, so that it no longer reads its
     /// arguments when they are freed.
     fn abandon(&mut self) {
@@ -917,7 +950,10 @@ mod tests {
                 .chain(args.iter().copied())
                 .map(c)
                 .collect(),
-            envp: Arc::new(vec![c("PATH=/usr/bin:/bin"), c("MARK=clone-exec-test")]),
+            envp: ChildEnv {
+                base: None,
+                extra: vec![c("PATH=/usr/bin:/bin"), c("MARK=clone-exec-test")],
+            },
             cwd: None,
             stdio: [ChildFd::Null, ChildFd::Null, ChildFd::Null],
             leader: Leader::Group,
@@ -959,6 +995,25 @@ mod tests {
             .unwrap()
             .trim()
             .to_string()
+    }
+
+    /// The shared environment minus the names the child sets, then the child's own, in that order.
+    #[test]
+    fn a_childs_own_variables_replace_the_shared_ones() {
+        let mut p = plan("/bin/sleep", &["30"]);
+        p.envp = ChildEnv {
+            base: Some(Arc::new(vec![
+                c("PATH=/usr/bin:/bin"),
+                c("MARK=shared"),
+                c("KEEP=kept"),
+            ])),
+            extra: vec![c("MARK=own"), c("NEW=1")],
+        };
+        let pid = spawn(p).unwrap();
+        let _g = Reaped(pid);
+        exec_done(pid, "sleep");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert_eq!(environ, b"PATH=/usr/bin:/bin\0KEEP=kept\0MARK=own\0NEW=1\0");
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! that starts children of its own elsewhere must not, or the reaper would take their exit statuses.
 
 use std::collections::HashSet;
-use std::io;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
+
+use super::procfs;
 
 /// Children this crate started and reaps itself.
 static OWN: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
@@ -86,7 +87,7 @@ fn start_reaper() -> Result<(), String> {
 }
 
 /// Reaps every exited child of this process that is not one of our own; answers how many.
-pub(crate) fn reap_unlisted() -> usize {
+fn reap_unlisted() -> usize {
     let children = children_of_self();
     // Taken after the listing: a child of ours already cloned is listed once the lock is ours.
     let own = own_children();
@@ -104,29 +105,14 @@ pub(crate) fn reap_unlisted() -> usize {
     reaped
 }
 
-/// The pids of this process's children, from every thread's `children` file, or from a scan of
-/// /proc where the kernel has no such file (CONFIG_PROC_CHILDREN).
+/// The pids of this process's children: every thread's `children` list, or a scan of /proc where the
+/// kernel has no such file.
 fn children_of_self() -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return pids;
-    };
-    for task in tasks.flatten() {
-        match std::fs::read_to_string(task.path().join("children")) {
-            Ok(text) => pids.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let me = std::process::id() as i32;
-                return super::procfs::scan_all()
-                    .filter(|(_, stat)| stat.ppid == me)
-                    .map(|(pid, _)| pid)
-                    .collect();
-            }
-            // A thread that ended meanwhile.
-            Err(_) => {}
-        }
-    }
-    pids
+    let me = std::process::id() as i32;
+    procfs::children_of(me).unwrap_or_else(|| {
+        procfs::scan_all()
+            .filter(|(_, stat)| stat.ppid == me)
+            .map(|(pid, _)| pid)
+            .collect()
+    })
 }

@@ -577,6 +577,17 @@ fn push_pids(buf: &[u8], out: &mut Vec<i32>) {
 }
 
 /// Children of every thread of `pid` (a multi-threaded process forks from any of its threads).
+/// The children of `pid`, from every one of its threads' `children` lists; `None` where the kernel
+/// has no such file (built without CONFIG_PROC_CHILDREN) or `pid` is gone.
+pub fn children_of(pid: i32) -> Option<Vec<i32>> {
+    if !std::path::Path::new(&format!("/proc/{pid}/task/{pid}/children")).exists() {
+        return None;
+    }
+    let (mut buf, mut out) = (Vec::new(), Vec::new());
+    children_of_all_tasks(pid, &mut buf, &mut out);
+    Some(out)
+}
+
 fn children_of_all_tasks(pid: i32, buf: &mut Vec<u8>, out: &mut Vec<i32>) {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return;

@@ -16,7 +16,7 @@ use tokio::io::Interest;
 use pm_protocol::{CommandLine, PmError, ProcessSpec};
 
 use super::child::{ChildProcess, Spawned};
-use super::clone_exec::{self, ChildFd, ExecPlan, Launch, Leader, SpawnFailure, Step};
+use super::clone_exec::{self, ChildEnv, ChildFd, ExecPlan, Launch, Leader, SpawnFailure, Step};
 use super::options::OutputTarget;
 
 pub use super::clone_exec::{kit_free, kit_freed};
@@ -54,8 +54,6 @@ pub struct PendingSpawn {
     launch: Launch,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
-    name: String,
-    program: String,
 }
 
 /// Clones the child and answers at once; [`PendingSpawn::finish`] waits for its exec. On error nothing
@@ -167,10 +165,8 @@ pub fn launch(
             launch,
             stdout,
             stderr,
-            name: spec.name.clone(),
-            program: program_name(spec),
         }),
-        Err(e) => Err(fail(describe_spawn_error(&program_name(spec), &e))),
+        Err(e) => Err(spawn_error(spec, &e)),
     }
 }
 
@@ -180,9 +176,10 @@ impl PendingSpawn {
         self.launch.pid()
     }
 
-    /// Resolves once the child has exec'd its program, or failed before (then it has been reaped).
-    /// Waits on the report pipe in the reactor of the calling thread, which goes on meanwhile.
-    pub async fn finish(mut self) -> Result<Spawned, PmError> {
+    /// Resolves once the child has exec'd its program, or failed before (then it has been reaped; see
+    /// [`spawn_error`] for what a start answers). Waits on the report pipe in the reactor of the calling
+    /// thread, which goes on meanwhile.
+    pub async fn finish(mut self) -> Result<Spawned, SpawnFailure> {
         // SAFETY: the descriptor belongs to `self.launch`, which outlives `report` (dropped at the end
         // of this function, before `self`). Without a reactor to register in, it is polled instead:
         // the exec is a matter of a millisecond.
@@ -203,70 +200,69 @@ impl PendingSpawn {
                 None => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         };
-        match result {
-            Ok(pid) => Ok(Spawned {
-                child: ChildProcess::new(pid),
-                stdout: self.stdout.take(),
-                stderr: self.stderr.take(),
-            }),
-            Err(e) => Err(PmError::Spawn {
-                name: self.name.clone(),
-                cause: describe_spawn_error(&self.program, &e),
-            }),
-        }
+        result.map(|pid| Spawned {
+            child: ChildProcess::new(pid),
+            stdout: self.stdout.take(),
+            stderr: self.stderr.take(),
+        })
     }
 }
 
 /// How often a start whose report pipe stays quiet looks at its child again.
 const RECHECK: Duration = Duration::from_millis(250);
 
-/// The program a spawn error names.
-fn program_name(spec: &ProcessSpec) -> String {
-    match &spec.command {
-        CommandLine::Shell(_) => "/bin/sh".to_string(),
-        CommandLine::Exec { program, .. } => program.clone(),
-    }
-}
-
-/// The child's whole environment, `KEY=value`: the daemon's (unless cleared) with the spec's on top.
-/// A spec that adds nothing shares one copy of the daemon's, made at the first spawn: the daemon never
-/// changes its own environment.
-fn environment(spec: &ProcessSpec) -> Result<Arc<Vec<CString>>, String> {
-    static DAEMON: OnceLock<Result<Arc<Vec<CString>>, String>> = OnceLock::new();
-    if spec.env.is_empty() && !spec.env_clear {
-        return DAEMON
-            .get_or_init(|| build_environment(spec).map(Arc::new))
-            .clone();
-    }
-    build_environment(spec).map(Arc::new)
-}
-
-fn build_environment(spec: &ProcessSpec) -> Result<Vec<CString>, String> {
-    let entry = |k: &[u8], v: &[u8]| {
-        let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
-        kv.extend_from_slice(k);
-        kv.push(b'=');
-        kv.extend_from_slice(v);
-        CString::new(kv).map_err(|e| {
-            format!(
-                "the environment holds a NUL byte: {:?}",
-                String::from_utf8_lossy(&e.into_vec())
-            )
-        })
+/// What a start of `spec` answers when its spawn failed.
+pub fn spawn_error(spec: &ProcessSpec, e: &SpawnFailure) -> PmError {
+    let program = match &spec.command {
+        CommandLine::Shell(_) => "/bin/sh",
+        CommandLine::Exec { program, .. } => program,
     };
-    let mut env = Vec::with_capacity(spec.env.len() + 32);
-    if !spec.env_clear {
-        for (k, v) in std::env::vars_os() {
-            if k.to_str().is_some_and(|k| spec.env.contains_key(k)) {
-                continue;
-            }
-            env.push(entry(k.as_bytes(), v.as_bytes())?);
-        }
+    PmError::Spawn {
+        name: spec.name.clone(),
+        cause: describe_spawn_error(program, e),
     }
-    for (k, v) in &spec.env {
-        env.push(entry(k.as_bytes(), v.as_bytes())?);
-    }
-    Ok(env)
+}
+
+/// The child's environment: the daemon's (unless cleared) under the spec's own variables.
+fn environment(spec: &ProcessSpec) -> Result<ChildEnv, String> {
+    let extra = spec
+        .env
+        .iter()
+        .map(|(k, v)| env_entry(k.as_bytes(), v.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let base = if spec.env_clear {
+        None
+    } else {
+        Some(daemon_environment()?)
+    };
+    Ok(ChildEnv { base, extra })
+}
+
+/// The daemon's environment as `KEY=value` strings, made at the first spawn and shared by every child
+/// after it: the daemon never changes its own environment.
+fn daemon_environment() -> Result<Arc<Vec<CString>>, String> {
+    static DAEMON: OnceLock<Result<Arc<Vec<CString>>, String>> = OnceLock::new();
+    DAEMON
+        .get_or_init(|| {
+            std::env::vars_os()
+                .map(|(k, v)| env_entry(k.as_bytes(), v.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Arc::new)
+        })
+        .clone()
+}
+
+fn env_entry(k: &[u8], v: &[u8]) -> Result<CString, String> {
+    let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
+    kv.extend_from_slice(k);
+    kv.push(b'=');
+    kv.extend_from_slice(v);
+    CString::new(kv).map_err(|e| {
+        format!(
+            "the environment holds a NUL byte: {:?}",
+            String::from_utf8_lossy(&e.into_vec())
+        )
+    })
 }
 
 /// How a command line runs.

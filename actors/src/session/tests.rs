@@ -16,12 +16,14 @@ use crate::process::EventSink;
 use crate::registry::*;
 
 /// A registry that answers from a map: enough to see the session's requests and answers.
-/// A start whose command says `slow` answers after [`SLOW_START`]; every start and stop is logged.
+/// A start whose command says `slow` answers after [`SLOW_START`]; one that says `held` answers once
+/// another start has ended (at most after 10 s); every start and stop is logged.
 #[derive(Default)]
 struct FakeRegistry {
     procs: BTreeMap<String, ProcessInfo>,
     sinks: Vec<EventSink>,
     log: Vec<String>,
+    start_ended: std::sync::Arc<tokio::sync::Notify>,
 }
 
 const SLOW_START: Duration = Duration::from_millis(300);
@@ -42,11 +44,22 @@ impl Handler<Applied<StartProcess>> for FakeRegistry {
     type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
     fn handle(&mut self, m: Applied<StartProcess>, _: &mut Context<Self>) -> Self::Result {
         let name = m.0.spec.name.clone();
-        let slow = m.0.spec.command.display().contains("slow");
+        let command = m.0.spec.command.display();
+        let (slow, held) = (command.contains("slow"), command.contains("held"));
         self.log.push(format!("begin {name}"));
-        let wait = tokio::time::sleep(if slow { SLOW_START } else { Duration::ZERO });
+        let ended = self.start_ended.clone();
+        let wait = async move {
+            if held {
+                let _ = tokio::time::timeout(Duration::from_secs(10), ended.notified()).await;
+            } else if slow {
+                tokio::time::sleep(SLOW_START).await;
+            }
+        };
         Box::pin(wait.into_actor(self).map(move |(), act, ctx| {
             act.log.push(format!("end {name}"));
+            if !held {
+                act.start_ended.notify_one();
+            }
             <FakeRegistry as Handler<StartProcess>>::handle(act, m.0, ctx)
         }))
     }
@@ -485,7 +498,7 @@ async fn lines_about_other_processes_run_beside_a_slow_one_and_answers_keep_thei
     let registry = FakeRegistry::default().start();
     let mut c = authenticated(&registry).await;
     c.write_all(
-        b"!!process.start name:s command:'sleep slow'\n\n\
+        b"!!process.start name:s command:'sleep held'\n\n\
           !!process.start name:f command:'sleep 1'\n\n\
           !!process.status name:f\n\n",
     )
