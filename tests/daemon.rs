@@ -237,6 +237,34 @@ fn a_stale_socket_is_replaced_and_a_second_daemon_refuses() {
     );
 }
 
+/// `FDSize` and the soft open-files limit of a process, from /proc.
+fn descriptor_table_and_limit(pid: i32) -> (usize, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let size = status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    (size, soft)
+}
+
+#[test]
+fn the_daemon_reserves_its_descriptor_table_at_startup() {
+    let d = Daemon::start();
+    let (size, soft) = descriptor_table_and_limit(d.pid());
+    let want = pm_actors::process::descriptors::RESERVED_DESCRIPTORS.min(soft);
+    assert!(
+        size >= want,
+        "FDSize {size}, expected at least {want} (limit {soft})"
+    );
+}
+
 #[test]
 fn sigterm_stops_every_child_removes_the_socket_and_exits_0() {
     let mut d = Daemon::start();

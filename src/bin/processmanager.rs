@@ -50,6 +50,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = parse_args(std::env::args_os());
     init_tracing(args.log_level.as_deref());
+    // Both before the runtime starts its threads: see `descriptors`.
+    raise_open_file_limit();
+    reserve_descriptors();
     let system = actix_rt::System::new();
     match system.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +74,16 @@ fn raise_open_file_limit() {
         },
         Ok((soft, _)) => tracing::info!("open files limit: {soft}"),
         Err(e) => tracing::warn!("cannot read the open files limit: {e}"),
+    }
+}
+
+/// Grows the descriptor table while the daemon has one thread, so that no start in a burst waits
+/// for the kernel to grow it.
+fn reserve_descriptors() {
+    use pm_actors::process::descriptors::{reserve_descriptor_table, RESERVED_DESCRIPTORS};
+    match reserve_descriptor_table(RESERVED_DESCRIPTORS) {
+        Ok(n) => tracing::debug!("descriptor table reserved for {n} descriptors"),
+        Err(e) => tracing::warn!("cannot reserve the descriptor table: {e}"),
     }
 }
 
@@ -134,7 +147,6 @@ async fn serve(
     )
     .map_err(|e| e.to_string())?;
     log_start(&paths.socket, &origin);
-    raise_open_file_limit();
     // Every child of the daemon comes from pm-actors, so any other child is an orphan handed to this
     // subreaper (a managed program's daemonized child): reap it rather than keep its zombie.
     if let Err(e) = pm_actors::process::reap_orphans() {

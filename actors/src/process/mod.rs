@@ -5,10 +5,12 @@
 //! - [`GroupGuard`]: how non-detached children die with the daemon, even on SIGKILL (see its docs).
 //! - [`Monitor`]: the status tick, one thread sampling every watched process tree (see its docs).
 //! - `spawn`, `procfs`, `pidfd`, `logs`, `events`, `signal`: the pieces the actor is built of.
+//! - [`descriptors`]: the daemon's descriptor table, grown once before it has threads.
 
 mod actor;
 mod child;
 mod clone_exec;
+pub mod descriptors;
 mod events;
 pub mod guard;
 mod handle;
