@@ -50,11 +50,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = parse_args(std::env::args_os());
     init_tracing(args.log_level.as_deref());
-    // Both before the runtime starts its threads: see `descriptors`.
-    raise_open_file_limit();
-    reserve_descriptors();
+    // Before the runtime starts its threads (see `descriptors`); said after the start line.
+    let descriptors = prepare_descriptors();
     let system = actix_rt::System::new();
-    match system.block_on(run(args)) {
+    match system.block_on(run(args, descriptors)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -63,28 +62,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// Raises the soft limit of open files to the hard limit: each managed process holds a pidfd and its
-/// tree's kept-open /proc files, and many systems default to a soft limit of 1,024.
-fn raise_open_file_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => tracing::info!("open files limit raised from {soft} to {hard}"),
-            Err(e) => tracing::warn!("cannot raise the open files limit from {soft}: {e}"),
-        },
-        Ok((soft, _)) => tracing::info!("open files limit: {soft}"),
-        Err(e) => tracing::warn!("cannot read the open files limit: {e}"),
-    }
-}
+/// What [`prepare_descriptors`] did: lines for the log, each fine (info) or not (warn).
+type Notes = Vec<Result<String, String>>;
 
-/// Grows the descriptor table while the daemon has one thread, so that no start in a burst waits
-/// for the kernel to grow it.
-fn reserve_descriptors() {
+/// Raises the soft limit of open files to the hard limit (each managed process holds a pidfd and its
+/// tree's kept-open /proc files, and many systems default to a soft limit of 1,024), then grows the
+/// descriptor table while the daemon has one thread, so that no start in a burst waits for the kernel
+/// to grow it.
+fn prepare_descriptors() -> Notes {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
     use pm_actors::process::descriptors::{reserve_descriptor_table, RESERVED_DESCRIPTORS};
-    match reserve_descriptor_table(RESERVED_DESCRIPTORS) {
-        Ok(n) => tracing::debug!("descriptor table reserved for {n} descriptors"),
-        Err(e) => tracing::warn!("cannot reserve the descriptor table: {e}"),
-    }
+    let limit = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => Ok(format!("open files limit raised from {soft} to {hard}")),
+            Err(e) => Err(format!(
+                "cannot raise the open files limit from {soft}: {e}"
+            )),
+        },
+        Ok((soft, _)) => Ok(format!("open files limit: {soft}")),
+        Err(e) => Err(format!("cannot read the open files limit: {e}")),
+    };
+    let table = match reserve_descriptor_table(RESERVED_DESCRIPTORS) {
+        Ok(n) => Ok(format!("descriptor table reserved for {n} descriptors")),
+        Err(e) => Err(format!("cannot reserve the descriptor table: {e}")),
+    };
+    vec![limit, table]
 }
 
 /// Parses the flags, accepting the original's single-dash spellings (`-socket`, `-secret`, ...).
@@ -113,7 +115,7 @@ fn init_tracing(level: Option<&str>) {
         .init();
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args, descriptors: Notes) -> Result<(), String> {
     let config = match &args.config {
         Some(path) => ConfigFile::load(path).map_err(|e| e.to_string())?,
         None => ConfigFile::default(),
@@ -124,7 +126,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Bind first: a live daemon on this socket keeps its secret file untouched.
     let bound = listener::bind(&paths.socket).map_err(|e| e.to_string())?;
     let socket_inode = std::fs::metadata(&paths.socket).map(|m| m.ino()).ok();
-    let result = serve(&args, &config, &paths, bound).await;
+    let result = serve(&args, &config, &paths, bound, descriptors).await;
     remove_socket_if_ours(&paths.socket, socket_inode);
     result
 }
@@ -134,6 +136,7 @@ async fn serve(
     config: &Config,
     paths: &DaemonPaths,
     bound: listener::Bound,
+    descriptors: Notes,
 ) -> Result<(), String> {
     paths
         .create_dir()
@@ -147,6 +150,12 @@ async fn serve(
     )
     .map_err(|e| e.to_string())?;
     log_start(&paths.socket, &origin);
+    for note in descriptors {
+        match note {
+            Ok(line) => tracing::info!("{line}"),
+            Err(line) => tracing::warn!("{line}"),
+        }
+    }
     // Every child of the daemon comes from pm-actors, so any other child is an orphan handed to this
     // subreaper (a managed program's daemonized child): reap it rather than keep its zombie.
     if let Err(e) = pm_actors::process::reap_orphans() {
