@@ -301,3 +301,124 @@ fn logs_follow_prints_new_lines() {
     );
     ok(&d, &["stop", "--name", "ticker"]);
 }
+
+/// `pmclient logs -f` running, its stdout and stderr lines gathered as they come; killed on drop.
+struct Follower {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    err: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Follower {
+    fn start(d: &Daemon, name: &str) -> Follower {
+        let mut child = d
+            .pmclient_cmd(&["logs", "--name", name, "-f"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let gather = |stream: Box<dyn std::io::Read + Send>| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let into = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    into.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let out = gather(Box::new(child.stdout.take().unwrap()));
+        let err = gather(Box::new(child.stderr.take().unwrap()));
+        Follower { child, out, err }
+    }
+
+    /// The number each printed line ends with (the lines of `seq`), in the order printed.
+    fn numbers(&self) -> Vec<u64> {
+        let out = self.out.lock().unwrap();
+        out.iter()
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    }
+
+    fn printed(&self, text: &str) -> bool {
+        let out = self.out.lock().unwrap();
+        out.iter().any(|l| l.ends_with(&format!(" {text}")))
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn logs_follow_prints_every_line_once_across_reads() {
+    let d = Daemon::start();
+    let go = |b: u32| d.dir.path().join(format!("go{b}"));
+    // Three bursts of 600 lines, each let out by the test once the one before has been printed.
+    let command = format!(
+        "for b in 0 1 2; do while [ ! -e {}$b ]; do sleep 0.02; done; seq $((b*600+1)) $((b*600+600)); done; sleep 3600",
+        d.dir.path().join("go").display()
+    );
+    ok(
+        &d,
+        &["start", "--name", "bursts", "--command", &command, "--log"],
+    );
+    let follow = Follower::start(&d, "bursts");
+    for b in 0..3u32 {
+        std::fs::write(go(b), "").unwrap();
+        let last = u64::from(b + 1) * 600;
+        wait_for(
+            &format!("line {last} to be printed"),
+            Duration::from_secs(20),
+            || follow.numbers().last() == Some(&last),
+        );
+    }
+    assert_eq!(follow.numbers(), (1..=1800).collect::<Vec<u64>>());
+    assert!(follow.err.lock().unwrap().is_empty(), "{:?}", follow.err);
+    ok(&d, &["stop", "--name", "bursts"]);
+}
+
+#[test]
+fn logs_follow_counts_the_lines_that_came_and_went_between_two_reads() {
+    let d = Daemon::start();
+    let go = d.dir.path().join("go");
+    // 3,000 lines at once: more than the 1,000 the daemon keeps, all between two reads.
+    let command = format!(
+        "echo ready; while [ ! -e {} ]; do sleep 0.02; done; seq 1 3000; sleep 3600",
+        go.display()
+    );
+    ok(
+        &d,
+        &["start", "--name", "flood", "--command", &command, "--log"],
+    );
+    let follow = Follower::start(&d, "flood");
+    wait_for("the follower's first read", Duration::from_secs(20), || {
+        follow.printed("ready")
+    });
+    std::fs::write(&go, "").unwrap();
+    wait_for("line 3000 to be printed", Duration::from_secs(20), || {
+        follow.numbers().last() == Some(&3000)
+    });
+    let numbers = follow.numbers();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "each line once, in order"
+    );
+    let skipped: u64 = follow
+        .err
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.strip_prefix("pmclient: ")
+                .and_then(|l| l.split(' ').next()?.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("not a count of lines: {l}"))
+        })
+        .sum();
+    assert!(skipped >= 2000, "the ring keeps 1,000 of 3,000: {skipped}");
+    assert_eq!(numbers.len() as u64 + skipped, 3000);
+    ok(&d, &["stop", "--name", "flood"]);
+}

@@ -34,3 +34,23 @@ pub struct LogLine {
     /// arrives as several lines.
     pub text: String,
 }
+
+/// Captured lines with what a follower needs to ask for the next ones. Every line a process's ring
+/// takes gets the next number, from 1.
+///
+/// ```
+/// use pm_protocol::logs::LogPage;
+/// let page: LogPage = serde_json::from_str(r#"{"next":42,"skipped":0,"lines":[]}"#).unwrap();
+/// assert_eq!(page.next, 42); // ask `after:42` next time
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LogPage {
+    /// The number of the newest line captured (0 before the first): given back as `after`, it asks
+    /// for what comes next.
+    pub next: u64,
+    /// Lines after `after` (after none when absent) that this page does not hold: gone from the ring
+    /// before they were asked for, or left out by `lines`.
+    pub skipped: u64,
+    /// The lines, oldest first; the last is line `next`.
+    pub lines: Vec<LogLine>,
+}

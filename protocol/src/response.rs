@@ -291,6 +291,11 @@ pub fn logs_text(lines: &[LogLine]) -> String {
     out
 }
 
+/// Captured lines and their numbers as pretty JSON (`process.logs format:json`), ending with a newline.
+pub fn logs_json(page: &crate::logs::LogPage) -> String {
+    pretty_json(page)
+}
+
 /// One watched event as text: `<time> web (pid 12): status running -> stopped (exited with code 0)`.
 pub fn event_text(e: &ProcessEvent) -> String {
     let change = match &e.kind {
@@ -353,7 +358,7 @@ Process management commands:
   !!process.delete name:'<name>'
   !!process.kill name:'<name>'
   !!process.signal name:'<name>' signal:'<HUP|TERM|...|number>' [group:true]
-  !!process.logs name:'<name>' [lines:<n>]
+  !!process.logs name:'<name>' [lines:<n>] [after:<n>] [format:'json']
   !!process.attach pid:<pid> name:'<name>'
   !!process.watch [name:'<name>' ...] [format:'json']
 

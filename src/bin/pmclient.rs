@@ -11,9 +11,10 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use pm_protocol::command::{self as cmd, Command, Format};
 use pm_protocol::heroscript::parse_duration;
-use pm_protocol::RestartPolicy;
+use pm_protocol::logs::LogPage;
+use pm_protocol::{response, RestartPolicy};
 
-use processmanager::client::{Client, ClientError, Reply};
+use processmanager::client::{Client, ClientError};
 use processmanager::paths::{DaemonPaths, DEFAULT_SOCKET};
 use processmanager::secret::{self, SECRET_ENV};
 
@@ -282,12 +283,18 @@ fn main() -> ExitCode {
             eprintln!("pmclient: {message}");
             ExitCode::from(EXIT_USAGE)
         }
+        Err(Failure::Answer(message)) => {
+            eprintln!("pmclient: {message}");
+            ExitCode::from(EXIT_DAEMON_ERROR)
+        }
     }
 }
 
 enum Failure {
     Client(ClientError),
     Usage(String),
+    /// The daemon answered something this client cannot read.
+    Answer(String),
 }
 
 impl From<ClientError> for Failure {
@@ -330,6 +337,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Action::Logs { name, lines, .. } => Command::Logs(cmd::Logs {
             name: name.clone(),
             lines: *lines,
+            ..cmd::Logs::default()
         }),
         Action::Watch { name, format } => Command::Watch(cmd::Watch {
             names: name.clone(),
@@ -337,6 +345,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }),
     };
     let mut client = connect(&cli).await?;
+    if let (Action::Logs { follow: true, .. }, Command::Logs(logs)) = (&cli.action, &command) {
+        return follow_logs(&mut client, logs.clone()).await;
+    }
     let reply = client.run(&command.to_heroscript()).await?;
     print!("{}", reply.body);
     if reply.is_error() {
@@ -344,7 +355,6 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     }
     match cli.action {
         Action::Watch { .. } => stream_frames(&mut client).await,
-        Action::Logs { follow: true, .. } => follow_logs(&mut client, command, &reply).await,
         _ => Ok(0),
     }
 }
@@ -380,34 +390,48 @@ async fn stream_frames(client: &mut Client) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// Asks for the logs again and again, printing the lines after the last one printed.
-async fn follow_logs(
-    client: &mut Client,
-    mut command: Command,
-    first: &Reply,
-) -> Result<u8, Failure> {
-    if let Command::Logs(logs) = &mut command {
-        logs.lines = Some(1000);
-    }
-    let script = command.to_heroscript();
-    let mut last = first.body.lines().last().map(str::to_string);
+/// Prints the last lines, then every new line once, in order: each read asks for the lines after the
+/// newest one the last read saw (`after:`, in JSON, which carries the lines' numbers), and prints them
+/// as the daemon's text would. Lines that came and went between two reads (more than the daemon keeps
+/// in memory) are counted on stderr, never printed twice or silently lost.
+async fn follow_logs(client: &mut Client, mut logs: cmd::Logs) -> Result<u8, Failure> {
+    use std::io::Write;
+    logs.format = Format::Json;
     loop {
-        tokio::time::sleep(FOLLOW_INTERVAL).await;
-        let reply = client.run(&script).await?;
+        let reply = client
+            .run(&Command::Logs(logs.clone()).to_heroscript())
+            .await?;
         if reply.is_error() {
-            eprint!("{}", reply.body);
+            // As any command's error at first; once lines are flowing, apart from them.
+            if logs.after.is_none() {
+                print!("{}", reply.body);
+            } else {
+                eprint!("{}", reply.body);
+            }
             return Ok(EXIT_DAEMON_ERROR);
         }
-        let lines: Vec<&str> = reply.body.lines().collect();
-        let start = match &last {
-            Some(l) => lines.iter().rposition(|x| x == l).map_or(0, |i| i + 1),
-            None => 0,
-        };
-        for line in &lines[start..] {
-            println!("{line}");
+        let page: LogPage = serde_json::from_str(&reply.body).map_err(|e| {
+            Failure::Answer(format!(
+                "the daemon's logs answer is not the JSON expected: {e}"
+            ))
+        })?;
+        if logs.after.is_some() && page.skipped > 0 {
+            eprintln!(
+                "pmclient: {} lines came and went between two reads (the daemon keeps the last \
+                 ones in memory); the log file has them",
+                page.skipped
+            );
         }
-        if let Some(l) = lines.last() {
-            last = Some(l.to_string());
+        let mut out = std::io::stdout().lock();
+        let written = out
+            .write_all(response::logs_text(&page.lines).as_bytes())
+            .and_then(|()| out.flush());
+        if written.is_err() {
+            // The reader is gone (a closed pipe): following is over.
+            return Ok(0);
         }
+        logs.after = Some(page.next);
+        logs.lines = None;
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
     }
 }

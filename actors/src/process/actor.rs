@@ -1111,12 +1111,24 @@ impl Handler<GetSpec> for ProcessActor {
 impl Handler<GetLogs> for ProcessActor {
     type Result = MessageResult<GetLogs>;
     fn handle(&mut self, msg: GetLogs, _: &mut Context<Self>) -> Self::Result {
-        let lines = self
-            .ring
+        MessageResult(self.log_page(None, msg.lines).lines)
+    }
+}
+
+impl Handler<GetLogPage> for ProcessActor {
+    type Result = MessageResult<GetLogPage>;
+    fn handle(&mut self, msg: GetLogPage, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.log_page(msg.after, msg.lines))
+    }
+}
+
+impl ProcessActor {
+    /// A page of the ring (an empty one if a reader thread panicked while holding it).
+    fn log_page(&self, after: Option<u64>, lines: Option<usize>) -> pm_protocol::logs::LogPage {
+        self.ring
             .lock()
-            .map(|r| r.last(msg.lines))
-            .unwrap_or_default();
-        MessageResult(lines)
+            .map(|r| r.page(after, lines))
+            .unwrap_or_default()
     }
 }
 

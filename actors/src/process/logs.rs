@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Local};
+use pm_protocol::logs::LogPage;
 use pm_protocol::{LogLine, LogSettings, Stream};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -23,6 +24,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub struct LogRing {
     lines: VecDeque<LogLine>,
     capacity: usize,
+    /// Lines taken since the ring was made: the number of the newest line (see [`LogPage`]).
+    taken: u64,
 }
 
 impl LogRing {
@@ -33,6 +36,7 @@ impl LogRing {
             // allocated whole up front costs 48 bytes a line (48 KB at the default 1,000 lines).
             lines: VecDeque::new(),
             capacity,
+            taken: 0,
         }
     }
 
@@ -50,16 +54,36 @@ impl LogRing {
                 .reserve_exact(len.max(8).min(self.capacity - len));
         }
         self.lines.push_back(line);
+        self.taken += 1;
     }
 
     /// The last `n` lines (all when `None`), oldest first.
     pub fn last(&self, n: Option<usize>) -> Vec<LogLine> {
-        let n = n.unwrap_or(self.lines.len()).min(self.lines.len());
-        self.lines
+        self.page(None, n).lines
+    }
+
+    /// The lines after line `after` (every line kept when `None`), the last `n` of them when given.
+    /// A number past the newest line belongs to a ring before this one (the process was deleted and
+    /// started again under its name): every line kept is after it.
+    pub fn page(&self, after: Option<u64>, n: Option<usize>) -> LogPage {
+        let next = self.taken;
+        let after = after.filter(|&a| a <= next).unwrap_or(0);
+        let held = self.lines.len() as u64;
+        // Lines after `after` that the ring still holds: those newer than both.
+        let first_held = next - held + 1;
+        let available = next - after.max(first_held - 1);
+        let take = n.map_or(available, |n| available.min(n as u64));
+        let lines = self
+            .lines
             .iter()
-            .skip(self.lines.len() - n)
+            .skip((held - take) as usize)
             .cloned()
-            .collect()
+            .collect();
+        LogPage {
+            next,
+            skipped: next - after - take,
+            lines,
+        }
     }
 }
 
@@ -405,6 +429,84 @@ mod tests {
         let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
         assert_eq!(texts, ["b", "c"]);
         assert_eq!(r.last(Some(1))[0].text, "c");
+    }
+
+    fn ring_of(capacity: usize, count: usize) -> LogRing {
+        let mut r = LogRing::new(capacity);
+        for i in 1..=count {
+            r.push(LogLine {
+                time: Local::now(),
+                stream: Stream::Stdout,
+                text: i.to_string(),
+            });
+        }
+        r
+    }
+
+    fn texts(page: &LogPage) -> Vec<String> {
+        page.lines.iter().map(|l| l.text.clone()).collect()
+    }
+
+    #[test]
+    fn a_page_after_a_line_holds_each_later_line_once_and_counts_what_the_ring_lost() {
+        // Line i's text is i: ten lines taken, the last four held.
+        let r = ring_of(4, 10);
+        let all = r.page(None, None);
+        assert_eq!(
+            (all.next, all.skipped, texts(&all)),
+            (10, 6, vec!["7".into(), "8".into(), "9".into(), "10".into()])
+        );
+        let after_8 = r.page(Some(8), None);
+        assert_eq!(
+            (after_8.skipped, texts(&after_8)),
+            (0, vec!["9".into(), "10".into()])
+        );
+        let after_10 = r.page(Some(10), None);
+        assert_eq!(
+            (after_10.next, after_10.skipped, after_10.lines.len()),
+            (10, 0, 0)
+        );
+        // Lines 3 to 6 came and went before they were asked for.
+        let after_2 = r.page(Some(2), None);
+        assert_eq!((after_2.skipped, texts(&after_2).len()), (4, 4));
+        // `lines` keeps the newest and counts the rest as skipped.
+        let last_one = r.page(Some(8), Some(1));
+        assert_eq!((last_one.skipped, texts(&last_one)), (1, vec!["10".into()]));
+        // A number from an earlier ring (past the newest) starts over.
+        let stale = r.page(Some(99), None);
+        assert_eq!((stale.skipped, texts(&stale).len()), (6, 4));
+        let empty = ring_of(4, 0).page(Some(3), None);
+        assert_eq!((empty.next, empty.skipped, empty.lines.len()), (0, 0, 0));
+        let off = ring_of(0, 5).page(None, None);
+        assert_eq!((off.next, off.skipped, off.lines.len()), (0, 0, 0));
+    }
+
+    proptest::proptest! {
+        /// Reading page after page, whatever the ring's size, the reads' sizes and the lines taken in
+        /// between, gives every line once, in order, except those counted as skipped.
+        #[test]
+        fn following_pages_sees_each_line_at_most_once_and_counts_the_rest(
+            capacity in 1usize..20,
+            bursts in proptest::collection::vec((0usize..30, proptest::option::of(1usize..10)), 1..20),
+        ) {
+            let mut r = LogRing::new(capacity);
+            let (mut after, mut seen, mut skipped, mut taken) = (0u64, Vec::new(), 0u64, 0u64);
+            for (count, n) in bursts {
+                for _ in 0..count {
+                    taken += 1;
+                    r.push(LogLine { time: Local::now(), stream: Stream::Stdout, text: taken.to_string() });
+                }
+                let page = r.page(Some(after), n);
+                proptest::prop_assert_eq!(page.next, taken);
+                skipped += page.skipped;
+                seen.extend(page.lines.iter().map(|l| l.text.parse::<u64>().unwrap()));
+                after = page.next;
+            }
+            proptest::prop_assert!(seen.windows(2).all(|w| w[0] < w[1]), "out of order or twice: {:?}", seen);
+            proptest::prop_assert_eq!(seen.len() as u64 + skipped, taken);
+            // Each page ends at the newest line, so the last line seen is the last taken.
+            proptest::prop_assert_eq!(seen.last().copied().unwrap_or(0), taken);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use actix::prelude::*;
+use pm_protocol::logs::LogPage;
 use pm_protocol::{ExitInfo, LogLine, PmError, ProcessEvent, ProcessInfo, ProcessSpec};
 
 /// Start the process. Error if it is already alive. Answers the pid.
@@ -82,6 +83,17 @@ pub struct GetSpec;
 #[rtype(result = "Vec<LogLine>")]
 pub struct GetLogs {
     /// How many of the newest lines; every kept line when `None`.
+    pub lines: Option<usize>,
+}
+
+/// The lines of the in-memory log ring after line `after` (all of them when `None`), the last
+/// `lines` of those when given, with the numbers a follower needs ([`LogPage`]).
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "LogPage")]
+pub struct GetLogPage {
+    /// The `next` of an earlier page: only the lines after it.
+    pub after: Option<u64>,
+    /// How many of the newest lines; every line after `after` when `None`.
     pub lines: Option<usize>,
 }
 

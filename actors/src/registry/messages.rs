@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use actix::prelude::*;
+use pm_protocol::logs::LogPage;
 use pm_protocol::{ExitInfo, LogLine, PmError, ProcessInfo, ProcessSpec};
 
 use crate::process::EventSink;
@@ -315,6 +316,20 @@ pub struct GetLogs {
     /// The process whose lines are wanted.
     pub name: String,
     /// How many of the newest lines; every kept line when `None`.
+    pub lines: Option<usize>,
+}
+
+/// The captured lines of a process after line `after` (every kept line when `None`), the last `lines`
+/// of those when given, with the number to ask after next time: how `pmclient logs -f` follows a
+/// process without losing or repeating a line.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<LogPage, PmError>")]
+pub struct GetLogPage {
+    /// The process whose lines are wanted.
+    pub name: String,
+    /// The `next` of an earlier page: only the lines after it.
+    pub after: Option<u64>,
+    /// How many of the newest lines; every line after `after` when `None`.
     pub lines: Option<usize>,
 }
 

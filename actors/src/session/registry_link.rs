@@ -5,8 +5,9 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
 use crate::registry::{
-    Applied, AttachProcess, DeleteProcess, Durable, GetLogs, GetStatus, KillProcess, ListProcesses,
-    RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents,
+    Applied, AttachProcess, DeleteProcess, Durable, GetLogPage, GetStatus, KillProcess,
+    ListProcesses, RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess,
+    SubscribeEvents,
 };
 
 /// Where a session sends each kind of request. The mutating ones are [`Applied`]: the session waits
@@ -33,12 +34,11 @@ pub struct RegistryLink {
     pub list: Recipient<ListProcesses>,
     /// Adopts a process the daemon did not start (answers once applied).
     pub attach: Recipient<Applied<AttachProcess>>,
-    /// Answers captured lines.
-    pub logs: Recipient<GetLogs>,
+    /// Answers captured lines and their numbers.
+    pub logs: Recipient<GetLogPage>,
     /// Subscribes to events (for `process.watch`).
     pub subscribe: Recipient<SubscribeEvents>,
     /// Answers once every change made before it is on disk.
-    /// Answers once every change so far is on disk.
     pub durable: Recipient<Durable>,
 }
 
@@ -57,7 +57,7 @@ impl RegistryLink {
             + Handler<GetStatus>
             + Handler<ListProcesses>
             + Handler<Applied<AttachProcess>>
-            + Handler<GetLogs>
+            + Handler<GetLogPage>
             + Handler<SubscribeEvents>
             + Handler<Durable>,
         A::Context: ToEnvelope<A, Applied<StartProcess>>
@@ -70,7 +70,7 @@ impl RegistryLink {
             + ToEnvelope<A, GetStatus>
             + ToEnvelope<A, ListProcesses>
             + ToEnvelope<A, Applied<AttachProcess>>
-            + ToEnvelope<A, GetLogs>
+            + ToEnvelope<A, GetLogPage>
             + ToEnvelope<A, SubscribeEvents>
             + ToEnvelope<A, Durable>,
     {

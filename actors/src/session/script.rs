@@ -10,9 +10,9 @@ use super::registry_link::RegistryLink;
 use super::replies::{Replies, Reply, Wait};
 use crate::process::EventSink;
 use crate::registry::{
-    Applied, AttachProcess, DeleteProcess, Durable, GetLogs, GetStatus, KillProcess, ListProcesses,
-    RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess, SubscribeEvents,
-    TemplateOption,
+    Applied, AttachProcess, DeleteProcess, Durable, GetLogPage, GetStatus, KillProcess,
+    ListProcesses, RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess,
+    SubscribeEvents, TemplateOption,
 };
 
 /// Events a watch may hold for a client before the registry drops them (it never waits on a watcher).
@@ -387,12 +387,16 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             Err(e) => response::failure(Operation::List, &e),
         },
         Command::Logs(c) => {
-            let msg = GetLogs {
+            let msg = GetLogPage {
                 name: c.name,
+                after: c.after,
                 lines: c.lines,
             };
             match flatten(registry.logs.send(msg).await) {
-                Ok(lines) => response::logs_text(&lines),
+                Ok(page) => match c.format {
+                    Format::Text => response::logs_text(&page.lines),
+                    Format::Json => response::logs_json(&page),
+                },
                 Err(e) => response::failure(Operation::Logs, &e),
             }
         }

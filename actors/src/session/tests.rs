@@ -14,6 +14,7 @@ use tokio::net::UnixStream;
 use super::*;
 use crate::process::EventSink;
 use crate::registry::*;
+use pm_protocol::logs::LogPage;
 
 /// A registry that answers from a map: enough to see the session's requests and answers.
 /// A start whose command says `slow` answers after [`SLOW_START`]; one that says `held` answers once
@@ -156,13 +157,17 @@ answer_with!(ListProcesses, Vec<ProcessInfo>, |s, _m| Ok(s
 answer_with!(AttachProcess, ProcessInfo, |_s, m| Ok(
     ProcessInfo::initial(m.name, "attached")
 ));
-answer_with!(GetLogs, Vec<LogLine>, |s, m| s.get(&m.name).map(|_| vec![
-    LogLine {
-        time: Local::now(),
-        stream: Stream::Stdout,
-        text: "hello world".into()
+answer_with!(GetLogPage, LogPage, |s, m| s.get(&m.name).map(|_| {
+    LogPage {
+        next: 1,
+        skipped: 0,
+        lines: vec![LogLine {
+            time: Local::now(),
+            stream: Stream::Stdout,
+            text: "hello world".into(),
+        }],
     }
-]));
+}));
 answer_with!(SubscribeEvents, (), |s, m| {
     s.sinks.push(m.sink);
     Ok(())

@@ -61,7 +61,7 @@ pub trait Verb: Sized {
     fn write(&self, w: &mut ActionWriter);
 }
 
-/// The output format of `list`, `status` and `watch`.
+/// The output format of `list`, `status`, `watch` and `logs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Human-readable text (the default; `format:text` or an empty value).

@@ -72,7 +72,17 @@ fn the_new_commands_parse() {
         one("!!process.logs name:'x' lines:100"),
         Command::Logs(Logs {
             name: "x".into(),
-            lines: Some(100)
+            lines: Some(100),
+            ..Logs::default()
+        })
+    );
+    assert_eq!(
+        one("!!process.logs name:'x' after:41 format:json"),
+        Command::Logs(Logs {
+            name: "x".into(),
+            lines: None,
+            after: Some(41),
+            format: Format::Json,
         })
     );
     assert_eq!(
@@ -397,8 +407,18 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|target| Command::Stop(Stop { target })),
         non_empty().prop_map(|name| Command::Restart(Restart { name })),
         non_empty().prop_map(|name| Command::Delete(Delete { name })),
-        (non_empty(), proptest::option::of(any::<usize>()))
-            .prop_map(|(name, lines)| Command::Logs(Logs { name, lines })),
+        (
+            non_empty(),
+            proptest::option::of(any::<usize>()),
+            proptest::option::of(any::<u64>()),
+            format()
+        )
+            .prop_map(|(name, lines, after, format)| Command::Logs(Logs {
+                name,
+                lines,
+                after,
+                format
+            })),
         (non_empty(), non_empty(), any::<bool>()).prop_map(
             |(name, signal, group)| Command::Signal(Signal {
                 name,

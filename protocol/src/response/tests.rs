@@ -201,6 +201,18 @@ fn logs_and_events_as_text() {
         logs_text(&lines),
         format!("{local} [stdout] hello\n{local} [stderr] oops\n")
     );
+    let page = crate::logs::LogPage {
+        next: 9,
+        skipped: 2,
+        lines: lines[..1].to_vec(),
+    };
+    let time_json = serde_json::to_string(&t).unwrap();
+    assert_eq!(
+        logs_json(&page),
+        format!(
+            "{{\n  \"next\": 9,\n  \"skipped\": 2,\n  \"lines\": [\n    {{\n      \"time\": {time_json},\n      \"stream\": \"stdout\",\n      \"text\": \"hello\"\n    }}\n  ]\n}}\n"
+        )
+    );
     let event = ProcessEvent {
         name: "web".into(),
         pid: 7,
