@@ -53,8 +53,11 @@ pub struct SessionSettings {
     pub max_line: usize,
     /// A longer buffered script gets an error frame and is dropped.
     pub max_script: usize,
-    /// Results that may wait for a slow client before it is dropped.
+    /// Results that may wait in the outbox for a slow client.
     pub outbox_chunks: usize,
+    /// Results that may wait for the disk or for room in the outbox: at this many the session stops
+    /// reading the client's lines until it takes some, and a watch this far behind ends.
+    pub reply_backlog: usize,
     /// A client that takes longer than this to take one chunk is dropped.
     pub write_timeout: Duration,
 }
@@ -71,6 +74,7 @@ impl SessionSettings {
             max_line: 64 * 1024,
             max_script: 1024 * 1024,
             outbox_chunks: 256,
+            reply_backlog: 1024,
             write_timeout: Duration::from_secs(30),
         }
     }
@@ -143,7 +147,8 @@ impl Running {
 
 /// The actor serving one connection.
 pub struct Session {
-    registry: RegistryLink,
+    /// Shared with each running line: a link is 13 boxed recipients, too many to copy per line.
+    registry: Rc<RegistryLink>,
     settings: Arc<SessionSettings>,
     machine: SessionMachine,
     replies: Replies,
@@ -182,7 +187,7 @@ impl Session {
             });
             Session {
                 replies,
-                registry,
+                registry: Rc::new(registry),
                 settings,
                 machine: SessionMachine::new(),
                 wrong_secrets: 0,
@@ -328,7 +333,7 @@ impl Session {
     }
 
     fn start_watch(&mut self, stream: WatchStream, ctx: &mut Context<Self>) {
-        let forward = stream.forward(self.replies.clone());
+        let forward = stream.forward(self.replies.clone(), self.settings.reply_backlog);
         // The forwarding ends by itself only when the client cannot keep up or is gone.
         self.watch = Some(ctx.spawn(forward.into_actor(self).map(|_, act, ctx| {
             act.replies.abandon();
@@ -406,7 +411,14 @@ impl StreamHandler<Result<Incoming, io::Error>> for Session {
             Err(e) => {
                 tracing::debug!(error = %e, "client read failed");
                 ctx.stop();
+                return;
             }
+        }
+        // A client that does not take its replies is not read on: its lines wait in the socket, not
+        // their replies in the daemon's memory.
+        let limit = self.settings.reply_backlog;
+        if self.replies.backlog() >= limit {
+            ctx.wait(self.replies.below(limit).into_actor(self));
         }
     }
 

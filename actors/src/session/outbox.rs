@@ -50,6 +50,15 @@ impl Outbox {
         })
     }
 
+    /// Queues bytes, waiting for room; fails once the writer has ended (the client is gone, or took
+    /// no bytes for the write timeout).
+    pub async fn send(&self, bytes: impl Into<Vec<u8>>) -> Result<(), OutboxError> {
+        self.tx
+            .send(bytes.into())
+            .await
+            .map_err(|_| OutboxError::Closed)
+    }
+
     /// Whether the writer task has ended (the client is gone or stuck).
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

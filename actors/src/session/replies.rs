@@ -3,13 +3,18 @@
 //!
 //! Their replies wait for the disk together: every script applied while a write is in flight is
 //! covered by the next one (group commit), so a client that pipelines many starts pays a few fsyncs,
-//! not one each. A line that runs beside others (see `Session`) has its place in the queue kept by a
+//! not one each. One write can so free hundreds of replies at once: they wait for room in the outbox
+//! (whose writer drops a client that takes no bytes for its write timeout), and the session stops
+//! reading lines while [`Replies::backlog`] is at its limit, so a client that does not read holds a
+//! bounded number of replies. A line that runs beside others (see `Session`) has its place in the queue kept by a
 //! [`Replies::push_pending`] until its answers are known.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::outbox::{Outbox, OutboxError};
 
@@ -34,6 +39,32 @@ enum Entry {
 pub(super) struct Replies {
     tx: mpsc::UnboundedSender<Entry>,
     outbox: Outbox,
+    backlog: Rc<Backlog>,
+}
+
+/// Entries queued and not yet handed whole to the outbox.
+#[derive(Default)]
+struct Backlog {
+    count: Cell<usize>,
+    /// Set when delivery has ended (the client is gone or stuck): nothing will drain any more.
+    ended: Cell<bool>,
+    changed: Notify,
+}
+
+impl Backlog {
+    fn add(&self) {
+        self.count.set(self.count.get() + 1);
+    }
+
+    fn done(&self) {
+        self.count.set(self.count.get().saturating_sub(1));
+        self.changed.notify_waiters();
+    }
+
+    fn end(&self) {
+        self.ended.set(true);
+        self.changed.notify_waiters();
+    }
 }
 
 impl Replies {
@@ -41,8 +72,34 @@ impl Replies {
     /// refuses one (the client does not read, or is gone), after the outbox is abandoned.
     pub(super) fn spawn(outbox: Outbox, on_failure: impl FnOnce(OutboxError) + 'static) -> Replies {
         let (tx, rx) = mpsc::unbounded_channel();
-        actix_rt::spawn(deliver(rx, outbox.clone(), on_failure));
-        Replies { tx, outbox }
+        let backlog = Rc::new(Backlog::default());
+        actix_rt::spawn(deliver(rx, outbox.clone(), backlog.clone(), on_failure));
+        Replies {
+            tx,
+            outbox,
+            backlog,
+        }
+    }
+
+    /// Entries queued and not yet handed to the outbox: replies waiting for the disk, for the lines
+    /// before them, or for room in the outbox.
+    pub(super) fn backlog(&self) -> usize {
+        self.backlog.count.get()
+    }
+
+    /// Resolves once fewer than `limit` entries wait, or delivery has ended.
+    pub(super) fn below(&self, limit: usize) -> impl Future<Output = ()> + 'static {
+        let backlog = self.backlog.clone();
+        async move {
+            loop {
+                // Made before the check, so that a change in between still wakes it.
+                let changed = backlog.changed.notified();
+                if backlog.ended.get() || backlog.count.get() < limit {
+                    return;
+                }
+                changed.await;
+            }
+        }
     }
 
     /// Queues bytes behind the replies before them.
@@ -66,13 +123,17 @@ impl Replies {
     ) -> Result<(), OutboxError> {
         self.tx
             .send(Entry::Pending(rx))
-            .map_err(|_| OutboxError::Closed)
+            .map_err(|_| OutboxError::Closed)?;
+        self.backlog.add();
+        Ok(())
     }
 
     fn queue(&self, bytes: Vec<u8>, durable: Option<Wait>) -> Result<(), OutboxError> {
         self.tx
             .send(Entry::Now(Reply { bytes, durable }))
-            .map_err(|_| OutboxError::Closed)
+            .map_err(|_| OutboxError::Closed)?;
+        self.backlog.add();
+        Ok(())
     }
 
     /// Drops what is queued and closes the connection now.
@@ -84,6 +145,7 @@ impl Replies {
 async fn deliver(
     mut rx: mpsc::UnboundedReceiver<Entry>,
     outbox: Outbox,
+    backlog: Rc<Backlog>,
     on_failure: impl FnOnce(OutboxError),
 ) {
     while let Some(entry) = rx.recv().await {
@@ -95,11 +157,16 @@ async fn deliver(
             if let Some(durable) = reply.durable {
                 durable.await;
             }
-            if let Err(e) = outbox.push(reply.bytes) {
+            // Waits for room: the outbox's writer ends, and this fails, when the client takes no bytes
+            // for the write timeout.
+            if let Err(e) = outbox.send(reply.bytes).await {
                 outbox.abandon();
+                backlog.end();
                 on_failure(e);
                 return;
             }
         }
+        backlog.done();
     }
+    backlog.end();
 }

@@ -1,5 +1,7 @@
 //! Running a session's scripts: each command becomes a registry request, the answers one framed result.
 
+use std::rc::Rc;
+
 use actix::prelude::*;
 use pm_protocol::command::{Command, Format, Selector};
 use pm_protocol::response::{self, frame, Operation};
@@ -49,9 +51,13 @@ pub(super) struct WatchStream {
 }
 
 impl WatchStream {
-    /// Sends one frame per event; returns when the client cannot keep up or is gone.
-    pub(super) async fn forward(mut self, replies: Replies) {
+    /// Sends one frame per event; returns when the client cannot keep up (`limit` replies wait for it)
+    /// or is gone.
+    pub(super) async fn forward(mut self, replies: Replies, limit: usize) {
         while let Some(event) = self.events.recv().await {
+            if replies.backlog() >= limit {
+                return;
+            }
             let body = match self.format {
                 Format::Text => response::event_text(&event),
                 Format::Json => response::event_json(&event),
@@ -65,7 +71,11 @@ impl WatchStream {
 
 /// Runs the steps in order, queueing each answer as soon as it is known; the answer to a script that
 /// changed something goes out once the registry has it on disk.
-pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, replies: Replies) -> After {
+pub(super) async fn run_steps(
+    steps: Vec<Step>,
+    registry: Rc<RegistryLink>,
+    replies: Replies,
+) -> After {
     for step in steps {
         let (reply, after) = match step {
             Step::Reply(text) => (Some(now(text)), After::Continue),
@@ -89,7 +99,7 @@ pub(super) async fn run_steps(steps: Vec<Step>, registry: RegistryLink, replies:
 }
 
 /// Runs steps that neither quit nor watch ([`runs_beside_others`]) and answers their replies, in order.
-pub(super) async fn collect_steps(steps: Vec<Step>, registry: RegistryLink) -> Vec<Reply> {
+pub(super) async fn collect_steps(steps: Vec<Step>, registry: Rc<RegistryLink>) -> Vec<Reply> {
     let mut out = Vec::with_capacity(steps.len());
     for step in steps {
         let reply = match step {

@@ -25,6 +25,22 @@ struct FakeRegistry {
     sinks: Vec<EventSink>,
     log: Vec<String>,
     start_ended: std::sync::Arc<tokio::sync::Notify>,
+    /// While false, `Durable` waits: the stand-in's state file is being written.
+    disk: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Holds (`false`) or lets go of (`true`) every `Durable` at once, as one state write does.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Disk(bool);
+
+impl Handler<Disk> for FakeRegistry {
+    type Result = ();
+    fn handle(&mut self, Disk(open): Disk, _: &mut Context<Self>) {
+        self.disk
+            .get_or_insert_with(|| tokio::sync::watch::channel(true).0)
+            .send_replace(open);
+    }
 }
 
 const SLOW_START: Duration = Duration::from_millis(300);
@@ -188,8 +204,15 @@ macro_rules! applied {
 applied!(RestartProcess, DeleteProcess, KillProcess, AttachProcess);
 
 impl Handler<Durable> for FakeRegistry {
-    type Result = ();
-    fn handle(&mut self, _: Durable, _: &mut Context<Self>) {}
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Durable, _: &mut Context<Self>) -> Self::Result {
+        let mut open = self.disk.as_ref().map(|d| d.subscribe());
+        Box::pin(async move {
+            if let Some(open) = open.as_mut() {
+                let _ = open.wait_for(|&o| o).await;
+            }
+        })
+    }
 }
 
 const SECRET: &str = "s3cret";
@@ -549,4 +572,97 @@ async fn a_list_waits_for_every_running_line() {
         list.contains("running") && list.contains("4242"),
         "the list ran before the start it follows: {got}"
     );
+}
+
+/// An authenticated session whose outbox holds 4 replies and whose backlog 64 (30 s write timeout).
+async fn small_outbox_session(registry: &Addr<FakeRegistry>) -> (UnixStream, Addr<Session>) {
+    let mut s = settings();
+    s.outbox_chunks = 4;
+    s.reply_backlog = 64;
+    s.write_timeout = Duration::from_secs(30);
+    let (mut c, session) = session(registry, s);
+    c.write_all(format!("{SECRET}\n").as_bytes()).await.unwrap();
+    read_until(&mut c, response::AUTHENTICATED).await;
+    (c, session)
+}
+
+/// `count` start scripts for processes `<prefix>0`, `<prefix>1`, ...
+fn starts(prefix: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| format!("!!process.start name:'{prefix}{i}' command:'sleep 1'\n\n"))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn replies_that_one_state_write_frees_together_all_reach_a_reading_client() {
+    let registry = FakeRegistry::default().start();
+    registry.send(Disk(false)).await.unwrap();
+    let (mut c, session) = small_outbox_session(&registry).await;
+    let script = starts("p", 12);
+    c.write_all(script.as_bytes()).await.unwrap();
+    // Every start applied, each reply waiting for the disk: more than the outbox holds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ended = 0;
+    while ended < 12 {
+        assert!(Instant::now() < deadline, "{ended} of 12 starts applied");
+        let log = registry.send(TakeLog).await.unwrap();
+        ended += log.iter().filter(|l| l.starts_with("end ")).count();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    registry.send(Disk(true)).await.unwrap();
+    let got = read_until(&mut c, "'p11' started").await;
+    let started: Vec<&str> = got.lines().filter(|l| l.contains("started")).collect();
+    assert_eq!(started.len(), 12, "{got}");
+    assert!(
+        started[0].contains("'p0'") && started[11].contains("'p11'"),
+        "{got}"
+    );
+    assert!(session.connected(), "a client that reads was dropped");
+}
+
+#[actix_rt::test]
+async fn a_client_that_does_not_read_is_not_read_on() {
+    let registry = FakeRegistry::default().start();
+    let (c, session) = small_outbox_session(&registry).await;
+    // Starts, each logged, each answered with a short reply; the client reads none of them.
+    let flood = starts("f", 20_000);
+    let (mut read_half, mut write_half) = c.into_split();
+    let writer = actix_rt::spawn(async move {
+        // Stalls once the session stops reading; dropped at the end of the test.
+        let _ = write_half.write_all(flood.as_bytes()).await;
+        write_half
+    });
+    // The count of starts applied stops growing: the session stopped reading.
+    let mut applied = 0;
+    let mut still = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while still < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "still reading after {applied} starts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let log = registry.send(TakeLog).await.unwrap();
+        let new = log.iter().filter(|l| l.starts_with("end ")).count();
+        applied += new;
+        still = if new == 0 { still + 1 } else { 0 };
+    }
+    assert!(applied < 20_000, "every start was read: {applied}");
+    assert!(session.connected(), "dropped before its write timeout");
+    // Reading lets it go on: every start is answered, in order.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&got).contains("'f19999' started") {
+        assert!(Instant::now() < deadline, "not every start was answered");
+        let n = tokio::time::timeout(Duration::from_secs(10), read_half.read(&mut buf))
+            .await
+            .expect("the session went quiet")
+            .unwrap();
+        assert!(n > 0, "the session closed the connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches(" started").count(), 20_000);
+    drop(writer);
 }
