@@ -143,8 +143,8 @@ class Ours(System):
         return [self.proc.pid] if self.proc else []
 
     def start_all(self, names):
-        # The answers are read on a thread of their own (the daemon drops a client that leaves
-        # hundreds unread) and checked once the clock has stopped: the figure is "until every pid
+        # The answers are read on a thread of their own (the daemon stops reading a client's lines
+        # while 1,024 answers wait for it) and checked once the clock has stopped: the figure is "until every pid
         # runs", as for the others, not "until every answer" (each also waits for the state file).
         scripts = [f"!!process.start name:'{n}' {self.what}" for n in names]
         self.answers = []
