@@ -359,9 +359,8 @@ impl Handler<Hangup> for Session {
     type Result = ();
 
     fn handle(&mut self, Hangup(why): Hangup, ctx: &mut Context<Self>) {
-        if why == OutboxError::Full {
-            tracing::info!(peer = %self.peer, "client does not read its results: dropping the connection");
-        }
+        // The outbox's writer has said why (gone, or no bytes taken for its write timeout).
+        tracing::debug!(peer = %self.peer, ?why, "replies cannot be delivered: closing the session");
         ctx.stop();
     }
 }

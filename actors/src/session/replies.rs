@@ -6,8 +6,8 @@
 //! not one each. One write can so free hundreds of replies at once: they wait for room in the outbox
 //! (whose writer drops a client that takes no bytes for its write timeout), and the session stops
 //! reading lines while [`Replies::backlog`] is at its limit, so a client that does not read holds a
-//! bounded number of replies. A line that runs beside others (see `Session`) has its place in the queue kept by a
-//! [`Replies::push_pending`] until its answers are known.
+//! bounded number of replies. A line that runs beside others (see `Session`) has its place in the
+//! queue kept by a [`Replies::push_pending`] until its answers are known.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -69,7 +69,8 @@ impl Backlog {
 
 impl Replies {
     /// Spawns the task that hands replies to `outbox` in order; `on_failure` runs when the outbox
-    /// refuses one (the client does not read, or is gone), after the outbox is abandoned.
+    /// refuses one (its writer has ended: the client is gone, or took no bytes for the write
+    /// timeout), after the outbox is abandoned.
     pub(super) fn spawn(outbox: Outbox, on_failure: impl FnOnce(OutboxError) + 'static) -> Replies {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Rc::new(Backlog::default());
