@@ -14,19 +14,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// memory for the table).
 pub const RESERVED_DESCRIPTORS: usize = 8192;
 
+/// This process's soft limit of open files (`RLIMIT_NOFILE`).
+pub fn open_files_limit() -> io::Result<usize> {
+    let (soft, _hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+    Ok(usize::try_from(soft).unwrap_or(usize::MAX))
+}
+
 /// Grows this process's descriptor table to hold `n` descriptors (fewer if the open-files limit is
 /// lower), by duplicating a descriptor to the highest number and closing it. Returns the size
 /// reserved. Call it before the process starts a thread, so that the growth itself does not wait.
 pub fn reserve_descriptor_table(n: usize) -> io::Result<usize> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let size = n.min(usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX));
+    let size = n.min(open_files_limit()?);
     let Some(highest) = size.checked_sub(1) else {
         return Ok(0);
     };
@@ -53,21 +51,9 @@ mod tests {
         line["FDSize:".len()..].trim().parse().unwrap()
     }
 
-    fn soft_limit() -> usize {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
-        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-    }
-
     #[test]
     fn the_table_grows_to_the_size_asked_and_keeps_no_descriptor_open() {
-        let want = 3000.min(soft_limit());
+        let want = 3000.min(open_files_limit().unwrap());
         assert_eq!(reserve_descriptor_table(want).unwrap(), want);
         assert!(table_size() >= want, "FDSize {} < {want}", table_size());
         let highest = libc::c_int::try_from(want - 1).unwrap();
@@ -82,7 +68,7 @@ mod tests {
 
     #[test]
     fn the_open_files_limit_caps_the_reservation() {
-        let soft = soft_limit();
+        let soft = open_files_limit().unwrap();
         if soft > 65_536 {
             eprintln!("skipped: an open-files limit of {soft} would reserve a large table");
             return;

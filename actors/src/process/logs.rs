@@ -57,11 +57,6 @@ impl LogRing {
         self.taken += 1;
     }
 
-    /// The last `n` lines (all when `None`), oldest first.
-    pub fn last(&self, n: Option<usize>) -> Vec<LogLine> {
-        self.page(None, n).lines
-    }
-
     /// The lines after line `after` (every line kept when `None`), the last `n` of them when given.
     /// A number past the newest line belongs to a ring before this one (the process was deleted and
     /// started again under its name): every line kept is after it.
@@ -426,9 +421,9 @@ mod tests {
                 text: t.into(),
             });
         }
-        let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
+        let texts = texts(&r.page(None, None));
         assert_eq!(texts, ["b", "c"]);
-        assert_eq!(r.last(Some(1))[0].text, "c");
+        assert_eq!(r.page(None, Some(1)).lines[0].text, "c");
     }
 
     fn ring_of(capacity: usize, count: usize) -> LogRing {
@@ -521,7 +516,7 @@ mod tests {
             });
             assert!(r.lines.capacity() <= 1000, "grown past the ring's size");
         }
-        let texts: Vec<_> = r.last(None).into_iter().map(|l| l.text).collect();
+        let texts = texts(&r.page(None, None));
         assert_eq!(texts.len(), 1000);
         assert_eq!(texts[0], "1500");
         assert_eq!(texts[999], "2499");
