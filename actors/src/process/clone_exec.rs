@@ -552,6 +552,7 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     let old = set_signal_mask(ALL_SIGNALS);
     // The orphan reaper must see the child listed as ours from the moment it exists.
     let mut own = super::orphans::own_children();
+    let before = super::procfs::boot_ticks();
     // SAFETY: `child_main` runs on the kit's stack and reads `args`; both stay untouched until the
     // kernel clears `busy` at the child's exec or exit: `acquire` checks it before it lends the kit
     // again, and a `Launch` keeps `args` until its report has ended (after the clear) or it has killed
@@ -569,7 +570,8 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     };
     let clone_error = io::Error::last_os_error();
     if pid > 0 {
-        own.add(pid);
+        let after = super::procfs::boot_ticks();
+        own.add(pid, super::procfs::clone_ticks(before, after));
     }
     drop(own);
     set_signal_mask(old);
@@ -1014,6 +1016,24 @@ mod tests {
         exec_done(pid, "sleep");
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
         assert_eq!(environ, b"PATH=/usr/bin:/bin\0KEEP=kept\0MARK=own\0NEW=1\0");
+    }
+
+    /// The start time kept at the clone is the one /proc shows, whenever the clone pinned it down.
+    #[test]
+    fn the_start_time_kept_at_the_clone_is_the_kernels() {
+        let mut kept = 0;
+        for _ in 0..40 {
+            let pid = spawn(plan("/bin/sleep", &["30"])).unwrap();
+            let _reaped = Reaped(pid);
+            let Some(ticks) = super::super::orphans::start_ticks(pid) else {
+                continue;
+            };
+            let shown = super::super::procfs::read_stat(pid).unwrap().start_time;
+            assert_eq!(ticks, shown, "child {pid}");
+            kept += 1;
+        }
+        // A clone takes well under a tick (10 ms): both readings fall in one tick nearly always.
+        assert!(kept > 0, "no clone of 40 had its start time kept");
     }
 
     #[test]

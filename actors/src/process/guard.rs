@@ -97,7 +97,7 @@ impl GroupGuard {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()?;
-        own.add(child.id() as i32);
+        own.add(child.id() as i32, None);
         drop(own);
         let fd: OwnedFd = child
             .stdin

@@ -34,3 +34,9 @@ pub use messages::*;
 pub use monitor::Monitor;
 pub use options::{OutputTarget, ProcessOptions};
 pub use orphans::reap_orphans;
+
+/// The start time of `pid` in clock ticks (field 22 of its stat): kept since its clone for a child of
+/// ours, read from /proc for any other.
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
+    orphans::start_ticks(pid).or_else(|| procfs::read_stat(pid).ok().map(|s| s.start_time))
+}

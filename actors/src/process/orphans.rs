@@ -2,26 +2,28 @@
 //! program's daemonized or `setsid` children), which nobody here would otherwise wait for.
 //!
 //! Every child this crate starts itself is listed from its clone until its owner has reaped it; the
-//! list is taken around the clone, so a scan never sees one of ours unlisted. On SIGCHLD (a burst of
+//! list is taken around the clone, so a scan never sees one of ours unlisted. The list also keeps each
+//! child's start time when the clone pinned it down ([`start_ticks`]), so that recording a run needs no
+//! read of /proc. On SIGCHLD (a burst of
 //! exits is one scan) the reaper lists this process's children (`/proc/self/task/*/children`, or a
 //! /proc scan where the kernel lacks that file) and reaps those not listed. Only a program whose
 //! children all come from this crate may turn it on ([`reap_orphans`]): the daemon does. A program
 //! that starts children of its own elsewhere must not, or the reaper would take their exit statuses.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::procfs;
 
-/// Children this crate started and reaps itself.
-static OWN: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+/// Children this crate started and reaps itself, with their start times in clock ticks where known.
+static OWN: Mutex<Option<HashMap<i32, Option<u64>>>> = Mutex::new(None);
 
 /// How long the reaper lets further SIGCHLDs gather before it scans again.
 const GATHER: Duration = Duration::from_millis(20);
 
 /// The list of our own children, held across a spawn so that its pid is listed before any scan.
-pub(crate) struct OwnChildren(MutexGuard<'static, Option<HashSet<i32>>>);
+pub(crate) struct OwnChildren(MutexGuard<'static, Option<HashMap<i32, Option<u64>>>>);
 
 /// Takes the list of our own children (a poisoned lock only means a panic elsewhere: the set is whole).
 pub(crate) fn own_children() -> OwnChildren {
@@ -29,16 +31,24 @@ pub(crate) fn own_children() -> OwnChildren {
 }
 
 impl OwnChildren {
-    /// `pid` is a child of ours, reaped by its owner.
-    pub(crate) fn add(&mut self, pid: i32) {
-        self.0.get_or_insert_with(HashSet::new).insert(pid);
+    /// `pid` is a child of ours, reaped by its owner; `start_ticks` is field 22 of its stat, if known.
+    pub(crate) fn add(&mut self, pid: i32, start_ticks: Option<u64>) {
+        self.0
+            .get_or_insert_with(HashMap::new)
+            .insert(pid, start_ticks);
     }
+}
+
+/// The start time of `pid` (field 22 of its stat) if it is a child of ours, not yet reaped, whose
+/// clone pinned it down.
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
+    own_children().0.as_ref()?.get(&pid).copied().flatten()
 }
 
 /// `pid` has been reaped by its owner.
 pub(crate) fn forget(pid: i32) {
-    if let Some(set) = own_children().0.as_mut() {
-        set.remove(&pid);
+    if let Some(own) = own_children().0.as_mut() {
+        own.remove(&pid);
     }
 }
 
@@ -93,7 +103,7 @@ fn reap_unlisted() -> usize {
     let own = own_children();
     let mut reaped = 0;
     for pid in children {
-        if own.0.as_ref().is_some_and(|set| set.contains(&pid)) {
+        if own.0.as_ref().is_some_and(|own| own.contains_key(&pid)) {
             continue;
         }
         let mut status = 0;

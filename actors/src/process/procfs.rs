@@ -544,14 +544,31 @@ fn read_children(pid: i32, num_threads: u64, buf: &mut Vec<u8>, out: &mut Vec<i3
     }
 }
 
-/// CLOCK_BOOTTIME in clock ticks, the clock of field 22 of stat.
-fn boot_ticks() -> u64 {
+/// CLOCK_BOOTTIME in clock ticks, the clock of field 22 of stat, rounded down as the kernel rounds a
+/// start time.
+pub(crate) fn boot_ticks() -> u64 {
     // SAFETY: a zeroed timespec is a valid out-parameter for clock_gettime.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     // SAFETY: clock_gettime fills the struct it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    let secs = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
-    (secs * clock_ticks()) as u64
+    let nanos = ts.tv_sec as u128 * NANOS_PER_SEC as u128 + ts.tv_nsec as u128;
+    (nanos * tick_rate() as u128 / NANOS_PER_SEC as u128) as u64
+}
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// The start time of a process cloned between two readings of [`boot_ticks`]. The kernel stamps a
+/// clone with CLOCK_BOOTTIME and shows it rounded down to a tick (`nsec_to_clock_t`), as
+/// `boot_ticks` rounds; so when both readings fall in one tick, that tick is the start time. Only
+/// where a tick is a whole number of nanoseconds (USER_HZ is 100 on Linux): otherwise the kernel's
+/// rounding is not a plain division.
+pub(crate) fn clone_ticks(before: u64, after: u64) -> Option<u64> {
+    (before == after && NANOS_PER_SEC.is_multiple_of(tick_rate())).then_some(before)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, USER_HZ).
+fn tick_rate() -> u64 {
+    clock_ticks() as u64
 }
 
 /// Reads a whole /proc file from offset 0 into `buf` (/proc regenerates it on each read at 0).

@@ -272,10 +272,7 @@ impl Registry {
             if entry.run.is_some_and(|r| r.pid == pid) {
                 return;
             }
-            procfs::read_stat(pid).ok().map(|s| SavedRun {
-                pid,
-                start_ticks: s.start_time,
-            })
+            crate::process::start_ticks(pid).map(|start_ticks| SavedRun { pid, start_ticks })
         } else {
             None
         };
