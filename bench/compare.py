@@ -15,7 +15,7 @@ ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
 from pmbench import measure, report  # noqa: E402
-from pmbench.base import Skip  # noqa: E402
+from pmbench.base import Skip, describe_env  # noqa: E402
 from pmbench.ours import Ours  # noqa: E402
 from pmbench.pm2 import Pm2  # noqa: E402
 from pmbench.supervisord import Supervisord  # noqa: E402
@@ -113,7 +113,8 @@ def main():
                       for s, per in runs[0].items() for n, r in sorted(per.items())
                       if "busy_before_start" in r)
     header = (f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; command `bench/run "
-              f"{' '.join(sys.argv[1:])}`.\n1-minute load average before→after each system: {loads}.\n"
+              f"{' '.join(sys.argv[1:])}`.\nEvery daemon's environment, whatever the caller's: "
+              f"{describe_env()}.\n1-minute load average before→after each system: {loads}.\n"
               f"Machine CPU busy in the half second before each start (each start waits, up to 30 s, "
               f"for under 10%): {quiet}.\n")
     if len(runs) > 1:

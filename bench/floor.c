@@ -6,7 +6,8 @@
  *   /tmp/floor 1000 2                                          # clone(CLONE_VM | CLONE_VFORK)
  *
  * Each child leads its own group, as the daemon's do. The stacks of mode 1 are never freed: the loop
- * ends with the program. */
+ * ends with the program. The children get the fixed environment bench/run gives every daemon
+ * (pmbench/base.py, daemon_env), with HOME left out: `sleep` does not read it. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
@@ -20,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+/* As pmbench.base.daemon_env; LANG=C spares each `sleep` the loading of a locale. */
+static char *child_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C", NULL};
 static char *child_argv[] = {"sleep", "3600", NULL};
 
 static double now(void) {
@@ -32,7 +34,7 @@ static double now(void) {
 static int child(void *unused) {
     (void)unused;
     syscall(SYS_setpgid, 0, 0);
-    syscall(SYS_execve, "/usr/bin/sleep", child_argv, environ);
+    syscall(SYS_execve, "/usr/bin/sleep", child_argv, child_env);
     syscall(SYS_exit, 127);
     return 0;
 }
@@ -60,7 +62,7 @@ int main(int argc, char **argv) {
             posix_spawnattr_t attr;
             posix_spawnattr_init(&attr);
             posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-            if (posix_spawn(&pids[i], "/usr/bin/sleep", NULL, &attr, child_argv, environ) != 0) pids[i] = -1;
+            if (posix_spawn(&pids[i], "/usr/bin/sleep", NULL, &attr, child_argv, child_env) != 0) pids[i] = -1;
         } else {
             char *stack = malloc(65536);
             int flags = CLONE_VM | SIGCHLD | (mode == 2 ? CLONE_VFORK : 0);

@@ -7,6 +7,25 @@ import time
 from . import procfs
 
 
+# The environment every daemon under test runs in, whatever the shell that started the bench: the
+# managed `sleep`s inherit it, and it decides what each of them does before it sleeps. A caller's
+# LANG=C.UTF-8 made every `sleep` load a dozen locale files (the bare floor of 1,000 starts, bench/floor.c,
+# went from 0.37 to 0.49 s), and a long PATH made every system search more directories for `sleep`.
+DAEMON_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def daemon_env(**extra):
+    """The fixed environment of a daemon under test (see DAEMON_PATH), plus `extra`."""
+    env = {"PATH": DAEMON_PATH, "LANG": "C", "HOME": os.environ.get("HOME", "/root")}
+    env.update(extra)
+    return env
+
+
+def describe_env():
+    """The fixed environment, as the table's header shows it."""
+    return ", ".join(f"{k}={v}" for k, v in daemon_env().items())
+
+
 class Skip(Exception):
     """The system cannot be installed or run here; the message says why."""
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 from . import procfs
-from .base import Skip, System
+from .base import Skip, System, daemon_env
 
 AUTHENTICATED = b" ** Welcome: you are authenticated."
 END = b"**ENDRESULT**\n"
@@ -124,7 +124,7 @@ class Ours(System):
         self.proc = subprocess.Popen(
             [self.binary, "--socket", self.path, "--secret", SECRET, "--log-level", "warn"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env=daemon_env(),
         )
 
         def ready():

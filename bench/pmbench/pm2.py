@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import time
 
-from .base import Skip, System, kill_tree
+from .base import Skip, System, daemon_env, kill_tree
 
 PIN = "7.0.4"
 
@@ -21,7 +21,9 @@ class Pm2(System):
         self.god = None
 
     def install(self):
-        if not shutil.which("node") or not shutil.which("npm"):
+        # Found on the caller's PATH: the daemon's own environment has a fixed one (base.daemon_env).
+        self.node = shutil.which("node")
+        if not self.node or not shutil.which("npm"):
             raise Skip("node or npm is not on PATH")
         if self._version() != PIN:
             # package.json pins pm2; `npm ci` installs exactly the locked tree into bench/node_modules.
@@ -48,12 +50,12 @@ class Pm2(System):
             return ""
 
     def launch(self, workdir, n_names, restart_names):
-        self.env = dict(os.environ, PM2_HOME=os.path.join(workdir, "pm2home"),
-                        PM2_DISABLE_VERSION_CHECK="true", PM2_PROGRAMMATIC="true")
+        self.env = daemon_env(PM2_HOME=os.path.join(workdir, "pm2home"),
+                              PM2_DISABLE_VERSION_CHECK="true", PM2_PROGRAMMATIC="true")
         self.workdir = workdir
         self.stderr = open(os.path.join(workdir, "pm2_driver.err"), "wb")
         self.driver = subprocess.Popen(
-            ["node", os.path.join(self.bench_dir, "pm2_driver.js")],
+            [self.node, os.path.join(self.bench_dir, "pm2_driver.js")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             env=self.env, cwd=self.bench_dir, text=True, bufsize=1, start_new_session=True,
         )
@@ -92,7 +94,7 @@ class Pm2(System):
     def throughput(self, name, clients, total, deadline_s):
         per = total // clients
         procs = [subprocess.Popen(
-            ["node", os.path.join(self.bench_dir, "pm2_driver.js"), "loop", name, str(per),
+            [self.node, os.path.join(self.bench_dir, "pm2_driver.js"), "loop", name, str(per),
              str(deadline_s)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=self.env,
             cwd=self.bench_dir, text=True, start_new_session=True) for _ in range(clients)]

@@ -9,7 +9,7 @@ import time
 import xmlrpc.client
 
 from . import procfs
-from .base import Skip, System
+from .base import Skip, System, daemon_env
 from .ours import run_workers
 
 PIN = "4.2.5"
@@ -122,7 +122,7 @@ class Supervisord(System):
         self.proc = subprocess.Popen(
             [os.path.join(os.path.dirname(self.python), "supervisord"), "-c", conf],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=workdir,
+            start_new_session=True, cwd=workdir, env=daemon_env(),
         )
         self.group = {n: "bench" for n in n_names} | {n: "restart" for n in restart_names}
 
