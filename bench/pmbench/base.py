@@ -10,7 +10,8 @@ from . import procfs
 # The environment every daemon under test runs in, whatever the shell that started the bench: the
 # managed `sleep`s inherit it, and it decides what each of them does before it sleeps. A caller's
 # LANG=C.UTF-8 made every `sleep` load a dozen locale files (the bare floor of 1,000 starts, bench/floor.c,
-# went from 0.37 to 0.49 s), and a long PATH made every system search more directories for `sleep`.
+# took 0.41-0.52 s with it and 0.32-0.42 s without), and a long PATH made every system search more
+# directories for `sleep`.
 DAEMON_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
