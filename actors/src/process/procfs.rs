@@ -123,21 +123,18 @@ pub fn start_time_of(start_ticks: u64) -> Option<chrono::DateTime<chrono::Local>
             .parse()
             .ok()
     }))?;
-    let secs = btime as f64 + start_ticks as f64 / clock_ticks();
+    let secs = btime as f64 + start_ticks as f64 / clock_ticks() as f64;
     chrono::DateTime::from_timestamp(secs as i64, (secs.fract() * 1e9) as u32)
         .map(|t| t.with_timezone(&chrono::Local))
 }
 
-fn clock_ticks() -> f64 {
-    static TICKS: OnceLock<f64> = OnceLock::new();
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, USER_HZ): the unit of stat's times.
+fn clock_ticks() -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
     *TICKS.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if t > 0 {
-            t as f64
-        } else {
-            100.0
-        }
+        u64::try_from(t).ok().filter(|&t| t > 0).unwrap_or(100)
     })
 }
 
@@ -371,7 +368,7 @@ impl TreeSampler {
             Some(then) => {
                 let secs = now.duration_since(then).as_secs_f64();
                 if secs > 0.0 {
-                    delta_ticks as f64 / clock_ticks() / secs * 100.0
+                    delta_ticks as f64 / clock_ticks() as f64 / secs * 100.0
                 } else {
                     0.0
                 }
@@ -552,7 +549,7 @@ pub(crate) fn boot_ticks() -> u64 {
     // SAFETY: clock_gettime fills the struct it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     let nanos = ts.tv_sec as u128 * NANOS_PER_SEC as u128 + ts.tv_nsec as u128;
-    (nanos * tick_rate() as u128 / NANOS_PER_SEC as u128) as u64
+    (nanos * clock_ticks() as u128 / NANOS_PER_SEC as u128) as u64
 }
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -563,12 +560,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// where a tick is a whole number of nanoseconds (USER_HZ is 100 on Linux): otherwise the kernel's
 /// rounding is not a plain division.
 pub(crate) fn clone_ticks(before: u64, after: u64) -> Option<u64> {
-    (before == after && NANOS_PER_SEC.is_multiple_of(tick_rate())).then_some(before)
-}
-
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, USER_HZ).
-fn tick_rate() -> u64 {
-    clock_ticks() as u64
+    (before == after && NANOS_PER_SEC.is_multiple_of(clock_ticks())).then_some(before)
 }
 
 /// Reads a whole /proc file from offset 0 into `buf` (/proc regenerates it on each read at 0).
@@ -593,7 +585,6 @@ fn push_pids(buf: &[u8], out: &mut Vec<i32>) {
     }
 }
 
-/// Children of every thread of `pid` (a multi-threaded process forks from any of its threads).
 /// The children of `pid`, from every one of its threads' `children` lists; `None` where the kernel
 /// has no such file (built without CONFIG_PROC_CHILDREN) or `pid` is gone.
 pub fn children_of(pid: i32) -> Option<Vec<i32>> {
@@ -605,6 +596,7 @@ pub fn children_of(pid: i32) -> Option<Vec<i32>> {
     Some(out)
 }
 
+/// Children of every thread of `pid` (a multi-threaded process forks from any of its threads).
 fn children_of_all_tasks(pid: i32, buf: &mut Vec<u8>, out: &mut Vec<i32>) {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return;
