@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{sysconf, Pid, SysconfVar};
 use processmanager::client::Client;
 
 const SECRET: &str = "budget-secret";
@@ -23,8 +25,7 @@ struct DaemonGuard(Child);
 impl Drop for DaemonGuard {
     fn drop(&mut self) {
         let pid = self.0.id() as i32;
-        // SAFETY: signals the process this program started.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -32,8 +33,8 @@ impl Drop for DaemonGuard {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // SAFETY: as above; the daemon leads its own group here.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // The daemon leads its own group here.
+        let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
         let _ = self.0.wait();
     }
 }
@@ -135,8 +136,8 @@ async fn parallel(socket: &Path, scripts: Vec<String>) -> Duration {
 /// Whether anything of the process group `pgid` still exists (each child leads its own group; a zombie
 /// counts: it is not gone until the daemon reaps it).
 fn group_exists(pgid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(-pgid, 0) == 0 }
+    // Signal 0 only checks for existence.
+    kill(Pid::from_raw(-pgid), None).is_ok()
 }
 
 /// The pids of every running process, from `list format:json`.
@@ -220,7 +221,7 @@ async fn main() {
 
     // Idle.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
     let (c0, t0) = (cpu_ticks(dpid), Instant::now());
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let (c1, t1) = (cpu_ticks(dpid), Instant::now());
@@ -268,8 +269,7 @@ async fn main() {
     for i in 0..20.min(n) {
         let q = format!("!!process.status name:'p{i}'");
         let old = pid_of(&c.run(&q).await.expect("status").body);
-        // SAFETY: a child of the daemon this program started.
-        unsafe { libc::kill(old, libc::SIGKILL) };
+        let _ = kill(Pid::from_raw(old), Signal::SIGKILL);
         let t = Instant::now();
         loop {
             let pid = pid_of(&c.run(&q).await.expect("status").body);

@@ -14,6 +14,7 @@
 //! The other crates: `pm-protocol` (heroscript, typed commands, wire strings, the session state machine)
 //! and `pm-actors` (ProcessActor, Registry, Session).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod argv;

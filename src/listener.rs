@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::stat::{umask, Mode};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
@@ -65,10 +66,9 @@ pub fn bind(path: &Path) -> Result<Bound, BindError> {
         Err(e) => return Err(io_err(e)),
     };
     // The umask makes the socket 0600 from its first moment; the chmod makes sure of it.
-    // SAFETY: umask only swaps the process's file mode mask; it has no memory-safety preconditions.
-    let old_mask = unsafe { libc::umask(0o177) };
+    let old_mask = umask(Mode::from_bits_truncate(0o177));
     let bound = StdUnixListener::bind(path);
-    unsafe { libc::umask(old_mask) };
+    umask(old_mask);
     let listener = bound.map_err(|e| match e.kind() {
         // Another daemon bound it between our check and our bind.
         io::ErrorKind::AddrInUse => BindError::AnotherDaemon(path.to_path_buf()),

@@ -15,8 +15,10 @@ struct Reaped(Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
-        // SAFETY: signals the group this bench started.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(-(self.0.id() as i32)),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = self.0.wait();
     }
 }

@@ -18,11 +18,13 @@ use std::time::Duration;
 use pm_actors::process::procfs::{TreeSampler, REFRESH_TICKS};
 
 fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    use nix::sys::resource::{getrusage, UsageWho};
+    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return Duration::ZERO;
+    };
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(ru.user_time()) + tv(ru.system_time())
 }
 
 fn measure(label: &str, children: &[Child], sampler: fn(i32) -> TreeSampler) {
@@ -101,8 +103,10 @@ fn main() {
         );
     }
     for mut c in single.into_iter().chain(shells) {
-        // SAFETY: kill the group this example started.
-        unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(-(c.id() as i32)),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = c.wait();
     }
 }

@@ -31,7 +31,10 @@ async fn crash_loop_cpu_cost() {
     let mut spec = ProcessSpec::shell("crash", "exit 1");
     spec.restart.policy = RestartPolicy::OnFailure;
     spec.restart.max_restarts = -1;
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
 
     let (t0, c0) = (Instant::now(), own_cpu_ticks());
     start_in(&registry, spec).await.unwrap();

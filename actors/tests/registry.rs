@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::start_in;
+use nix::sys::signal::{kill, Signal as NixSignal};
+use nix::unistd::Pid;
 use pm_actors::registry::*;
 use pm_protocol::template::Template;
 use pm_protocol::{PmError, ProcessInfo, ProcessSpec, RestartPolicy, Status};
@@ -30,10 +32,8 @@ impl Drop for Reaper {
     fn drop(&mut self) {
         if Arc::strong_count(&self.0) == 1 {
             for &pid in self.0.lock().unwrap().iter() {
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
+                let _ = kill(Pid::from_raw(-pid), NixSignal::SIGKILL);
+                let _ = kill(Pid::from_raw(pid), NixSignal::SIGKILL);
             }
         }
     }
@@ -600,7 +600,7 @@ async fn shutdown_stops_everything_but_detached() {
     for pid in pids {
         assert!(!alive(pid), "{pid} survived");
         // Nothing of its group is left either.
-        assert_eq!(unsafe { libc::kill(-pid, 0) }, -1, "group {pid} survived");
+        assert!(!group_exists(pid), "group {pid} survived");
     }
     assert!(alive(keeper), "the detached process was stopped");
     let e = h
@@ -647,11 +647,7 @@ async fn stop_all_stops_every_live_process_for_good() {
     // Answered once every one is gone, group and all.
     for (name, pid) in &live {
         assert!(!alive(*pid), "{name} ({pid}) survived");
-        assert_eq!(
-            unsafe { libc::kill(-pid, 0) },
-            -1,
-            "group of {name} survived"
-        );
+        assert!(!group_exists(*pid), "group of {name} survived");
     }
     // The state file already says so: nothing of it is wanted any more.
     let text = std::fs::read_to_string(h.dir.path().join("state.json")).unwrap();
@@ -727,4 +723,9 @@ async fn subscribers_get_the_events_of_every_process() {
         .unwrap_err();
     assert_eq!(e, PmError::NotFound("ghost".into()));
     h.shutdown().await;
+}
+
+/// Whether any process of the group `pgid` still exists (signal 0 only checks).
+fn group_exists(pgid: i32) -> bool {
+    kill(Pid::from_raw(-pgid), None).is_ok()
 }

@@ -13,6 +13,7 @@
 //! - [`template`]: the template file format (`<name>.json`, Ligato's keys plus ours) and its specs.
 //! - [`state`]: the state file format (`state.json`): what survives a daemon restart.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod command;

@@ -1,5 +1,7 @@
 //! The daemon: listens on a Unix socket and supervises processes for the clients that know its secret.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
