@@ -5,6 +5,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import platform
 import signal
 import subprocess
@@ -43,6 +44,22 @@ def build_ours():
                        cwd=ROOT, timeout=3600)
     if r.returncode:
         raise Skip("cargo build --release failed")
+    r = subprocess.run(["cargo", "build", "--release", "-p", "pm-actors", "--example", "inproc_status"],
+                       cwd=ROOT, timeout=3600)
+    if r.returncode:
+        raise Skip("cargo build --release --example inproc_status failed")
+
+
+def inproc_status_us(n):
+    """The in-process Rust API's GetStatus median at n processes (µs), from the example program that
+    embeds a Registry; None when the example is not built."""
+    exe = os.path.join(ROOT, "target", "release", "examples", "inproc_status")
+    if not os.path.exists(exe):
+        say(f"   ours: {exe} is missing: no in-process figure")
+        return None
+    out = subprocess.run([exe, str(n)], capture_output=True, text=True, timeout=600).stdout
+    m = re.search(r"GetStatus median ([0-9.]+) us", out)
+    return float(m.group(1)) if m else None
 
 
 def make(name, args):
@@ -100,6 +117,8 @@ def main():
             for sysobj in ready:
                 say(f"== run {k + 1}, {sysobj.name}, N={n} (load {os.getloadavg()[0]:.2f})")
                 res = measure.measure(sysobj, n, cfg, lambda m, s=sysobj.name: say(f"   {s}: {m}"))
+                if sysobj.name == "ours":
+                    res["status_rust_api_us"] = inproc_status_us(n)
                 per_run.setdefault(sysobj.name, {})[n] = res
         runs.append(per_run)
     results = report.median_of_runs(runs)

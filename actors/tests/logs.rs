@@ -35,8 +35,8 @@ async fn two_hundred_thousand_lines_are_all_captured() {
     })
     .await;
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.lines().any(|l| l.ends_with(" stdout 200000")));
-    assert!(text.lines().any(|l| l.ends_with(" stderr done")));
+    assert!(text.lines().any(|l| l.ends_with(" [stdout] 200000")));
+    assert!(text.lines().any(|l| l.ends_with(" [stderr] done")));
     let ring = p.logs(None).await.unwrap();
     assert_eq!(ring.len(), 1000);
     assert!(ring

@@ -53,8 +53,6 @@ def table(results, systems, versions, notes):
     for n in ns:
         for key, label, unit, _, hib in FIGURES:
             vals = {s: results.get(s, {}).get(n, {}).get(key) for s in systems}
-            if key == "status_rust_api_us" and "ours" in systems and vals.get("ours") is None:
-                vals["ours"] = "(slot: the lead's Rust program)"
             if all(v is None for v in vals.values()):
                 continue
             row = [f"{n:,}", label] + [fmt(vals[s], unit) for s in systems]

@@ -183,7 +183,12 @@ pub fn status_text(p: &ProcessInfo) -> String {
     line("PID", &p.pid);
     line("CPU", &format_args!("{:.2}%", p.cpu_percent));
     line("Memory", &format_args!("{:.2} MB", p.memory_mb));
-    line("Started", &or_dash(&p.start_time));
+    let started = if p.start_time.is_empty() {
+        "never started"
+    } else {
+        &p.start_time
+    };
+    line("Started", &started);
     line("State", &p.state);
     line("Restarts", &p.restarts);
     if let Some(uptime) = p.uptime_secs {
@@ -276,14 +281,14 @@ pub fn list_json(processes: &[ProcessInfo]) -> String {
     pretty_json(&sorted)
 }
 
-/// Captured lines: `<RFC 3339 time> [stdout] text`, one per line.
+/// Captured lines: `<RFC 3339 time, milliseconds> [stdout] text`, one per line, as the log file has them.
 pub fn logs_text(lines: &[LogLine]) -> String {
     let mut out = String::new();
     for l in lines {
         let _ = writeln!(
             out,
             "{} [{}] {}",
-            l.time.to_rfc3339(),
+            crate::logs::stamp(&l.time),
             l.stream.as_str(),
             l.text
         );
@@ -308,7 +313,7 @@ pub fn event_text(e: &ProcessEvent) -> String {
         .map_or_else(String::new, |x| format!(" ({})", x.describe()));
     format!(
         "{} {} (pid {}): {change}{exit}\n",
-        e.time.to_rfc3339(),
+        crate::logs::stamp(&e.time),
         e.name,
         e.pid
     )
@@ -326,14 +331,6 @@ fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
             s
         }
         Err(e) => format!("Error encoding JSON: {e}\n"),
-    }
-}
-
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() {
-        "-"
-    } else {
-        s
     }
 }
 

@@ -178,9 +178,12 @@ pub struct ProcessInfo {
     /// The lifecycle status.
     pub status: Status,
     /// CPU use since the previous sample, summed over the process tree; 100.0 is one full core. 0 when
-    /// not running.
+    /// not running. JSON carries two decimals, as the text does.
+    #[serde(serialize_with = "two_decimals")]
     pub cpu_percent: f64,
-    /// Resident memory summed over the process tree, in MiB (2^20 bytes). 0 when not running.
+    /// Resident memory summed over the process tree, in MiB (2^20 bytes). 0 when not running. JSON
+    /// carries two decimals.
+    #[serde(serialize_with = "two_decimals")]
     pub memory_mb: f64,
     /// RFC 3339 time of the last start, local time; empty when never started.
     pub start_time: String,
@@ -221,6 +224,11 @@ pub struct ProcessInfo {
     pub detached: bool,
     /// Adopted with `attach` rather than started by the daemon.
     pub attached: bool,
+}
+
+/// Writes a figure with two decimals: the sampler's last digits are noise, not precision.
+fn two_decimals<S: serde::Serializer>(value: &f64, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_f64((value * 100.0).round() / 100.0)
 }
 
 impl ProcessInfo {
@@ -290,4 +298,21 @@ pub struct ProcessEvent {
     pub exit: Option<ExitInfo>,
     /// When the supervisor saw the change.
     pub time: DateTime<Local>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_figures_carry_two_decimals() {
+        let mut info = ProcessInfo::initial("web", "sleep 1");
+        info.cpu_percent = 9.9961302780545;
+        info.memory_mb = 12.345678;
+        let json: serde_json::Value = serde_json::to_value(&info).unwrap();
+        assert_eq!(json["cpu_percent"], serde_json::json!(10.0));
+        assert_eq!(json["memory_mb"], serde_json::json!(12.35));
+        let back: ProcessInfo = serde_json::from_value(json).unwrap();
+        assert_eq!(back.cpu_percent, 10.0);
+    }
 }

@@ -1,6 +1,6 @@
 //! The last lines of a log file, read back into the in-memory ring when a process is adopted again.
 //!
-//! Captured output is written as `<RFC 3339 time> <stdout|stderr> <text>`; a detached process writes
+//! Captured output is written as `<RFC 3339 time> [stdout|stderr] <text>`; a detached process writes
 //! its output raw. Both read back: a line without the prefix is a stdout line at the file's mtime.
 
 use std::fs::File;
@@ -67,7 +67,8 @@ fn parse_line(line: &str, fallback: DateTime<Local>) -> LogLine {
     let prefixed = line.split_once(' ').and_then(|(time, rest)| {
         let time = DateTime::parse_from_rfc3339(time).ok()?;
         let (stream, text) = rest.split_once(' ').unwrap_or((rest, ""));
-        let stream = match stream {
+        // `[stdout]`; files written before the format was one with the wire's have `stdout`.
+        let stream = match stream.trim_start_matches('[').trim_end_matches(']') {
             "stdout" => Stream::Stdout,
             "stderr" => Stream::Stderr,
             _ => return None,
@@ -102,5 +103,26 @@ mod tests {
         let all = read_tail(&path, usize::MAX);
         assert!(all.len() < 200_000 && all[0].text.starts_with("line "));
         assert!(all.iter().all(|l| l.text.split(' ').count() == 2));
+    }
+
+    #[test]
+    fn reads_both_stream_tags_and_raw_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.log");
+        let body = "2024-05-01T10:00:00.123+00:00 [stdout] new form\n\
+                    2024-05-01T10:00:01.000+00:00 stderr old form\n\
+                    raw line\n";
+        std::fs::write(&path, body).unwrap();
+        let lines = read_tail(&path, 10);
+        let got: Vec<_> = lines.iter().map(|l| (l.stream, l.text.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (Stream::Stdout, "new form"),
+                (Stream::Stderr, "old form"),
+                (Stream::Stdout, "raw line")
+            ]
+        );
+        assert_eq!(lines[0].time.timestamp_subsec_millis(), 123);
     }
 }

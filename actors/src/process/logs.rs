@@ -250,13 +250,13 @@ impl Capture {
             return;
         }
         if let Some(file) = &self.file {
-            let stamp = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+            let stamp = pm_protocol::logs::stamp(&time);
             let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 40).sum());
             for l in &lines {
                 out.extend_from_slice(stamp.as_bytes());
-                out.push(b' ');
+                out.extend_from_slice(b" [");
                 out.extend_from_slice(stream.as_str().as_bytes());
-                out.push(b' ');
+                out.extend_from_slice(b"] ");
                 out.extend_from_slice(l.as_bytes());
                 out.push(b'\n');
             }

@@ -115,7 +115,7 @@ fn status_as_text() {
     done.error = "exited with code 1".into();
     assert_eq!(
         status_text(&done),
-        "Name: job\nCommand: false\nStatus: failed\nPID: 0\nCPU: 0.00%\nMemory: 0.00 MB\nStarted: -\n\
+        "Name: job\nCommand: false\nStatus: failed\nPID: 0\nCPU: 0.00%\nMemory: 0.00 MB\nStarted: never started\n\
          State: initial\nRestarts: 0\nExit: exited with code 1\nEnded: 2024-05-01T10:00:01+02:00\nLog: disabled\n\
          Error: exited with code 1\n"
     );
@@ -196,7 +196,9 @@ fn logs_and_events_as_text() {
             text: "oops".into(),
         },
     ];
-    let local = t.to_rfc3339();
+    let local = crate::logs::stamp(&t);
+    // Milliseconds, as the log file has them.
+    assert!(local.contains(":00.000"), "{local}");
     assert_eq!(
         logs_text(&lines),
         format!("{local} [stdout] hello\n{local} [stderr] oops\n")
