@@ -481,3 +481,42 @@ fn orphans_handed_to_the_daemon_are_reaped_and_managed_exits_keep_their_codes() 
         },
     );
 }
+
+/// The repository's example pm.conf, run as a user would run it (on a copy, so that nothing is
+/// written into the checkout): it says what it read from the templates folder and starts `clock`.
+#[test]
+fn the_example_config_reads_its_templates_and_starts_one() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut d = Daemon::unstarted();
+    let copy = d.dir.path().join("example");
+    std::fs::create_dir_all(copy.join("templates")).unwrap();
+    std::fs::copy(repo.join("pm.conf"), copy.join("pm.conf")).unwrap();
+    let mut templates = 0;
+    for entry in std::fs::read_dir(repo.join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            copy.join("templates").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+        templates += 1;
+    }
+    let conf = copy.join("pm.conf");
+    d.launch(&["--config", conf.to_str().unwrap()], true);
+    wait_for("the templates line", Duration::from_secs(20), || {
+        d.stderr().contains("templates: ")
+    });
+    let log = d.stderr();
+    assert!(
+        log.contains(&format!("templates: {templates} read from "))
+            && log.contains("0 skipped, 1 to start on startup: clock"),
+        "{log}"
+    );
+    wait_for("clock to run", Duration::from_secs(20), || {
+        d.status_json("clock")["status"] == "running"
+    });
+    let pid = d.status_json("clock")["pid"].as_i64().unwrap() as i32;
+    d.extra_groups.push(pid);
+    assert!(d.terminate(Duration::from_secs(20)).success());
+    assert!(!alive(pid), "clock outlived the daemon");
+}

@@ -52,11 +52,21 @@ impl Registry {
                 Err(e) => return tracing::error!("reading templates: {e}"),
             };
             report(&bad);
+            let read = good.len();
             // A process the state file brought back is already defined: its state wins.
             let wanted: Vec<_> = good
                 .into_iter()
                 .filter(|t| t.p_options.run_on_startup && !act.entries.contains_key(&t.name))
                 .collect();
+            let names: Vec<&str> = wanted.iter().map(|t| t.name.as_str()).collect();
+            tracing::info!(
+                "templates: {read} read from {}, {} skipped, {} to start on startup{}{}",
+                act.config.paths.template_dir.display(),
+                bad.len(),
+                names.len(),
+                if names.is_empty() { "" } else { ": " },
+                names.join(", ")
+            );
             for t in wanted {
                 let started = t.to_spec().and_then(|spec| act.define(spec));
                 match started {
