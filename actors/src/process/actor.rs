@@ -36,7 +36,7 @@ use super::options::{OutputTarget, ProcessOptions};
 use super::procfs::{self, Sample};
 use super::signal::{parse_signal, signal_name};
 use super::spawn::{self, StdioPlan};
-use super::{messages::*, pidfd};
+use super::{liveness, messages::*, pidfd};
 
 /// How often a stop looks whether the rest of the group is gone, once the leader has exited.
 const GROUP_POLL: Duration = Duration::from_millis(10);
@@ -140,22 +140,6 @@ fn reap_group(pgid: i32) {
             return;
         }
     }
-}
-
-/// Makes this process a child subreaper, once: orphaned grandchildren come to us and are reaped, rather
-/// than to an init that may never reap them (leaving zombies that keep a stopped group "alive").
-pub(crate) fn become_subreaper() {
-    static DONE: std::sync::Once = std::sync::Once::new();
-    DONE.call_once(|| {
-        // SAFETY: prctl with an integer argument.
-        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        if r != 0 {
-            tracing::warn!(
-                "cannot become a child subreaper: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    });
 }
 
 fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
@@ -288,10 +272,7 @@ impl ProcessActor {
             }
             Err(_) => None,
         };
-        let stat = procfs::read_stat(pid).map_err(|_| PmError::NoSuchPid { pid })?;
-        if expected.is_some_and(|t| t != stat.start_time) || stat.state == 'Z' {
-            return Err(PmError::NoSuchPid { pid });
-        }
+        let stat = liveness::still_running(pid, expected).ok_or(PmError::NoSuchPid { pid })?;
         let cmdline = procfs::read_cmdline(pid);
         let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
             .ok()
@@ -592,8 +573,7 @@ impl ProcessActor {
             None => {
                 // Attached: gone when its pidfd fired, or when the pid no longer has its start time.
                 if run.pidfd.is_none()
-                    && procfs::read_stat(run.pid)
-                        .is_ok_and(|s| s.start_time == run.start_ticks && s.state != 'Z')
+                    && liveness::still_running(run.pid, Some(run.start_ticks)).is_some()
                 {
                     return false;
                 }
@@ -727,9 +707,7 @@ impl ProcessActor {
             Some(fd) => pidfd::send_signal(fd, if group { 0 } else { sig as i32 })
                 .map_err(|e| map_err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?,
             None => {
-                let same = procfs::read_stat(run.pid)
-                    .is_ok_and(|s| s.start_time == run.start_ticks && s.state != 'Z');
-                if !same {
+                if liveness::still_running(run.pid, Some(run.start_ticks)).is_none() {
                     return Err(PmError::NoSuchPid { pid: run.pid });
                 }
                 if !group {

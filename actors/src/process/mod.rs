@@ -14,6 +14,7 @@ pub mod descriptors;
 mod events;
 pub mod guard;
 mod handle;
+pub(crate) mod liveness;
 pub mod log_tail;
 pub mod logs;
 pub mod messages;

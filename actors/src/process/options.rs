@@ -39,7 +39,7 @@ impl ProcessOptions {
     /// The first call also makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that
     /// the orphaned members of a managed group are reaped here rather than left as zombies.
     pub fn new(log_dir: impl Into<PathBuf>) -> Self {
-        super::actor::become_subreaper();
+        super::orphans::become_subreaper();
         let guard = match GroupGuard::shared() {
             Ok(g) => Some(g),
             Err(e) => {

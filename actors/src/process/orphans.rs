@@ -54,6 +54,22 @@ pub(crate) fn forget(pid: i32) {
     }
 }
 
+/// Makes this process a child subreaper, once: orphaned grandchildren come to us and are reaped, rather
+/// than to an init that may never reap them (leaving zombies that keep a stopped group "alive").
+pub(crate) fn become_subreaper() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        // SAFETY: prctl with an integer argument.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if r != 0 {
+            tracing::warn!(
+                "cannot become a child subreaper: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    });
+}
+
 /// Turns on the orphan reaper for this process (once; later calls answer the first one's result).
 /// For programs whose only children are the ones this crate starts; see the module docs.
 pub fn reap_orphans() -> Result<(), String> {

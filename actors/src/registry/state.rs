@@ -26,7 +26,7 @@ use pm_protocol::{LogLine, PmError};
 use tokio::sync::oneshot;
 
 use super::{atomic_file, Registry};
-use crate::process::{log_tail, procfs, ProcessActor, Stop};
+use crate::process::{liveness, log_tail, procfs, ProcessActor, Stop};
 
 /// Every child's environment holds its process name here.
 pub const ENV_NAME: &str = "PROCESSMANAGER_NAME";
@@ -455,7 +455,7 @@ enum Restored {
 
 /// Whether `run`'s pid is still that very process (same start time, not a zombie).
 fn same_process(run: &SavedRun) -> bool {
-    procfs::read_stat(run.pid).is_ok_and(|s| s.start_time == run.start_ticks && s.state != 'Z')
+    liveness::still_running(run.pid, Some(run.start_ticks)).is_some()
 }
 
 /// Reads the state file. Missing: no state. Unparsable: moved aside, no state. Unreadable: an error
