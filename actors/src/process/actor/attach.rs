@@ -1,0 +1,173 @@
+//! Taking a process the daemon did not spawn: attached by pid, or adopted again after a daemon
+//! restart; checked to be the process recorded, and owned once the actor starts.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use nix::unistd::Pid;
+use pm_protocol::{LogLine, PmError, ProcessSpec, Status};
+
+use super::super::monitor::Monitor;
+use super::super::options::ProcessOptions;
+use super::super::procfs::{self, Sample};
+use super::super::{liveness, pidfd};
+use super::{now_rfc3339, Foreign, Origin, ProcessActor, Run};
+
+impl ProcessActor {
+    /// Adopts a process the daemon did not start. Checks that `pid` exists and records its start time,
+    /// so that a recycled pid is never signalled.
+    pub fn attach(pid: i32, name: String, opts: ProcessOptions) -> Result<ProcessActor, PmError> {
+        Self::attach_checked(pid, name, None, opts)
+    }
+
+    /// Like [`ProcessActor::attach`], but only if `pid` still has the start time `start_ticks`
+    /// (field 22 of `/proc/<pid>/stat`, as recorded earlier, e.g. in a state file): otherwise the pid
+    /// was recycled and the answer is `PmError::NoSuchPid`.
+    pub fn attach_expecting(
+        pid: i32,
+        name: String,
+        start_ticks: u64,
+        opts: ProcessOptions,
+    ) -> Result<ProcessActor, PmError> {
+        Self::attach_checked(pid, name, Some(start_ticks), opts)
+    }
+
+    /// Takes up again a run of `spec` that an earlier daemon started (its pid and start time, from the
+    /// state file). The actor is the process's own: when the run ends it may be started again. The
+    /// run's exit status cannot be known (it is not our child), so its end counts as a failure.
+    /// `log_tail` refills the in-memory ring. A pid that no longer has `start_ticks` is
+    /// `PmError::NoSuchPid`, and is never signalled.
+    pub fn adopt(
+        spec: ProcessSpec,
+        pid: i32,
+        start_ticks: u64,
+        log_tail: Vec<LogLine>,
+        opts: ProcessOptions,
+    ) -> Result<ProcessActor, PmError> {
+        let (run, _) = Self::foreign_run(pid, Some(start_ticks), Origin::Adopted)?;
+        let mut actor = ProcessActor::new(spec, opts);
+        if let Ok(mut ring) = actor.ring.lock() {
+            for line in log_tail {
+                ring.push(line);
+            }
+        }
+        actor.own_run(run);
+        Ok(actor)
+    }
+
+    fn attach_checked(
+        pid: i32,
+        name: String,
+        expected: Option<u64>,
+        opts: ProcessOptions,
+    ) -> Result<ProcessActor, PmError> {
+        let (run, cmdline) = Self::foreign_run(pid, expected, Origin::Attached)?;
+        let (program, args) = match cmdline.split_first() {
+            Some((p, a)) => (p.clone(), a.to_vec()),
+            None => (String::new(), Vec::new()),
+        };
+        let mut spec = ProcessSpec::exec(name, program, args);
+        spec.detach = true; // not ours to kill when the daemon goes
+        let mut actor = ProcessActor::new(spec, opts);
+        actor.info.attached = true;
+        actor.info.detached = false;
+        actor.info.command = cmdline.join(" ");
+        actor.own_run(run);
+        Ok(actor)
+    }
+
+    /// A run for a process the daemon did not spawn itself, checked to exist (with the expected start
+    /// time, if given), and its command line. `origin` says whether it is adopted or attached.
+    fn foreign_run(
+        pid: i32,
+        expected: Option<u64>,
+        origin: fn(Foreign) -> Origin,
+    ) -> Result<(Run, Vec<String>), PmError> {
+        if pid <= 0 {
+            return Err(PmError::NoSuchPid { pid });
+        }
+        // The pidfd first, then the start time: if the start time is the expected one, the pidfd
+        // names that very process.
+        let fd = match pidfd::open(pid) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                return Err(PmError::NoSuchPid { pid })
+            }
+            Err(_) => None,
+        };
+        let stat = liveness::still_running(pid, expected).ok_or(PmError::NoSuchPid { pid })?;
+        let cmdline = procfs::read_cmdline(pid);
+        let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+            .ok()
+            .map(|p| p.as_raw())
+            .filter(|&g| g == pid && g != nix::unistd::getpgrp().as_raw());
+        let run = Run {
+            id: 0,
+            pid,
+            origin: origin(Foreign {
+                pidfd: fd,
+                start_ticks: stat.start_time,
+            }),
+            pgid,
+            started: Instant::now(),
+            watch: None,
+            stop: None,
+            deadline: None,
+            guarded: false,
+        };
+        Ok((run, cmdline))
+    }
+
+    /// Makes `run` the pending run, owned when the actor starts, and shows it as running.
+    fn own_run(&mut self, run: Run) {
+        self.info.pid = run.pid;
+        self.info.status = Status::Running;
+        self.info.start_time = run
+            .origin
+            .foreign()
+            .and_then(|f| procfs::start_time_of(f.start_ticks))
+            .map(now_rfc3339)
+            .unwrap_or_default();
+        self.pending_attach = Some(run);
+    }
+
+    /// The start time (field 22 of stat) of an attached process, for a state file.
+    pub fn attached_start_ticks(&self) -> Option<u64> {
+        let run = self.run.as_ref().or(self.pending_attach.as_ref())?;
+        match &run.origin {
+            Origin::Attached(f) => Some(f.start_ticks),
+            Origin::Child(_) | Origin::Adopted(_) => None,
+        }
+    }
+
+    /// The actor has started: the pending attached (or adopted) run becomes the current one, its
+    /// tree watched and its exit awaited.
+    pub(super) fn own_pending_run(&mut self, ctx: &mut Context<Self>) {
+        if let Some(mut run) = self.pending_attach.take() {
+            run.id = self.next_run_id;
+            self.next_run_id += 1;
+            let (id, pid) = (run.id, run.pid);
+            let _ = self.watch_tree(&mut run, ctx);
+            self.run = Some(run);
+            self.watch_exit(id, pid, ctx);
+        }
+    }
+
+    /// Registers the tree of an attached (or adopted) `run` with the status monitor of this actor's tick,
+    /// and samples it once (the baseline of the first tick's CPU figure); answers that sample.
+    fn watch_tree(&self, run: &mut Run, ctx: &mut Context<Self>) -> Option<Sample> {
+        let watch = Monitor::shared(self.opts.tick).watch(run.pid, ctx.address().recipient());
+        if self.lacks_command(run) {
+            watch.want_command();
+        }
+        let first = watch.sample_now().ok();
+        run.watch = Some(watch);
+        first
+    }
+
+    /// Whether `run` is an attached process whose command line is not known yet (attached in the
+    /// instant after its exec, before the kernel set up its arguments).
+    pub(super) fn lacks_command(&self, run: &Run) -> bool {
+        matches!(run.origin, Origin::Attached(_)) && self.info.command.is_empty()
+    }
+}
