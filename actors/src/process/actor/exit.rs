@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::super::pidfd;
 use super::super::signal::signal_name;
-use super::stop::group_alive;
+use super::stop::{group_alive, GROUP_POLL};
 use super::{answer, now_rfc3339, Origin, ProcessActor, Run, StopReason};
 
 /// Polling interval for exits where pidfds are not available (Linux before 5.3).
@@ -159,7 +159,7 @@ impl ProcessActor {
             } else {
                 let run_id = run.id;
                 let guarded = run.guarded;
-                let h = ctx.run_interval(super::stop::GROUP_POLL, move |act, ctx| {
+                let h = ctx.run_interval(GROUP_POLL, move |act, ctx| {
                     act.poll_group(run_id, guarded, ctx)
                 });
                 self.stops[i].poll = Some(h);
