@@ -27,11 +27,10 @@ mod stop;
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use chrono::{DateTime, Local, SecondsFormat};
-use nix::sys::signal::Signal as NixSignal;
 use pm_protocol::{
     CommandLine, EventKind, ExitInfo, KernelState, PmError, ProcessEvent, ProcessInfo, ProcessSpec,
     Status,
@@ -46,7 +45,6 @@ use super::logs::{LogRing, RotatingFile};
 use super::messages::*;
 use super::monitor::{TreeNotice, TreeWatch};
 use super::options::ProcessOptions;
-use super::signal::parse_signal;
 
 type ExitSender = oneshot::Sender<Result<ExitInfo, PmError>>;
 
@@ -272,29 +270,14 @@ impl Handler<Stop> for ProcessActor {
 impl Handler<StopAndWait> for ProcessActor {
     type Result = ResponseFuture<Result<ExitInfo, PmError>>;
     fn handle(&mut self, msg: StopAndWait, ctx: &mut Context<Self>) -> Self::Result {
-        match self.begin_stop(StopReason::User, msg.grace, ctx) {
-            Ok(id) => self.stop_waiter(id),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+        self.stop_and_wait(msg.grace, ctx)
     }
 }
 
 impl Handler<Kill> for ProcessActor {
     type Result = ResponseFuture<Result<ExitInfo, PmError>>;
     fn handle(&mut self, _: Kill, ctx: &mut Context<Self>) -> Self::Result {
-        let kill = self.begin_stop_with(
-            StopReason::User,
-            Some(Duration::ZERO),
-            NixSignal::SIGKILL,
-            ctx,
-        );
-        match kill {
-            Ok(id) => {
-                self.force_kill(id);
-                self.stop_waiter(id)
-            }
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+        self.kill_and_wait(ctx)
     }
 }
 
@@ -308,12 +291,7 @@ impl Handler<Wait> for ProcessActor {
 impl Handler<Signal> for ProcessActor {
     type Result = Result<(), PmError>;
     fn handle(&mut self, msg: Signal, _: &mut Context<Self>) -> Self::Result {
-        let sig = parse_signal(&msg.signal)?;
-        let run = self
-            .run
-            .as_ref()
-            .ok_or_else(|| PmError::NotRunning(self.spec.name.clone()))?;
-        Self::signal_run(run, sig, msg.group)
+        self.signal(&msg.signal, msg.group)
     }
 }
 

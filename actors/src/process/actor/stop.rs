@@ -48,7 +48,7 @@ fn reap_group(pgid: i32) {
 
 impl ProcessActor {
     /// Sends `sig` to the run's group (or, for an attached process, to exactly that process).
-    pub(super) fn signal_run(run: &Run, sig: NixSignal, group: bool) -> Result<(), PmError> {
+    fn signal_run(run: &Run, sig: NixSignal, group: bool) -> Result<(), PmError> {
         let map_err = |e: Errno| match e {
             Errno::ESRCH => PmError::NoSuchPid { pid: run.pid },
             other => PmError::Io(format!("cannot signal {}: {other}", run.pid)),
@@ -128,6 +128,48 @@ impl ProcessActor {
             tracing::debug!("stop signal to {pid}: {e}");
         }
         Ok(id)
+    }
+
+    /// A user's stop that answers once the whole group is gone, with the run's exit.
+    pub(super) fn stop_and_wait(
+        &mut self,
+        grace: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<ExitInfo, PmError>> {
+        match self.begin_stop(StopReason::User, grace, ctx) {
+            Ok(id) => self.stop_waiter(id),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    /// SIGKILL to the whole group now (no grace), answered once the group is gone.
+    pub(super) fn kill_and_wait(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<ExitInfo, PmError>> {
+        let kill = self.begin_stop_with(
+            StopReason::User,
+            Some(Duration::ZERO),
+            NixSignal::SIGKILL,
+            ctx,
+        );
+        match kill {
+            Ok(id) => {
+                self.force_kill(id);
+                self.stop_waiter(id)
+            }
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    /// Sends the signal named `signal` to the current run (its whole group with `group`).
+    pub(super) fn signal(&self, signal: &str, group: bool) -> Result<(), PmError> {
+        let sig = parse_signal(signal)?;
+        let run = self
+            .run
+            .as_ref()
+            .ok_or_else(|| PmError::NotRunning(self.spec.name.clone()))?;
+        Self::signal_run(run, sig, group)
     }
 
     /// SIGKILL to whatever is left of run `id`'s group.
