@@ -13,11 +13,12 @@
 //! rest of the process group go (`kill(-pgid, 0)` at `GROUP_POLL`), and once a tick while a group
 //! lives on after its leader exited by itself.
 //!
-//! The status tick is not the actor's: each run registers its tree with the shared [`Monitor`](super::Monitor) of its
-//! tick interval, whose thread samples every tree and keeps the reading in the run's [`TreeWatch`],
-//! where `GetInfo` finds it. The monitor sends a [`TreeNotice`] only when the actor has something to do
-//! (a new kernel state to announce, a root it could not read, an attached process's command line), so
-//! an idle actor costs nothing per tick. A log file's write error is looked up when the status is asked.
+//! The status tick is not the actor's: each run registers its tree with the shared
+//! [`Monitor`](super::Monitor) of its tick interval, whose thread samples every tree and keeps the
+//! reading in the run's [`TreeWatch`], where `GetInfo` finds it. The monitor sends a [`TreeNotice`]
+//! only when the actor has something to do (a new kernel state to announce, a root it could not read,
+//! an attached process's command line), so an idle actor costs nothing per tick. A log file's write
+//! error is looked up when the status is asked.
 
 mod attach;
 mod exit;
