@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pm_actors::process::procfs::TreeSampler;
+use pm_actors::process::monitor::TreeSampler;
 
 /// Kills the child's process group when the bench ends.
 struct Reaped(Child);

@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use pm_actors::process::procfs::{TreeSampler, REFRESH_TICKS};
+use pm_actors::process::monitor::{TreeSampler, REFRESH_TICKS};
 
 fn cpu_time() -> Duration {
     use nix::sys::resource::{getrusage, UsageWho};

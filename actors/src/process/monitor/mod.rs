@@ -17,7 +17,13 @@
 //!
 //! Dropping a [`TreeWatch`] (the run ended, the actor stopped) unregisters the tree and closes its files.
 //!
+//! The reading of one tree, and what it keeps open between ticks, is [`TreeSampler`] (in `tree`).
+//!
 //! [`ProcessActor`]: super::ProcessActor
+
+mod tree;
+
+pub use tree::{Sample, TreeSampler, FALLBACK_REFRESH_TICKS, REFRESH_TICKS};
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -28,7 +34,7 @@ use actix::prelude::*;
 use actix::WeakRecipient;
 use pm_protocol::KernelState;
 
-use super::procfs::{self, Sample, TreeSampler};
+use super::procfs;
 
 /// The shortest tick the monitor runs: a zero interval would spin its thread.
 const MIN_TICK: Duration = Duration::from_millis(1);

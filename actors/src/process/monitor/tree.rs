@@ -1,0 +1,530 @@
+//! The tree sampler: one process tree's kernel state, CPU and resident memory, read from /proc tick
+//! after tick, cheaply.
+//!
+//! Cost per tick: one `pread` of each tree member's kept-open `schedstat` (a quarter to a sixth of a
+//! `stat` read: the kernel formats three numbers instead of fifty-two). Its runtime and run count move
+//! only when the task runs, so a single-threaded member whose `schedstat` has not moved has the same
+//! state, CPU time, threads and children as at its last `stat`, and nothing else of it is read. Its
+//! `stat` is read (open, read, close) when it is new, when its `schedstat` moved (a `vfork`ing shell runs
+//! too), when it has several threads (`schedstat` covers the main thread only), and on every
+//! [`REFRESH_TICKS`]th tick (resident memory shrinks by reclaim without the task running); its `children`
+//! list when its `stat` was read and shows it did something. A kernel without usable `schedstat` (see
+//! [`schedstat_usable`]) keeps `stat` open instead and reads it every tick, with every `children` list on
+//! every [`FALLBACK_REFRESH_TICKS`]th tick. A full [`TreeSampler::sample`] reads every `stat` and
+//! `children` list. Nothing else on the host is read.
+
+use std::fs::File;
+use std::io;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use pm_protocol::KernelState;
+
+use crate::process::procfs::{
+    boot_ticks, clock_ticks, page_size, parse_schedstat, parse_stat, pread_all, read_children,
+    read_schedstat, read_stat_into, unreadable, Schedstat, Stat,
+};
+
+/// One reading of a process tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// The root's kernel state.
+    pub state: KernelState,
+    /// CPU over the interval since the previous sample, summed over the tree; 100.0 is one core.
+    pub cpu_percent: f64,
+    /// Resident memory summed over the tree.
+    pub rss_bytes: u64,
+    /// Processes in the tree, root included.
+    pub processes: usize,
+}
+
+/// Every this many ticks, [`TreeSampler::tick`] reads every member's `stat` and `children` even when its
+/// `schedstat` has not moved. A task that does not run keeps its state, CPU time, threads and children,
+/// but its resident memory can still shrink (the kernel reclaims or swaps out its pages, or drops file
+/// pages it maps), and that only shows in `stat`. Reclaim moves slowly, so a figure at most 30 ticks old
+/// for a process that has not run is close enough, and it adds 1/30 of a `stat` read per process per tick
+/// (about 0.4 us: `stat` and `children`, each opened, read and closed). The trees' refresh ticks are
+/// spread by their root's pid, so that trees started together do not all refresh on the same tick.
+/// (`children` too: a `clone(CLONE_PARENT)` gives a process a child without it running.)
+pub const REFRESH_TICKS: u32 = 30;
+
+/// Without schedstat, every this many ticks [`TreeSampler::tick`] reads every `children` list: a
+/// `vfork`ing shell can start a child without moving anything in its `stat`.
+pub const FALLBACK_REFRESH_TICKS: u32 = 5;
+
+/// Whether a process's `schedstat` says when it runs, given that of a process known to have run (`None`
+/// when the file is missing). A kernel without `CONFIG_SCHED_INFO` has no such file, and one whose
+/// scheduler statistics are off writes `0 0 0`: then a tick reads `stat` every time.
+pub fn schedstat_usable(probe: Option<&[u8]>) -> bool {
+    probe
+        .and_then(parse_schedstat)
+        .is_some_and(|s| s.runtime_ns != 0 || s.run_count != 0)
+}
+
+/// Whether this kernel's `schedstat` can stand in for `stat` on a tick (asked once, of this process).
+fn schedstat_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| schedstat_usable(std::fs::read("/proc/self/schedstat").ok().as_deref()))
+}
+
+/// One member of a sampled tree, as last read.
+#[derive(Debug)]
+struct Member {
+    pid: i32,
+    /// Its `stat` as last read (kept as is while it does not run).
+    stat: Stat,
+    /// Its `schedstat` (or, without schedstat, its `stat`), kept open: re-reading an open /proc file
+    /// costs a fraction of opening it.
+    kept: File,
+    /// Which file `kept` is.
+    kind: Kept,
+    /// Its children at the last read of its `children` list.
+    children: Vec<i32>,
+}
+
+/// Which /proc file a member keeps open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// `stat`, read every tick (no usable schedstat).
+    Stat,
+    /// `schedstat`, with its figures at the last read (`None`: not understood, so read `stat` too).
+    Schedstat(Option<Schedstat>),
+}
+
+/// What reading one member gave.
+struct MemberRead {
+    member: Member,
+    /// CPU time since the previous sample, in clock ticks.
+    cpu_ticks: u64,
+}
+
+/// Samples one process tree tick after tick, keeping one /proc file of each member open.
+#[derive(Debug)]
+pub struct TreeSampler {
+    root: i32,
+    /// The tree at the previous sample, root first; swapped with `next` on each sample (no allocation
+    /// per tick once the tree is stable).
+    members: Vec<Member>,
+    next: Vec<Member>,
+    queue: Vec<i32>,
+    prev_at: Option<Instant>,
+    /// Boot time (clock ticks) of the previous sample: a member first seen now that started before it
+    /// was missed by a cheap tick, and its CPU time is not all from this interval.
+    prev_boot_ticks: u64,
+    /// Ticks so far, for the periodic refreshes.
+    ticks: u32,
+    /// Whether members keep `schedstat` open and skip `stat` while they do not run.
+    schedstat: bool,
+    buf: Vec<u8>,
+}
+
+impl TreeSampler {
+    /// A sampler for the tree rooted at `root`; files are opened on the first sample.
+    pub fn new(root: i32) -> Self {
+        Self::with_schedstat(root, schedstat_works())
+    }
+
+    /// A sampler for a tree whose root was started just now: no baseline sample is needed, since all
+    /// of the tree's CPU time is from after this instant, so the first tick already gives a CPU figure
+    /// (a start reads nothing from /proc).
+    pub fn started_now(root: i32) -> Self {
+        let mut sampler = Self::new(root);
+        sampler.prev_at = Some(Instant::now());
+        sampler
+    }
+
+    /// A sampler that reads every member's `stat` on every tick, as on a kernel without usable
+    /// `schedstat`: for tests and cost comparisons.
+    pub fn without_schedstat(root: i32) -> Self {
+        Self::with_schedstat(root, false)
+    }
+
+    fn with_schedstat(root: i32, schedstat: bool) -> Self {
+        TreeSampler {
+            root,
+            members: Vec::new(),
+            next: Vec::new(),
+            queue: Vec::new(),
+            prev_at: None,
+            prev_boot_ticks: 0,
+            ticks: 0,
+            schedstat,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// The root of the sampled tree.
+    pub fn root(&self) -> i32 {
+        self.root
+    }
+
+    /// Reads the whole tree now, every member's `stat` and `children` list included. `Err` when the root
+    /// is gone or its stat cannot be read.
+    pub fn sample(&mut self) -> io::Result<Sample> {
+        self.read(Refresh {
+            stat: true,
+            children: true,
+        })
+    }
+
+    /// The periodic status tick: like [`TreeSampler::sample`], but reads a member's `stat` and
+    /// `children` list only when it is due (see the module docs).
+    pub fn tick(&mut self) -> io::Result<Sample> {
+        self.ticks = self.ticks.wrapping_add(1);
+        let phase = self.ticks.wrapping_add(self.root.unsigned_abs());
+        self.read(Refresh {
+            stat: phase.is_multiple_of(REFRESH_TICKS),
+            children: phase.is_multiple_of(FALLBACK_REFRESH_TICKS),
+        })
+    }
+
+    fn read(&mut self, refresh: Refresh) -> io::Result<Sample> {
+        let now = Instant::now();
+        let boot_ticks = boot_ticks();
+        let mut prev = std::mem::take(&mut self.members);
+        let mut current = std::mem::take(&mut self.next);
+        current.clear();
+        self.queue.clear();
+        self.queue.push(self.root);
+        let mut rss_pages = 0;
+        let mut delta_ticks: u64 = 0;
+        let mut root_state = None;
+        while let Some(pid) = self.queue.pop() {
+            let is_root = pid == self.root;
+            let read = match prev.iter().position(|m| m.pid == pid) {
+                Some(i) => reread(prev.swap_remove(i), refresh, &mut self.buf),
+                None => self.first_read(pid),
+            };
+            // A kept file of a process that has exited reads ESRCH, even if its pid was reused.
+            let MemberRead { member, cpu_ticks } = match read {
+                Ok(r) => r,
+                Err(e) if is_root => return self.fail(prev, current, e),
+                Err(_) => continue, // exited between the two reads
+            };
+            if is_root {
+                root_state = Some(member.stat.state);
+            }
+            // Saturating: the monitor thread must not panic on a figure it did not expect.
+            rss_pages = member.stat.rss_pages.saturating_add(rss_pages);
+            delta_ticks = cpu_ticks.saturating_add(delta_ticks);
+            self.queue.extend_from_slice(&member.children);
+            current.push(member);
+            if current.len() > 100_000 {
+                break; // a fork bomb: stop counting rather than spin
+            }
+        }
+        let Some(state) = root_state else {
+            return self.fail(prev, current, io::Error::other("no stat"));
+        };
+        let cpu_percent = match self.prev_at {
+            Some(then) => {
+                let secs = now.duration_since(then).as_secs_f64();
+                if secs > 0.0 {
+                    delta_ticks as f64 / clock_ticks() as f64 / secs * 100.0
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        let processes = current.len();
+        prev.clear(); // closes the files of members that left the tree
+        self.members = current;
+        self.next = prev;
+        self.prev_at = Some(now);
+        self.prev_boot_ticks = boot_ticks;
+        Ok(Sample {
+            state: KernelState::from_stat_letter(state),
+            cpu_percent,
+            rss_bytes: rss_pages.saturating_mul(page_size() as u64),
+            processes,
+        })
+    }
+
+    /// A member new to the tree: its `schedstat` is opened and kept (its `stat` read once), or, without
+    /// schedstat, its `stat` is kept.
+    fn first_read(&mut self, pid: i32) -> io::Result<MemberRead> {
+        let sched_file = if self.schedstat {
+            File::open(format!("/proc/{pid}/schedstat")).ok()
+        } else {
+            None
+        };
+        let (kept, kind, stat) = match sched_file {
+            // schedstat before stat: if it runs in between, the next tick sees it moved.
+            Some(f) => {
+                let sched = read_schedstat(&f).ok().flatten();
+                (
+                    f,
+                    Kept::Schedstat(sched),
+                    read_stat_into(pid, &mut self.buf)?,
+                )
+            }
+            None => {
+                let f = File::open(format!("/proc/{pid}/stat"))?;
+                pread_all(&f, &mut self.buf)?;
+                let stat = parse_stat(&self.buf).ok_or_else(|| unreadable(pid))?;
+                (f, Kept::Stat, stat)
+            }
+        };
+        // All its work is from this interval, unless it started before the previous sample and a cheap
+        // tick did not see it then.
+        let cpu_ticks = if self.prev_at.is_some() && stat.start_time < self.prev_boot_ticks {
+            0
+        } else {
+            stat.cpu_ticks
+        };
+        let mut children = Vec::new();
+        read_children(pid, stat.num_threads, &mut self.buf, &mut children);
+        Ok(MemberRead {
+            member: Member {
+                pid,
+                stat,
+                kept,
+                kind,
+                children,
+            },
+            cpu_ticks,
+        })
+    }
+
+    /// Forgets the tree and closes its files; the next sample opens them again.
+    pub fn close(&mut self) {
+        self.members = Vec::new();
+        self.next = Vec::new();
+    }
+
+    /// The root cannot be read: forget the tree (its files are closed) and answer `e`.
+    fn fail(
+        &mut self,
+        prev: Vec<Member>,
+        current: Vec<Member>,
+        e: io::Error,
+    ) -> io::Result<Sample> {
+        drop((prev, current));
+        self.close();
+        Err(e)
+    }
+}
+
+/// Which reads a sample forces on members that did nothing since the previous one.
+#[derive(Debug, Clone, Copy)]
+struct Refresh {
+    /// Read `stat` (and `children`) of every member, moved or not.
+    stat: bool,
+    /// Read `children` of members whose kept file is `stat`.
+    children: bool,
+}
+
+/// A member known from the previous sample. With a kept `schedstat`, a single-threaded member whose
+/// runtime and run count have not moved has not run: its `stat` figures and children are as they were,
+/// and neither file is read. Otherwise its `stat` is read, and its `children` when it did something.
+fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<MemberRead> {
+    let (stat, moved) = match m.kind {
+        Kept::Schedstat(last) => {
+            let sched = read_schedstat(&m.kept)?;
+            // An unparsable schedstat counts as moved (and stays so): the member is read in full.
+            let moved = sched.is_none() || sched != last;
+            m.kind = Kept::Schedstat(sched);
+            // schedstat of /proc/<pid> is the main thread's only: other threads run unseen.
+            if !(refresh.stat || moved || m.stat.num_threads != 1) {
+                return Ok(MemberRead {
+                    member: m,
+                    cpu_ticks: 0,
+                });
+            }
+            let stat = read_stat_into(m.pid, buf)?;
+            if stat.start_time != m.stat.start_time {
+                // Gone, and its pid reused, between the two reads.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            (stat, moved || refresh.stat)
+        }
+        Kept::Stat => {
+            pread_all(&m.kept, buf)?;
+            let stat = parse_stat(buf).ok_or_else(|| unreadable(m.pid))?;
+            (stat, refresh.stat || refresh.children)
+        }
+    };
+    let old = m.stat;
+    let did_something = moved
+        || old.activity != stat.activity
+        || old.cpu_ticks != stat.cpu_ticks
+        || old.num_threads != stat.num_threads;
+    if did_something {
+        m.children.clear();
+        read_children(m.pid, stat.num_threads, buf, &mut m.children);
+    }
+    m.stat = stat;
+    Ok(MemberRead {
+        member: m,
+        cpu_ticks: stat.cpu_ticks.saturating_sub(old.cpu_ticks),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::procfs::read_stat;
+
+    #[test]
+    fn samples_its_own_process() {
+        let mut s = TreeSampler::new(std::process::id() as i32);
+        let a = s.sample().unwrap();
+        assert!(a.rss_bytes > 0);
+        assert!(s.sample().is_ok());
+    }
+
+    #[test]
+    fn stat_every_tick_without_usable_schedstat() {
+        assert!(schedstat_usable(Some(b"708535 0 2\n")));
+        assert!(
+            !schedstat_usable(Some(b"0 0 0\n")),
+            "scheduler statistics off"
+        );
+        assert!(!schedstat_usable(None), "no CONFIG_SCHED_INFO");
+        assert!(!schedstat_usable(Some(b"garbage")));
+        let mut fallback = TreeSampler::without_schedstat(std::process::id() as i32);
+        assert!(!fallback.schedstat);
+        assert!(fallback.sample().unwrap().rss_bytes > 0);
+        assert!(fallback.tick().unwrap().rss_bytes > 0);
+    }
+
+    /// A child in its own process group, killed with its group when dropped.
+    struct Spawned(std::process::Child);
+
+    impl Spawned {
+        fn new(program: &str, args: &[&str]) -> Spawned {
+            use std::os::unix::process::CommandExt;
+            let child = std::process::Command::new(program)
+                .args(args)
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            Spawned(child)
+        }
+
+        fn pid(&self) -> i32 {
+            self.0.id() as i32
+        }
+    }
+
+    impl Drop for Spawned {
+        fn drop(&mut self) {
+            // SAFETY: signals the group this test started.
+            unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+            let _ = self.0.wait();
+        }
+    }
+
+    /// This process's open files that are /proc files of `pid`.
+    fn kept_files_of(pid: i32) -> Vec<String> {
+        let prefix = format!("/proc/{pid}/");
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| p.starts_with(&prefix))
+            .collect()
+    }
+
+    #[test]
+    fn a_sleeping_process_keeps_one_file_open_in_either_mode() {
+        let child = Spawned::new("sleep", &["60"]);
+        let pid = child.pid();
+        wait_until("sleep to have exec'd and sleep", || {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm == "sleep\n" && read_stat(pid).is_ok_and(|s| s.state == 'S')
+        });
+        for (mut sampler, file) in [
+            (
+                TreeSampler::new(pid),
+                if schedstat_works() {
+                    "schedstat"
+                } else {
+                    "stat"
+                },
+            ),
+            (TreeSampler::without_schedstat(pid), "stat"),
+        ] {
+            sampler.sample().unwrap();
+            for _ in 0..(REFRESH_TICKS + 2) {
+                let s = sampler.tick().unwrap();
+                assert_eq!(s.processes, 1);
+                assert!(s.rss_bytes > 0);
+            }
+            assert_eq!(kept_files_of(pid), vec![format!("/proc/{pid}/{file}")]);
+            drop(sampler);
+            assert!(kept_files_of(pid).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_running_process_shows_cpu_on_a_tick() {
+        let child = Spawned::new("sh", &["-c", "while :; do :; done"]);
+        let mut sampler = TreeSampler::new(child.pid());
+        sampler.sample().unwrap();
+        let end = Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if sampler.tick().unwrap().cpu_percent > 0.0 {
+                break;
+            }
+            assert!(Instant::now() < end, "no CPU seen for a busy loop");
+        }
+    }
+
+    /// Polls `cond` every 10 ms for up to 20 s.
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + std::time::Duration::from_secs(20);
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_fork_and_a_stop_show_on_the_next_tick() {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        // The shell waits on its stdin, then forks a sleep: between ticks, nothing else moves.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x; sleep 60; true"])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let child = Spawned(child);
+        let pid = child.pid();
+        let mut sampler = TreeSampler::new(pid);
+        wait_until("the shell reading", || {
+            read_stat(pid).is_ok_and(|s| s.state == 'S')
+        });
+        sampler.sample().unwrap();
+        for _ in 0..3 {
+            assert_eq!(sampler.tick().unwrap().processes, 1);
+        }
+        stdin.write_all(b"go\n").unwrap();
+        wait_until("the sleep", || {
+            let mut kids = Vec::new();
+            read_children(pid, 1, &mut Vec::new(), &mut kids);
+            kids.iter()
+                .any(|&k| read_stat(k).is_ok_and(|s| s.state == 'S'))
+        });
+        // One tick, not a periodic refresh (which would hide a broken shortcut but for 1 in 30).
+        assert_eq!(sampler.tick().unwrap().processes, 2);
+        // SAFETY: signals the shell this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        wait_until("the shell stopped", || {
+            read_stat(pid).is_ok_and(|s| s.state == 'T')
+        });
+        assert_eq!(sampler.tick().unwrap().state, KernelState::Stopped);
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        wait_until("the shell waiting again", || {
+            read_stat(pid).is_ok_and(|s| s.state == 'S')
+        });
+        assert_eq!(sampler.tick().unwrap().state, KernelState::Sleeping);
+    }
+}
