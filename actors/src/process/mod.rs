@@ -23,7 +23,6 @@ mod options;
 mod orphans;
 mod pidfd;
 pub mod procfs;
-mod raw;
 pub mod signal;
 mod spawn;
 pub mod user;

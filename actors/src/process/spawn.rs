@@ -16,7 +16,9 @@ use tokio::io::Interest;
 use pm_protocol::{CommandLine, PmError, ProcessSpec};
 
 use super::child::{ChildProcess, Spawned};
-use super::clone_exec::{self, ChildEnv, ChildFd, ExecPlan, Launch, Leader, SpawnFailure, Step};
+use super::clone_exec::{
+    self, ChildEnv, ChildFd, ChildStep, ExecPlan, Launch, Leader, SpawnFailure,
+};
 use super::options::OutputTarget;
 
 pub use super::clone_exec::{kit_free, kit_freed};
@@ -350,16 +352,18 @@ fn find_executable(word: &str, path: &str) -> Option<String> {
 fn describe_spawn_error(program: &str, e: &SpawnFailure) -> String {
     let io = e.io_error();
     match (e.step(), io.kind()) {
-        (Some(Step::Exec), std::io::ErrorKind::NotFound) => format!("no such program '{program}'"),
-        (Some(Step::Exec), std::io::ErrorKind::PermissionDenied) => {
+        (Some(ChildStep::Exec), std::io::ErrorKind::NotFound) => {
+            format!("no such program '{program}'")
+        }
+        (Some(ChildStep::Exec), std::io::ErrorKind::PermissionDenied) => {
             format!("permission denied executing '{program}'")
         }
-        (Some(Step::Exec) | None, _) => format!("'{program}': {io}"),
-        (Some(Step::Stdio), _) => format!("cannot set up its standard descriptors: {io}"),
-        (Some(Step::Leader), _) => format!("cannot make it lead its own group: {io}"),
-        (Some(Step::User), _) => format!("cannot switch to its user and group: {io}"),
-        (Some(Step::ParentDeath), _) => format!("cannot tie it to the daemon's life: {io}"),
-        (Some(Step::Cwd), _) => format!("cannot enter its working directory: {io}"),
+        (Some(ChildStep::Exec) | None, _) => format!("'{program}': {io}"),
+        (Some(ChildStep::Stdio), _) => format!("cannot set up its standard descriptors: {io}"),
+        (Some(ChildStep::Leader), _) => format!("cannot make it lead its own group: {io}"),
+        (Some(ChildStep::User), _) => format!("cannot switch to its user and group: {io}"),
+        (Some(ChildStep::ParentDeath), _) => format!("cannot tie it to the daemon's life: {io}"),
+        (Some(ChildStep::Cwd), _) => format!("cannot enter its working directory: {io}"),
     }
 }
 

@@ -95,6 +95,7 @@ mod tests {
         assert_eq!(pid, Ok(std::process::id() as isize));
         // SAFETY: as above.
         unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: as above.
         let closed = check(unsafe { syscall(libc::SYS_close, &[i32::MAX as usize]) });
         assert_eq!(closed, Err(libc::EBADF));
         // SAFETY: reads this thread's errno.

@@ -1,0 +1,514 @@
+//! Starting a child the cheap way: `clone(CLONE_VM)` and `execve`, with everything the child must do
+//! between the two (its group or session, its user, its parent-death signal, its stdio), and no wait
+//! for the exec on the daemon's thread.
+//!
+//! Why not `std::process::Command`: any `pre_exec` step (the parent-death signal needs one) makes std
+//! `fork` the whole daemon, copying its page tables and then taking a copy-on-write fault on every page
+//! the daemon writes until the child execs; and every exec also walks every descriptor the daemon holds
+//! (one pidfd and one /proc file per managed process) to close it. At 1,000 processes those two made a
+//! start cost several times the floor of fork and exec. Here the child borrows the daemon's memory until
+//! it execs and leaves the daemon's descriptor table without touching the descriptors above a few
+//! reserved low slots (`close_range` with `CLOSE_RANGE_UNSHARE`).
+//!
+//! Why not `CLONE_VFORK`, as `posix_spawn` does: it stops the calling thread until the child has
+//! exec'd, about 0.6 ms a start on a 2-core VM, during which an actor thread could have started the
+//! next child. Without it, [`launch`] answers at once and the child reports on a pipe ([`Launch`]); it
+//! borrows a kit (stack and slots, [`kits`]) that is not used again before the kernel says, by clearing
+//! a word (`CLONE_CHILD_CLEARTID`), that the child has exec'd or exited.
+//!
+//! The child runs on its own stack in the daemon's memory, beside the daemon's threads and with the
+//! calling thread's thread pointer, so between clone and exec it makes raw system calls only
+//! ([`raw`]: not even `errno`, which is that thread's): no allocation, no lock, no libc call
+//! (glibc's `setuid` would signal the daemon's threads, for one). All that it needs is built before
+//! the clone; all that it runs is in [`pre_exec`].
+//!
+//! - this module: the plan of a child ([`ExecPlan`]), its failures, and [`launch`] with its [`Launch`].
+//! - [`kits`]: the stacks and reserved descriptor slots children borrow, and the spawner that lends them.
+//! - [`pre_exec`]: the child's own code, from clone to exec.
+
+mod kits;
+mod pre_exec;
+mod raw;
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kits::{set_slot, spawner};
+use pre_exec::{child_main, set_signal_mask, ChildArgs, ALL_SIGNALS};
+
+/// A child's environment: the daemon's, shared by every child (none when cleared), without the names
+/// that `extra` sets, then `extra`. Nothing of the daemon's is copied per child.
+#[derive(Debug, Clone)]
+pub struct ChildEnv {
+    /// `KEY=value` strings of the daemon's environment.
+    pub base: Option<Arc<Vec<CString>>>,
+    /// `KEY=value` strings of the child's own variables.
+    pub extra: Vec<CString>,
+}
+
+/// The `KEY` of a `KEY=value` string.
+fn env_key(entry: &CString) -> &[u8] {
+    let bytes = entry.as_bytes();
+    &bytes[..bytes.iter().position(|&b| b == b'=').unwrap_or(bytes.len())]
+}
+
+impl ChildEnv {
+    /// The `envp` array for execve: pointers into `self`, null-terminated.
+    fn pointers(&self) -> Vec<*const libc::c_char> {
+        let overridden = |entry: &&CString| self.extra.iter().any(|x| env_key(x) == env_key(entry));
+        self.base
+            .iter()
+            .flat_map(|base| base.iter())
+            .filter(|entry| !overridden(entry))
+            .chain(&self.extra)
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    }
+}
+
+/// Where one of the child's standard descriptors comes from.
+#[derive(Debug)]
+pub enum ChildFd {
+    /// The daemon's own descriptor of the same number.
+    Inherit,
+    /// /dev/null.
+    Null,
+    /// This descriptor (the daemon's copy is closed once the child has it).
+    Fd(OwnedFd),
+}
+
+/// Whether the child leads a new process group or a new session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leader {
+    /// `setpgid(0, 0)`: its own group, in the daemon's session.
+    Group,
+    /// `setsid()`: its own session (and group), no controlling terminal.
+    Session,
+}
+
+/// Everything the child does between clone and exec, prepared in the daemon.
+#[derive(Debug)]
+pub struct ExecPlan {
+    /// The paths to try in turn, as `execvp` would (the program, or each PATH entry joined with it).
+    pub candidates: Vec<CString>,
+    /// argv, argv[0] first.
+    pub argv: Vec<CString>,
+    /// The environment.
+    pub envp: ChildEnv,
+    /// The working directory, when not the daemon's.
+    pub cwd: Option<CString>,
+    /// Descriptors 0, 1 and 2.
+    pub stdio: [ChildFd; 3],
+    /// Its own group or its own session.
+    pub leader: Leader,
+    /// Supplementary groups, group and user to switch to.
+    pub run_as: Option<super::user::RunAs>,
+    /// SIGKILL the child when the spawning thread dies (`PR_SET_PDEATHSIG`).
+    pub die_with_parent: bool,
+}
+
+/// A failure in the child before its program ran: the step, and the errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildFailure {
+    /// What the child was doing.
+    pub step: ChildStep,
+    /// The raw OS error.
+    pub errno: i32,
+}
+
+/// The steps of the child, named in its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ChildStep {
+    /// Setting up descriptors 0-2.
+    Stdio = 1,
+    /// setpgid or setsid.
+    Leader = 2,
+    /// setgroups, setgid or setuid.
+    User = 3,
+    /// The parent-death signal, or the daemon already gone.
+    ParentDeath = 4,
+    /// chdir.
+    Cwd = 5,
+    /// execve.
+    Exec = 6,
+}
+
+impl ChildStep {
+    fn from_raw(n: u32) -> ChildStep {
+        match n {
+            1 => ChildStep::Stdio,
+            2 => ChildStep::Leader,
+            3 => ChildStep::User,
+            4 => ChildStep::ParentDeath,
+            5 => ChildStep::Cwd,
+            _ => ChildStep::Exec,
+        }
+    }
+}
+
+/// Why a spawn failed: in the daemon (clone itself: EAGAIN, ENOMEM) or in the child.
+#[derive(Debug)]
+pub enum SpawnFailure {
+    /// Preparing or cloning failed in the daemon.
+    Daemon(io::Error),
+    /// The child failed at a step; it has been reaped.
+    Child(ChildFailure),
+}
+
+impl SpawnFailure {
+    /// The failure as an `io::Error`, for its kind and message.
+    pub fn io_error(&self) -> io::Error {
+        match self {
+            SpawnFailure::Daemon(e) => io::Error::new(e.kind(), e.to_string()),
+            SpawnFailure::Child(c) => io::Error::from_raw_os_error(c.errno),
+        }
+    }
+
+    /// The child's step, if the failure was in the child.
+    pub fn step(&self) -> Option<ChildStep> {
+        match self {
+            SpawnFailure::Daemon(_) => None,
+            SpawnFailure::Child(c) => Some(c.step),
+        }
+    }
+}
+
+/// The first byte a child writes on its report pipe: it has its own descriptor table now, so the
+/// daemon may point the kit's slots elsewhere (and must, for the pipe to reach end of file at exec).
+const UNSHARED: u8 = 0xff;
+
+/// A failure record on the report pipe: the step, then the errno in native byte order.
+const FAILURE_BYTES: usize = 5;
+
+/// A child between clone and exec. [`Launch::progress`] tells when it has exec'd (or failed); until
+/// then this holds what the child reads.
+pub struct Launch {
+    pid: i32,
+    /// The report pipe's read end (non-blocking): [`UNSHARED`], then end of file at the exec, or a
+    /// failure record.
+    report: OwnedFd,
+    kit: usize,
+    generation: u64,
+    /// The kit's busy word (the kernel clears it at the exec or exit).
+    busy: Arc<AtomicI32>,
+    released: bool,
+    got: Vec<u8>,
+    done: bool,
+    // Read by the child until its exec: dropped only once the kit's busy word is clear.
+    _args: Box<ChildArgs>,
+    _plan: ExecPlan,
+}
+
+/// Wakes the starts that wait for a kit (see [`kit_freed`]).
+static KIT_FREED: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+
+/// Whether a launch could take a kit now, without waiting for a child's exec. True when the spawner
+/// cannot be made: the launch then answers that error.
+pub fn kit_free() -> bool {
+    match spawner() {
+        Ok(s) => s
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .free_kit()
+            .is_some(),
+        Err(_) => true,
+    }
+}
+
+/// Resolves when a kit may have come free: a launch saw its child exec or exit, or 1 ms passed (a
+/// child can free its kit unseen, when nobody is looking at its launch). Check [`kit_free`] after.
+pub async fn kit_freed() {
+    let notified = KIT_FREED.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if kit_free() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(1), notified).await;
+}
+
+/// Clones the child for `plan` and answers at once, while the child goes on to its exec on its own.
+/// With every kit busy it waits (at most one exec) for one: callers on an actor's thread first wait
+/// for [`kit_free`] without blocking, through [`kit_freed`].
+pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
+    let spawner = spawner().map_err(SpawnFailure::Daemon)?;
+    // A poisoned lock only means a spawn panicked in the daemon; kits are reset before each use.
+    let mut sp = spawner.lock().unwrap_or_else(|p| p.into_inner());
+    let (report, report_w) = pipe_with(libc::O_NONBLOCK).map_err(SpawnFailure::Daemon)?;
+    let k = sp.acquire().map_err(SpawnFailure::Daemon)?;
+    let slots = sp.kits[k].slots;
+    sp.kits[k].dirty = true;
+    let mut from = [-1; 3];
+    let mut sources = Vec::with_capacity(4);
+    for (i, fd) in plan.stdio.iter().enumerate() {
+        let source = match fd {
+            ChildFd::Inherit => continue,
+            ChildFd::Null => sp.devnull.as_raw_fd(),
+            ChildFd::Fd(fd) => fd.as_raw_fd(),
+        };
+        sources.push((slots[i], source));
+        from[i] = slots[i];
+    }
+    sources.push((slots[3], report_w.as_raw_fd()));
+    for (slot, source) in sources {
+        if let Err(e) = set_slot(slot, source) {
+            sp.reset(k);
+            return Err(SpawnFailure::Daemon(e));
+        }
+    }
+    drop(report_w); // the slot holds it now
+    let nul = |v: &Vec<CString>| {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect::<Vec<_>>()
+    };
+    let (groups, ngroups, ids) = match &plan.run_as {
+        Some(who) => (
+            who.groups.as_ptr(),
+            who.groups.len(),
+            Some((who.uid, who.gid)),
+        ),
+        None => (std::ptr::null(), 0, None),
+    };
+    let mut args = Box::new(ChildArgs {
+        candidates: plan.candidates.iter().map(|c| c.as_ptr()).collect(),
+        argv: nul(&plan.argv),
+        envp: plan.envp.pointers(),
+        cwd: plan.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+        from,
+        report: slots[3],
+        unshare: sp.unshare,
+        leader: plan.leader,
+        groups,
+        ngroups,
+        ids,
+        die_with_parent: plan.die_with_parent,
+        daemon: std::process::id() as libc::pid_t,
+    });
+    let kit = &mut sp.kits[k];
+    let generation = kit.generation;
+    let Some(stack) = kit.stack.as_ref() else {
+        return Err(SpawnFailure::Daemon(io::Error::other(
+            "a kit without a stack",
+        )));
+    };
+    let top = stack.top();
+    let mut flags = libc::CLONE_VM | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD;
+    if sp.unshare {
+        flags |= libc::CLONE_FILES;
+    }
+    let busy = Arc::clone(&sp.kits[k].busy);
+    busy.store(1, Ordering::Release);
+    // Every signal is blocked on this thread so that the child starts with them blocked: no handler
+    // of the daemon's may run on the child's stack. The child resets the handlers before it unblocks
+    // them, and this thread gets its own mask back right after.
+    let old = set_signal_mask(ALL_SIGNALS);
+    // The orphan reaper must see the child listed as ours from the moment it exists.
+    let mut own = super::orphans::own_children();
+    let before = super::procfs::boot_ticks();
+    // SAFETY: `child_main` runs on the kit's stack and reads `args`; both stay untouched until the
+    // kernel clears `busy` at the child's exec or exit: `acquire` checks it before it lends the kit
+    // again, and a `Launch` keeps `args` until its report has ended (after the clear) or it has killed
+    // and reaped the child. The child makes raw system calls only (see the module docs).
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top,
+            flags,
+            &mut *args as *mut ChildArgs as *mut libc::c_void,
+            std::ptr::null_mut::<libc::pid_t>(),
+            std::ptr::null_mut::<libc::c_void>(),
+            busy.as_ptr(),
+        )
+    };
+    let clone_error = io::Error::last_os_error();
+    if pid > 0 {
+        let after = super::procfs::boot_ticks();
+        own.add(pid, super::procfs::clone_ticks(before, after));
+    }
+    drop(own);
+    set_signal_mask(old);
+    if pid < 0 {
+        busy.store(0, Ordering::Release);
+        sp.reset(k);
+        return Err(SpawnFailure::Daemon(clone_error));
+    }
+    if !sp.unshare {
+        // The child has a full copy of the table already.
+        sp.reset(k);
+    }
+    drop(sp);
+    Ok(Launch {
+        pid,
+        report,
+        kit: k,
+        generation,
+        busy,
+        released: false,
+        got: Vec::new(),
+        done: false,
+        _args: args,
+        _plan: plan,
+    })
+}
+
+impl Launch {
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The report pipe's read end, to wait on (readable) between calls to [`Launch::progress`].
+    pub fn report_fd(&self) -> RawFd {
+        self.report.as_raw_fd()
+    }
+
+    /// Reads what the child has reported, without blocking: `None` while it is still on its way to
+    /// its exec; `Ok(pid)` once it has exec'd; `Err` once it has failed (it has been reaped then).
+    /// A child killed before it could report is seen here too: its end of the pipe closes when its
+    /// kit's busy word clears, so call this again now and then, not only when the pipe is readable.
+    pub fn progress(&mut self) -> Option<Result<i32, SpawnFailure>> {
+        if self.done {
+            return None;
+        }
+        let mut eof = false;
+        let mut buf = [0u8; 16];
+        loop {
+            // SAFETY: reads into a local buffer from our own non-blocking descriptor.
+            let n =
+                unsafe { libc::read(self.report.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            match n {
+                n if n > 0 => self.got.extend_from_slice(&buf[..n as usize]),
+                0 => {
+                    eof = true;
+                    break;
+                }
+                _ => match io::Error::last_os_error() {
+                    e if e.kind() == io::ErrorKind::Interrupted => continue,
+                    e if e.kind() == io::ErrorKind::WouldBlock => break,
+                    e => {
+                        self.abandon();
+                        return Some(Err(SpawnFailure::Daemon(e)));
+                    }
+                },
+            }
+        }
+        if self.got.first() == Some(&UNSHARED) {
+            self.got.remove(0);
+            self.release();
+        }
+        if self.busy.load(Ordering::Acquire) == 0 {
+            self.release();
+        }
+        if self.got.len() >= FAILURE_BYTES {
+            let step = ChildStep::from_raw(u32::from(self.got[0]));
+            let errno = i32::from_ne_bytes([self.got[1], self.got[2], self.got[3], self.got[4]]);
+            self.finish_kit();
+            reap(self.pid);
+            return Some(Err(SpawnFailure::Child(ChildFailure { step, errno })));
+        }
+        if eof {
+            self.finish_kit();
+            return Some(Ok(self.pid));
+        }
+        None
+    }
+
+    /// Blocks until [`Launch::progress`] has an answer: for tests and threads of their own.
+    #[cfg(test)]
+    pub fn wait(mut self) -> Result<i32, SpawnFailure> {
+        loop {
+            if let Some(r) = self.progress() {
+                return r;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.report.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; a 10 ms timeout, so a child killed before it reported is seen.
+            unsafe { libc::poll(&mut pfd, 1, 10) };
+        }
+    }
+
+    /// The child has its own table (or is gone): the kit's slots go back to /dev/null.
+    fn release(&mut self) {
+        if !self.released {
+            self.released = true;
+            if let Ok(s) = spawner() {
+                let mut sp = s.lock().unwrap_or_else(|p| p.into_inner());
+                sp.release(self.kit, self.generation);
+            }
+        }
+    }
+
+    /// The child has exec'd or exited: nothing of the kit is in use any more.
+    fn finish_kit(&mut self) {
+        self.release();
+        self.done = true;
+        KIT_FREED.notify_waiters();
+    }
+
+    /// Gives the child up before its answer: it is killed and reaped, so that it no longer reads its
+    /// arguments when they are freed.
+    fn abandon(&mut self) {
+        if self.done {
+            return;
+        }
+        // SAFETY: our own child, not yet reaped, so the pid is still its.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        reap(self.pid);
+        self.finish_kit();
+    }
+}
+
+impl Drop for Launch {
+    /// A launch given up before its answer (its actor stopped).
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
+/// Starts the plan's program and waits for its exec; answers the child's pid. The child has been
+/// reaped when it fails.
+#[cfg(test)]
+pub fn spawn(plan: ExecPlan) -> Result<i32, SpawnFailure> {
+    launch(plan)?.wait()
+}
+
+/// Waits for a child that failed before its exec (it exits at once).
+fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: our own child, which has already called _exit.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
+    super::orphans::forget(pid);
+}
+
+/// Builds an `OwnedFd` pair for a pipe whose both ends are close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    pipe_with(0)
+}
+
+/// A close-on-exec pipe with extra flags (`O_NONBLOCK`): (read, write).
+fn pipe_with(flags: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors or fails.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are new descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+#[cfg(test)]
+mod tests;
