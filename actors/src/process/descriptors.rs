@@ -58,11 +58,8 @@ mod tests {
         assert!(table_size() >= want, "FDSize {} < {want}", table_size());
         let highest = libc::c_int::try_from(want - 1).unwrap();
         // SAFETY: F_GETFD only asks whether the number is open.
-        assert_eq!(
-            unsafe { libc::fcntl(highest, libc::F_GETFD) },
-            -1,
-            "fd {highest} left open"
-        );
+        let flags = unsafe { libc::fcntl(highest, libc::F_GETFD) };
+        assert_eq!(flags, -1, "fd {highest} left open");
         assert_eq!(reserve_descriptor_table(0).unwrap(), 0);
     }
 
