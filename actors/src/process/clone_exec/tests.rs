@@ -1,3 +1,5 @@
+//! Tests of starting children with clone and exec: real children, checked through /proc.
+
 use super::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
