@@ -348,6 +348,6 @@ log-ring-lines: 10
             names.push(spec.name);
         }
         names.sort();
-        assert_eq!(names, ["backup", "ping", "web"]);
+        assert_eq!(names, ["backup", "clock", "ping", "web"]);
     }
 }
