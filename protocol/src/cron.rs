@@ -1,4 +1,5 @@
-//! Standard cron expressions (5 fields, or 6 with seconds first) converted for the `cron` crate.
+//! Standard cron expressions (5 fields, 6 with seconds first, or a macro such as `@daily`) converted
+//! for the `cron` crate.
 //!
 //! The `cron` crate wants seconds first, counts Sunday as 1, and ANDs day-of-month with day-of-week.
 //! Standard cron counts Sunday as 0 (or 7) and ORs the two day fields when both are restricted. So each
@@ -6,6 +7,10 @@
 //! OR of the day fields becomes two crate schedules whose earliest next fire wins.
 //!
 //! A day field counts as restricted unless it starts with `*` (or is `?`), as in Vixie cron.
+//!
+//! The time macros of Vixie cron (`@hourly` ... `@yearly`) stand for their 5-field expressions.
+//! `@reboot` is refused: a schedule here fires at times, and "whenever the daemon starts" is already
+//! the template's `run_on_startup`, which the error names.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -18,6 +23,43 @@ const MONTHS: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
 ];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// The time macros and the expressions they stand for.
+const MACROS: [(&str, &str); 7] = [
+    ("@hourly", "0 * * * *"),
+    ("@daily", "0 0 * * *"),
+    ("@midnight", "0 0 * * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@monthly", "0 0 1 * *"),
+    ("@yearly", "0 0 1 1 *"),
+    ("@annually", "0 0 1 1 *"),
+];
+
+/// The macros by name, for error messages.
+fn macro_names() -> String {
+    let names: Vec<&str> = MACROS.iter().map(|(name, _)| *name).collect();
+    names.join(", ")
+}
+
+/// The 5-field expression a macro stands for; `Ok(None)` when `expr` is not a macro.
+fn expand_macro(expr: &str) -> Result<Option<&'static str>, String> {
+    let word = expr.trim();
+    if !word.starts_with('@') {
+        return Ok(None);
+    }
+    if word.eq_ignore_ascii_case("@reboot") {
+        return Err(
+            "@reboot is not a schedule here: start it with the daemon through a template \
+             (template:true run_on_startup:true)"
+                .to_string(),
+        );
+    }
+    MACROS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(word))
+        .map(|(_, fields)| Some(*fields))
+        .ok_or_else(|| format!("unknown macro '{word}'; the macros are {}", macro_names()))
+}
 
 /// One field of an expression: its range and the names it accepts (names[i] is `min + i`).
 struct FieldKind {
@@ -137,7 +179,8 @@ pub struct CronSchedule {
 }
 
 impl CronSchedule {
-    /// Parses a 5-field (`min hour dom month dow`) or 6-field (`sec min hour dom month dow`) expression.
+    /// Parses a 5-field (`min hour dom month dow`) or 6-field (`sec min hour dom month dow`) expression,
+    /// or a macro (`@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`, `@yearly`, `@annually`).
     /// Fields take `*`, `?`, numbers, ranges, lists, steps and (month, day of week) English names;
     /// Sunday is 0 or 7. An expression that is malformed or can never fire is `PmError::InvalidCron`,
     /// naming it.
@@ -148,6 +191,7 @@ impl CronSchedule {
     /// assert_eq!(s.expression(), "*/15 9-17 * * mon-fri");
     /// assert!(matches!(CronSchedule::parse("* * *"), Err(PmError::InvalidCron { .. })));
     /// assert!(CronSchedule::parse("0 0 30 2 *").is_err()); // February 30th never comes
+    /// assert_eq!(CronSchedule::parse("@daily").unwrap().expression(), "@daily");
     /// ```
     pub fn parse(expr: &str) -> Result<Self, PmError> {
         let invalid = |reason: String| PmError::InvalidCron {
@@ -197,24 +241,34 @@ impl CronSchedule {
     }
 }
 
-/// Converts a standard expression to one or two `cron` crate expressions (seconds first, Sunday 1).
-/// Two are returned when day-of-month and day-of-week are both restricted (their fires are ORed).
+/// Converts a standard expression (or macro) to one or two `cron` crate expressions (seconds first,
+/// Sunday 1). Two are returned when day-of-month and day-of-week are both restricted (their fires are
+/// ORed).
 ///
 /// ```
 /// use pm_protocol::cron::to_crate_expressions;
 /// assert_eq!(to_crate_expressions("*/15 * * * SUN").unwrap(), ["0 0,15,30,45 * * * 1"]);
 /// assert_eq!(to_crate_expressions("0 0 1 * 5").unwrap(), ["0 0 0 1 * *", "0 0 0 * * 6"]);
+/// assert_eq!(to_crate_expressions("@weekly").unwrap(), ["0 0 0 * * 1"]);
 /// ```
 pub fn to_crate_expressions(expr: &str) -> Result<Vec<String>, PmError> {
     let invalid = |reason: String| PmError::InvalidCron {
         expr: expr.to_string(),
         reason,
     };
-    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let fields: Vec<&str> = match expand_macro(expr).map_err(&invalid)? {
+        Some(expansion) => expansion.split_whitespace().collect(),
+        None => expr.split_whitespace().collect(),
+    };
     let kinds: &[&FieldKind] = match fields.len() {
         5 => &[&MINUTE, &HOUR, &DOM, &MONTH, &DOW],
         6 => &[&SECOND, &MINUTE, &HOUR, &DOM, &MONTH, &DOW],
-        n => return Err(invalid(format!("expected 5 or 6 fields, got {n}"))),
+        n => {
+            return Err(invalid(format!(
+                "expected 5 or 6 fields or one of {}, got {n} fields",
+                macro_names()
+            )))
+        }
     };
     let mut sets = Vec::with_capacity(6);
     if fields.len() == 5 {
@@ -323,6 +377,41 @@ mod tests {
         }
         let e = CronSchedule::parse("0 0 30 2 *").unwrap_err().to_string();
         assert!(e.contains("never fire"), "{e}");
+        let e = CronSchedule::parse("* * *").unwrap_err().to_string();
+        assert!(e.contains("@daily") && e.contains("@annually"), "{e}");
+    }
+
+    #[test]
+    fn macros_fire_as_their_expressions() {
+        // 2024-01-01 was a Monday.
+        let from = at(2024, 1, 1, 0, 0, 30);
+        let table = [
+            ("@hourly", at(2024, 1, 1, 1, 0, 0)),
+            ("@daily", at(2024, 1, 2, 0, 0, 0)),
+            ("@midnight", at(2024, 1, 2, 0, 0, 0)),
+            ("@weekly", at(2024, 1, 7, 0, 0, 0)),
+            ("@monthly", at(2024, 2, 1, 0, 0, 0)),
+            ("@yearly", at(2025, 1, 1, 0, 0, 0)),
+            ("@annually", at(2025, 1, 1, 0, 0, 0)),
+            ("@DAILY", at(2024, 1, 2, 0, 0, 0)),
+        ];
+        for (expr, want) in table {
+            let s = CronSchedule::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            assert_eq!(s.expression(), expr);
+            assert_eq!(s.next_after(&from), Some(want), "{expr}");
+        }
+    }
+
+    #[test]
+    fn reboot_and_unknown_macros_are_refused_by_name() {
+        let e = CronSchedule::parse("@reboot").unwrap_err().to_string();
+        assert!(
+            e.contains("'@reboot'") && e.contains("run_on_startup"),
+            "{e}"
+        );
+        let e = CronSchedule::parse("@fortnightly").unwrap_err().to_string();
+        assert!(e.contains("'@fortnightly'") && e.contains("@hourly"), "{e}");
+        assert!(CronSchedule::parse("@daily 5").is_err());
     }
 
     /// A literal standard expression and the fields it should match.
