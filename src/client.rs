@@ -60,6 +60,10 @@ pub struct Client {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
     socket: PathBuf,
+    /// The bytes of a line not yet ended and the frame not yet ended, kept here rather than in
+    /// `read_reply` so that a `read_reply` given up in a `select!` loses nothing.
+    partial_line: Vec<u8>,
+    frames: FrameReader,
 }
 
 impl Client {
@@ -85,6 +89,8 @@ impl Client {
             reader: BufReader::new(r),
             writer: w,
             socket,
+            partial_line: Vec::new(),
+            frames: FrameReader::new(),
         };
         let sock = client.socket.clone();
         tokio::time::timeout(HANDSHAKE_TIMEOUT, client.handshake(secret))
@@ -143,29 +149,29 @@ impl Client {
 
     /// Reads the next framed result; `None` when the daemon closed the connection between results.
     /// Lines outside a frame are skipped.
+    ///
+    /// Cancel safe: dropped before it answers (a branch of `tokio::select!` that lost), it keeps what
+    /// it had read, and the next call goes on from there.
     pub async fn read_reply(&mut self) -> Result<Option<Reply>, ClientError> {
-        let mut frames = FrameReader::new();
         loop {
             match self.read_line().await? {
                 Some(line) => {
-                    if let Some(frame) = frames.push_line(&line) {
+                    if let Some(frame) = self.frames.push_line(&line) {
                         return Ok(Some(frame));
                     }
                 }
-                None if frames.in_frame() => return Err(self.closed()),
+                None if self.frames.in_frame() => return Err(self.closed()),
                 None => return Ok(None),
             }
         }
     }
 
+    /// The next line; cancel safe, as `read_until` appends what it read to `partial_line` as it goes.
     async fn read_line(&mut self) -> Result<Option<String>, ClientError> {
-        let mut buf = Vec::new();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut buf)
-            .await
-            .map_err(|cause| self.io(cause))?;
-        Ok((n > 0).then(|| String::from_utf8_lossy(&buf).into_owned()))
+        let read = self.reader.read_until(b'\n', &mut self.partial_line).await;
+        read.map_err(|cause| self.io(cause))?;
+        let line = std::mem::take(&mut self.partial_line);
+        Ok((!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned()))
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
