@@ -1,8 +1,9 @@
-//! pmclient end to end: every subcommand against a real daemon, output and exit codes.
+//! pmclient end to end: every subcommand against a real daemon, output and exit codes; its help,
+//! completions and man page.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -241,14 +242,18 @@ fn attach_adopts_a_running_pid() {
     let _ = stray.wait();
 }
 
-#[test]
-fn watch_prints_events_as_they_happen() {
-    let d = Daemon::start();
-    let out = d.pmclient(&["watch", "--name", "ghost"]);
-    assert_eq!(out.status.code(), Some(1), "an unknown name is an error");
-    ok(&d, &["start", "--name", "w", "--command", "sleep 60"]);
+/// `pmclient watch` of the process `w` (given by `args`), started, with its first line read.
+fn watch_w(
+    d: &Daemon,
+    args: &[&str],
+    stdin: Stdio,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
     let mut watch = d
-        .pmclient_cmd(&["watch", "--name", "w"])
+        .pmclient_cmd(args)
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -257,11 +262,44 @@ fn watch_prints_events_as_they_happen() {
         lines.next().unwrap().unwrap(),
         "Watching 'w'; send any line to stop"
     );
+    (watch, lines)
+}
+
+#[test]
+fn watch_prints_events_as_they_happen() {
+    let d = Daemon::start();
+    let out = d.pmclient(&["watch", "--name", "ghost"]);
+    assert_eq!(out.status.code(), Some(1), "an unknown name is an error");
+    ok(&d, &["start", "--name", "w", "--command", "sleep 60"]);
+    // Standard input at its end from the start (/dev/null) is no line: the watch goes on.
+    let (mut watch, mut lines) = watch_w(&d, &["watch", "--name", "w"], Stdio::null());
     ok(&d, &["stop", "--name", "w"]);
     let event = lines.next().unwrap().unwrap();
     assert!(event.contains('w') && event.contains("stop"), "{event}");
+    assert!(
+        watch.try_wait().unwrap().is_none(),
+        "the watch ended at EOF"
+    );
     watch.kill().unwrap();
     watch.wait().unwrap();
+}
+
+#[test]
+fn watch_stops_on_a_line_from_stdin() {
+    let d = Daemon::start();
+    ok(&d, &["start", "w", "--command", "sleep 60"]);
+    let (mut watch, mut lines) = watch_w(&d, &["watch", "w"], Stdio::piped());
+    let mut stdin = watch.stdin.take().unwrap();
+    stdin.write_all(b"\n").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "Watch ended");
+    let mut status = None;
+    wait_for("the watch to exit", Duration::from_secs(10), || {
+        status = watch.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    drop(stdin);
+    ok(&d, &["stop", "w"]);
 }
 
 #[test]
@@ -421,4 +459,226 @@ fn logs_follow_counts_the_lines_that_came_and_went_between_two_reads() {
     assert!(skipped >= 2000, "the ring keeps 1,000 of 3,000: {skipped}");
     assert_eq!(numbers.len() as u64 + skipped, 3000);
     ok(&d, &["stop", "--name", "flood"]);
+}
+
+#[test]
+fn relative_paths_are_the_users_not_the_daemons() {
+    let d = Daemon::start();
+    // The daemon runs in another directory: only pmclient's own can make these paths work.
+    std::fs::create_dir_all(d.dir.path().join("here/sub")).unwrap();
+    // As getcwd(3) gives it to pmclient, and `pwd` to the script.
+    let here = d.dir.path().join("here").canonicalize().unwrap();
+    let script = here.join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"hello from $(pwd)\"\nsleep 60\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run_here = |args: &[&str]| {
+        let out = d.pmclient_cmd(args).current_dir(&here).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    };
+    run_here(&["start", "prog", "--program", "./hello.sh", "--log"]);
+    run_here(&["start", "shell", "--command", "./hello.sh", "--log"]);
+    run_here(&[
+        "start",
+        "sub",
+        "--command",
+        "./../hello.sh",
+        "--cwd",
+        "sub",
+        "--log",
+    ]);
+    let wants = [
+        ("prog", format!("hello from {}", here.display())),
+        ("shell", format!("hello from {}", here.display())),
+        ("sub", format!("hello from {}", here.join("sub").display())),
+    ];
+    for (name, want) in &wants {
+        wait_for(
+            &format!("{name}'s greeting"),
+            Duration::from_secs(10),
+            || ok(&d, &["logs", name]).contains(want.as_str()),
+        );
+    }
+    assert_eq!(d.status_json("prog")["command"], script.to_str().unwrap());
+    ok(&d, &["stop", "--all"]);
+}
+
+/// pmclient's stdout for arguments that need no daemon, which must succeed.
+fn offline(args: &[&str]) -> String {
+    let out = Command::new(PMCLIENT).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The help of `flag`, which must say something after the flag and its value: on the same line, or
+/// (when clap puts every description on a line of its own) on the next.
+fn described(help: &str, flag: &str) -> String {
+    let lines: Vec<&str> = help.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('-') && l.split([' ', ',']).any(|w| w == flag))
+        .unwrap_or_else(|| panic!("{flag} is not in the help:\n{help}"));
+    let same_line = lines[at]
+        .trim()
+        .split_once("  ")
+        .map_or("", |(_, d)| d.trim());
+    let next_line = lines.get(at + 1).map_or("", |l| l.trim());
+    let description = if !same_line.is_empty() {
+        same_line
+    } else if !next_line.starts_with('-') {
+        next_line
+    } else {
+        ""
+    };
+    assert!(
+        !description.is_empty(),
+        "{flag} has no description: {}",
+        lines[at]
+    );
+    format!("{} {description}", lines[at].trim())
+}
+
+/// The part of a help text under `heading` (up to the next blank line).
+fn section<'a>(help: &'a str, heading: &str) -> &'a str {
+    let start = help
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no '{heading}' in:\n{help}"));
+    let rest = &help[start + heading.len() + 2..];
+    &rest[..rest.find("\n\n").unwrap_or(rest.len())]
+}
+
+#[test]
+fn help_lists_exit_codes_flags_and_global_options_apart() {
+    let help = offline(&["--help"]);
+    let codes = section(&help, "Exit codes:");
+    for code in ["0", "1", "2", "64"] {
+        assert!(
+            codes
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "exit code {code}:\n{codes}"
+        );
+    }
+    assert!(codes.contains("usage"), "{codes}");
+
+    let start = offline(&["start", "--help"]);
+    for flag in ["--name", "--jobid", "--user", "--group"] {
+        described(&start, flag);
+    }
+    let globals = section(&start, "Global options:");
+    for flag in ["--socket", "--secret", "--secret-file"] {
+        described(globals, flag);
+        assert!(
+            !section(&start, "Options:").contains(flag),
+            "{flag} among start's own options"
+        );
+    }
+    described(&offline(&["signal", "--help"]), "--signal");
+    described(&offline(&["attach", "--help"]), "--pid");
+    let logs = offline(&["logs", "--help"]);
+    assert!(
+        described(&logs, "--lines").contains("[default: all]"),
+        "{logs}"
+    );
+    assert!(described(&logs, "--format").contains("json"), "{logs}");
+}
+
+#[test]
+fn completions_and_man_page_are_printed() {
+    let bash = offline(&["completions", "bash"]);
+    for sub in ["start", "stop", "logs", "watch", "completions", "man"] {
+        assert!(bash.contains(sub), "bash completions lack {sub}");
+    }
+    for shell in ["zsh", "fish"] {
+        assert!(
+            offline(&["completions", shell]).contains("watch"),
+            "{shell}"
+        );
+    }
+    let man = offline(&["man"]);
+    assert!(man.lines().any(|l| l.starts_with(".TH")), "{man}");
+    let out = Command::new(PMCLIENT)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+}
+
+#[test]
+fn a_positional_name_works_wherever_name_does() {
+    let d = Daemon::start();
+    assert_eq!(
+        ok(
+            &d,
+            &["start", "web", "--command", "echo up; sleep 60", "--log"]
+        ),
+        "Process 'web' started successfully\n"
+    );
+    assert!(ok(&d, &["status", "web"]).contains("Name: web"));
+    wait_for("web's output", Duration::from_secs(10), || {
+        ok(&d, &["logs", "web"]).contains("up")
+    });
+    let page: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["logs", "web", "--format", "json", "-n", "1"])).unwrap();
+    assert_eq!(page["lines"][0]["text"], "up", "{page}");
+    assert_eq!(page["lines"].as_array().map(Vec::len), Some(1), "{page}");
+    // Followed in JSON: one object per line.
+    let mut follow = d
+        .pmclient_cmd(&["logs", "web", "-f", "--format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(follow.stdout.take().unwrap()).lines().next();
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    let line: serde_json::Value = serde_json::from_str(&first.unwrap().unwrap()).unwrap();
+    assert_eq!(line["text"], "up", "{line}");
+    ok(&d, &["signal", "web", "--signal", "HUP"]);
+    assert_eq!(
+        ok(&d, &["stop", "web"]),
+        "Process 'web' stopped successfully\n"
+    );
+    ok(&d, &["restart", "web"]);
+    ok(&d, &["kill", "web"]);
+    assert_eq!(
+        ok(&d, &["delete", "web"]),
+        "Process 'web' deleted successfully\n"
+    );
+
+    // A name given twice, or not at all, is bad usage.
+    for args in [
+        &["status", "web", "--name", "web"][..],
+        &["restart"],
+        &["stop", "web", "--all"],
+    ] {
+        let out = d.pmclient(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn cron_macros_schedule_and_reboot_is_refused_by_name() {
+    let d = Daemon::start();
+    ok(
+        &d,
+        &["start", "nightly", "--command", "true", "--cron", "@daily"],
+    );
+    let st = d.status_json("nightly");
+    assert_eq!(st["cron"], "@daily");
+    assert_eq!(st["status"], "scheduled", "{st}");
+    assert!(
+        st["next_run"]
+            .as_str()
+            .is_some_and(|t| t.contains("T00:00:00")),
+        "{st}"
+    );
+
+    let out = d.pmclient(&["start", "boot", "--command", "true", "--cron", "@reboot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("run_on_startup"), "{}", stdout(&out));
+    let out = d.pmclient(&["start", "bad", "--command", "true", "--cron", "* * *"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("@daily"), "{}", stdout(&out));
 }
