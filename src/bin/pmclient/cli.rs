@@ -22,14 +22,10 @@ const EXIT_CODES_HELP: &str = "Exit codes:
   1   the daemon answered an error (an unknown process, a bad value, ...)
   2   the daemon cannot be reached, or the secret is wrong
   64  bad usage: pmclient could not read its own arguments";
-/// pmclient: drive a processmanager daemon over its Unix socket.
+
+/// Drive a processmanager daemon over its Unix socket.
 #[derive(Debug, Parser)]
-#[command(
-    name = "pmclient",
-    version,
-    about = "Drive a processmanager daemon over its Unix socket.",
-    after_help = EXIT_CODES_HELP
-)]
+#[command(name = "pmclient", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     /// The daemon's socket.
     #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_SOCKET, help_heading = GLOBAL_OPTIONS)]
@@ -94,6 +90,7 @@ pub enum Action {
     Start(Box<StartArgs>),
     /// Every process, as a table (or JSON).
     List {
+        /// A table, or a JSON array.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
@@ -101,6 +98,7 @@ pub enum Action {
     Status {
         #[command(flatten)]
         target: Target,
+        /// Key: value lines, or a JSON object.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
@@ -174,6 +172,7 @@ pub enum Action {
         /// Only this process (repeat for more; the same as NAME).
         #[arg(long, value_name = "NAME")]
         name: Vec<String>,
+        /// One text line per event, or one JSON object per event.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
