@@ -45,7 +45,7 @@ pub enum PmError {
     InvalidCron {
         /// The expression as given.
         expr: String,
-        /// What is wrong with it (`expected 5 or 6 fields, got 3`, `it can never fire`, ...).
+        /// What is wrong with it (`expected 5 or 6 fields or one of @hourly, ..., got 3 fields`, `it can never fire`, ...).
         reason: String,
     },
     /// A signal name or number that is not a known signal (the text as given).

@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 the daemon answered an error, 2 the daemon could not be reached (or the secret
 //! was wrong), 64 bad usage.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod stream;
 

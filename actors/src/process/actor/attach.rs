@@ -8,8 +8,8 @@ use nix::unistd::Pid;
 use pm_protocol::{LogLine, PmError, ProcessSpec, Status};
 
 use super::super::monitor::Monitor;
-use super::super::options::ProcessOptions;
 use super::super::monitor::Sample;
+use super::super::options::ProcessOptions;
 use super::super::procfs;
 use super::super::{liveness, pidfd};
 use super::{now_rfc3339, Foreign, Origin, ProcessActor, Run};

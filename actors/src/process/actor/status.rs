@@ -4,8 +4,8 @@
 use actix::prelude::*;
 use pm_protocol::{CommandLine, KernelState, ProcessInfo};
 
-use super::super::monitor::TreeNotice;
 use super::super::monitor::Sample;
+use super::super::monitor::TreeNotice;
 use super::super::procfs;
 use super::{Foreign, Origin, ProcessActor};
 
