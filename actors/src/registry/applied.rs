@@ -14,8 +14,9 @@ use super::Registry;
 
 /// `M` answered as soon as its change is made in the registry, without waiting for the state file.
 ///
-/// Follow it with [`Durable`] before telling anyone the change is kept. Exists for the six mutating
-/// requests: start, stop, restart, delete, kill, attach.
+/// Follow it with [`Durable`] before telling anyone the change is kept. Exists for the requests of the
+/// commands that change state ([`pm_protocol::Command::changes_state`]), the ones the session sends:
+/// start, stop, restart, delete, kill, attach.
 ///
 /// ```
 /// # use pm_actors::registry::*;

@@ -4,10 +4,11 @@
 //! The bytes move here; the decisions are the protocol crate's [`SessionMachine`]. Reading is a stream of
 //! capped lines ([`lines`]); writing goes through a bounded queue drained by its own task ([`outbox`]), so
 //! a client that does not read is dropped instead of holding anyone up. Lines run beside each other
-//! (up to [`LINES_BESIDE`]) when they concern different processes by name: a client that pipelines
-//! 1,000 starts has many children on their way to their exec at once. A line that concerns a process
-//! a running line concerns waits for that line, so that `stop x` then `start x` keep their order; one
-//! that concerns every process (stop all, list), quits or watches waits for all of them and runs alone.
+//! (up to [`MAX_LINES_AT_ONCE`]) when they concern different processes by name
+//! ([`pm_protocol::Command::process_name`]): a client that pipelines 1,000 starts has many children on
+//! their way to their exec at once. A line that concerns a process a running line concerns waits for
+//! that line, so that `stop x` then `start x` keep their order; one that concerns every process (stop
+//! all, list), quits or watches waits for all of them and runs alone.
 //! Each result waits in `replies` for the results before it and for the state file to hold the change,
 //! so results come back in order, each only once it is durable.
 
@@ -36,7 +37,7 @@ use lines::{Incoming, LineCodec};
 use outbox::{Outbox, OutboxError};
 pub use registry_link::RegistryLink;
 use replies::Replies;
-use script::{After, Step, WatchStream};
+use script::{After, LinePart, WatchStream};
 
 /// The limits and timings of a session.
 #[derive(Clone)]
@@ -81,7 +82,7 @@ impl SessionSettings {
 }
 
 /// How many lines of one connection may run at once.
-pub const LINES_BESIDE: usize = 32;
+pub const MAX_LINES_AT_ONCE: usize = 32;
 
 /// The lines of a connection that are running: how many, and the names they concern.
 #[derive(Default)]
@@ -98,13 +99,14 @@ struct RunningLines {
 
 impl Running {
     /// Whether a line must wait: one that concerns `names` (`None`: everything) waits for the lines
-    /// that concern any of them (`None`: for every line), and any line waits when [`LINES_BESIDE`] run.
+    /// that concern any of them (`None`: for every line), and any line waits when [`MAX_LINES_AT_ONCE`] run.
     fn blocks(&self, names: Option<&[String]>) -> bool {
         let running = self.state.borrow();
         match names {
             None => running.lines > 0,
             Some(names) => {
-                running.lines >= LINES_BESIDE || names.iter().any(|n| running.names.contains_key(n))
+                running.lines >= MAX_LINES_AT_ONCE
+                    || names.iter().any(|n| running.names.contains_key(n))
             }
         }
     }
@@ -244,48 +246,50 @@ impl Session {
 
     /// Carries out a line's events in order; with `close_after`, closes the connection once they are done.
     fn on_events(&mut self, events: Vec<SessionEvent>, close_after: bool, ctx: &mut Context<Self>) {
-        let mut steps = Vec::new();
+        let mut parts = Vec::new();
         for event in events {
             match event {
                 SessionEvent::SecretAttempt(attempt) => self.check_secret(&attempt, ctx),
                 SessionEvent::Run { result, jobid, .. } => match result {
-                    Ok(commands) => steps.push(Step::Script { commands, jobid }),
-                    Err(e) => steps.push(Step::Reply(frame(&jobid, &response::parse_error(&e)))),
+                    Ok(commands) => parts.push(LinePart::Script { commands, jobid }),
+                    Err(e) => {
+                        parts.push(LinePart::Reply(frame(&jobid, &response::parse_error(&e))))
+                    }
                 },
-                SessionEvent::Help => steps.push(Step::Reply(frame("", response::HELP))),
-                SessionEvent::Quit => steps.push(Step::Quit),
+                SessionEvent::Help => parts.push(LinePart::Reply(frame("", response::HELP))),
+                SessionEvent::Quit => parts.push(LinePart::Quit),
             }
         }
-        if steps.is_empty() {
+        if parts.is_empty() {
             if close_after {
                 ctx.stop();
             }
             return;
         }
-        if script::runs_beside_others(&steps) {
-            let names = script::names(&steps);
+        if script::runs_beside_others(&parts) {
+            let names = script::names(&parts);
             if self.running.blocks(Some(&names)) {
                 let clear = self.running.clone().clear(Some(names.clone()));
                 ctx.wait(
                     clear
                         .into_actor(self)
-                        .map(move |(), act, ctx| act.run_beside(steps, names, close_after, ctx)),
+                        .map(move |(), act, ctx| act.run_beside(parts, names, close_after, ctx)),
                 );
             } else {
-                self.run_beside(steps, names, close_after, ctx);
+                self.run_beside(parts, names, close_after, ctx);
             }
             return;
         }
-        // One future for the whole line keeps its steps in order (actix runs queued waits last-first).
+        // One future for the whole line keeps its parts in order (actix runs queued waits last-first).
         let clear = self.running.clone().clear(None);
         let registry = self.registry.clone();
         let replies = self.replies.clone();
         let run = async move {
             clear.await;
-            script::run_steps(steps, registry, replies).await
+            script::run_parts(parts, registry, replies).await
         };
         ctx.wait(run.into_actor(self).map(move |after, act, ctx| {
-            act.after_steps(after, ctx);
+            act.after_parts(after, ctx);
             if close_after {
                 ctx.stop();
             }
@@ -295,7 +299,7 @@ impl Session {
     /// Runs a line on its own task, its place among the replies kept; the next line is read at once.
     fn run_beside(
         &mut self,
-        steps: Vec<Step>,
+        parts: Vec<LinePart>,
         names: Vec<String>,
         close_after: bool,
         ctx: &mut Context<Self>,
@@ -311,7 +315,7 @@ impl Session {
         // Its own task, not the actor's: it goes on while the actor waits for a line to clear, and
         // after the connection closes (a client that sent a script and left still has it run).
         actix_rt::spawn(async move {
-            let replies = script::collect_steps(steps, registry).await;
+            let replies = script::collect_parts(parts, registry).await;
             let _ = tx.send(replies);
             running.end(&names);
         });
@@ -320,7 +324,7 @@ impl Session {
         }
     }
 
-    fn after_steps(&mut self, after: After, ctx: &mut Context<Self>) {
+    fn after_parts(&mut self, after: After, ctx: &mut Context<Self>) {
         match after {
             After::Continue => {}
             After::Close => ctx.stop(),

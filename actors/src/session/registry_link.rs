@@ -10,8 +10,9 @@ use crate::registry::{
     SubscribeEvents,
 };
 
-/// Where a session sends each kind of request. The mutating ones are [`Applied`]: the session waits
-/// for the disk itself, with one [`Durable`] per script, so pipelined scripts share state writes.
+/// Where a session sends each kind of request. Those of the commands that change state
+/// ([`pm_protocol::Command::changes_state`]) are [`Applied`]: the session waits for the disk itself,
+/// with one [`Durable`] per script, so pipelined scripts share state writes.
 #[derive(Clone)]
 pub struct RegistryLink {
     /// Starts a process (answers once applied).

@@ -20,8 +20,9 @@ use crate::registry::{
 /// Events a watch may hold for a client before the registry drops them (it never waits on a watcher).
 const WATCH_QUEUE: usize = 1024;
 
-/// One thing a line asks for, in order.
-pub(super) enum Step {
+/// One part of what a line asks for: a script to run, a ready reply, or a quit; a line's parts run
+/// in order.
+pub(super) enum LinePart {
     /// Commands that answer one frame together.
     Script {
         commands: Vec<Command>,
@@ -33,7 +34,7 @@ pub(super) enum Step {
     Quit,
 }
 
-/// What the session does once the steps are done.
+/// What the session does once the parts are done.
 pub(super) enum After {
     Continue,
     /// Close once what is queued is written (a quit).
@@ -69,18 +70,18 @@ impl WatchStream {
     }
 }
 
-/// Runs the steps in order, queueing each answer as soon as it is known; the answer to a script that
+/// Runs the parts in order, queueing each answer as soon as it is known; the answer to a script that
 /// changed something goes out once the registry has it on disk.
-pub(super) async fn run_steps(
-    steps: Vec<Step>,
+pub(super) async fn run_parts(
+    parts: Vec<LinePart>,
     registry: Rc<RegistryLink>,
     replies: Replies,
 ) -> After {
-    for step in steps {
-        let (reply, after) = match step {
-            Step::Reply(text) => (Some(now(text)), After::Continue),
-            Step::Quit => return After::Close,
-            Step::Script { commands, jobid } => answer_script(commands, jobid, &registry).await,
+    for part in parts {
+        let (reply, after) = match part {
+            LinePart::Reply(text) => (Some(now(text)), After::Continue),
+            LinePart::Quit => return After::Close,
+            LinePart::Script { commands, jobid } => answer_script(commands, jobid, &registry).await,
         };
         if let Some(reply) = reply {
             let queued = match reply.durable {
@@ -98,14 +99,16 @@ pub(super) async fn run_steps(
     After::Continue
 }
 
-/// Runs steps that neither quit nor watch ([`runs_beside_others`]) and answers their replies, in order.
-pub(super) async fn collect_steps(steps: Vec<Step>, registry: Rc<RegistryLink>) -> Vec<Reply> {
-    let mut out = Vec::with_capacity(steps.len());
-    for step in steps {
-        let reply = match step {
-            Step::Reply(text) => Some(now(text)),
-            Step::Quit => None,
-            Step::Script { commands, jobid } => answer_script(commands, jobid, &registry).await.0,
+/// Runs parts that neither quit nor watch ([`runs_beside_others`]) and answers their replies, in order.
+pub(super) async fn collect_parts(parts: Vec<LinePart>, registry: Rc<RegistryLink>) -> Vec<Reply> {
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        let reply = match part {
+            LinePart::Reply(text) => Some(now(text)),
+            LinePart::Quit => None,
+            LinePart::Script { commands, jobid } => {
+                answer_script(commands, jobid, &registry).await.0
+            }
         };
         out.extend(reply);
     }
@@ -126,12 +129,12 @@ async fn answer_script(
     jobid: String,
     registry: &RegistryLink,
 ) -> (Option<Reply>, After) {
-    let mutates = commands.iter().any(mutates);
+    let changes_state = commands.iter().any(Command::changes_state);
     let (body, after) = run_script(commands, registry).await;
     if body.is_empty() {
         return (None, after);
     }
-    let durable: Option<Wait> = mutates.then(|| {
+    let durable: Option<Wait> = changes_state.then(|| {
         // Asked now, so that it covers exactly the changes made so far.
         let durable = registry.durable.send(Durable);
         Box::pin(async move {
@@ -145,22 +148,24 @@ async fn answer_script(
     (Some(reply), after)
 }
 
-/// Whether a line's steps may run beside other lines: no quit and no watch, which end or take over
+/// Whether a line's parts may run beside other lines: no quit and no watch, which end or take over
 /// the session, and nothing that concerns every process (stop all, list) or no process by name.
-pub(super) fn runs_beside_others(steps: &[Step]) -> bool {
-    steps.iter().all(|step| match step {
-        Step::Reply(_) => true,
-        Step::Quit => false,
-        Step::Script { commands, .. } => commands.iter().all(|c| named(c).is_some()),
+pub(super) fn runs_beside_others(parts: &[LinePart]) -> bool {
+    parts.iter().all(|part| match part {
+        LinePart::Reply(_) => true,
+        LinePart::Quit => false,
+        LinePart::Script { commands, .. } => commands.iter().all(|c| c.process_name().is_some()),
     })
 }
 
-/// The names a line's steps concern (each command of a line that [`runs_beside_others`] names one).
-pub(super) fn names(steps: &[Step]) -> Vec<String> {
-    let mut names: Vec<String> = steps
+/// The names a line's parts concern (each command of a line that [`runs_beside_others`] names one).
+pub(super) fn names(parts: &[LinePart]) -> Vec<String> {
+    let mut names: Vec<String> = parts
         .iter()
-        .flat_map(|step| match step {
-            Step::Script { commands, .. } => commands.iter().filter_map(named).collect(),
+        .flat_map(|part| match part {
+            LinePart::Script { commands, .. } => {
+                commands.iter().filter_map(Command::process_name).collect()
+            }
             _ => Vec::new(),
         })
         .map(str::to_string)
@@ -168,38 +173,6 @@ pub(super) fn names(steps: &[Step]) -> Vec<String> {
     names.sort_unstable();
     names.dedup();
     names
-}
-
-/// The one process a command concerns; `None` for one that concerns every process or none.
-fn named(command: &Command) -> Option<&str> {
-    match command {
-        Command::Start(c) => Some(&c.name),
-        Command::Stop(c) => match &c.target {
-            Selector::Name(name) => Some(name),
-            Selector::All => None,
-        },
-        Command::Restart(c) => Some(&c.name),
-        Command::Delete(c) => Some(&c.name),
-        Command::Kill(c) => Some(&c.name),
-        Command::Signal(c) => Some(&c.name),
-        Command::Attach(c) => Some(&c.name),
-        Command::Status(c) => Some(&c.name),
-        Command::Logs(c) => Some(&c.name),
-        Command::List(_) | Command::Help(_) | Command::Watch(_) | Command::Quit(_) => None,
-    }
-}
-
-/// Whether a command changes what the state file holds (its answer then waits for the disk).
-fn mutates(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Start(_)
-            | Command::Stop(_)
-            | Command::Restart(_)
-            | Command::Delete(_)
-            | Command::Kill(_)
-            | Command::Attach(_)
-    )
 }
 
 /// The body answering a script's commands, and what comes after (a quit or a watch ends the script).
@@ -256,7 +229,7 @@ async fn subscribe(
 ) -> Result<mpsc::Receiver<ProcessEvent>, PmError> {
     let (tx, rx) = mpsc::channel(WATCH_QUEUE);
     let sink = EventSink::Channel(tx);
-    flatten(
+    registry_answer(
         registry
             .subscribe
             .send(SubscribeEvents { names, sink })
@@ -265,60 +238,35 @@ async fn subscribe(
     Ok(rx)
 }
 
-/// A registry answer, with a registry that is gone counted as shutting down.
-fn flatten<T>(answer: Result<Result<T, PmError>, actix::MailboxError>) -> Result<T, PmError> {
+/// A registry answer, with a registry that is gone counted as shutting down: the one fallback for a
+/// request the registry did not answer.
+fn registry_answer<T>(
+    answer: Result<Result<T, PmError>, actix::MailboxError>,
+) -> Result<T, PmError> {
     answer.unwrap_or(Err(PmError::ShuttingDown))
 }
 
-/// A request about one process, answered with its sentence (`Process 'x' stopped successfully`).
-async fn act<M, T>(op: Operation, to: &Recipient<M>, msg: M) -> String
+/// Sends a request about process `name` and answers the sentence that reports its outcome
+/// (`Process 'x' stopped successfully`).
+async fn request_outcome<M, T>(op: Operation, name: &str, to: &Recipient<M>, msg: M) -> String
 where
-    M: Message<Result = Result<T, PmError>> + Named + Send + 'static,
+    M: Message<Result = Result<T, PmError>> + Send + 'static,
     T: Send + 'static,
 {
-    let name = msg.name().to_string();
-    response::outcome(op, &name, &flatten(to.send(msg).await))
+    response::outcome(op, name, &registry_answer(to.send(msg).await))
 }
-
-/// The process a request is about.
-trait Named {
-    fn name(&self) -> &str;
-}
-
-macro_rules! named {
-    ($($msg:ty),*) => {
-        $(impl Named for $msg {
-            fn name(&self) -> &str {
-                &self.name
-            }
-        })*
-    };
-}
-impl<M: Named> Named for Applied<M> {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-}
-
-named!(
-    StopProcess,
-    RestartProcess,
-    DeleteProcess,
-    KillProcess,
-    SignalProcess,
-    AttachProcess
-);
 
 /// One command's body.
 async fn run_command(command: Command, registry: &RegistryLink) -> String {
+    // Empty for the commands about every process or none, which do not report a name.
+    let name = command.process_name().unwrap_or_default().to_string();
     match command {
         Command::Start(s) => {
-            let name = s.name.clone();
             let template = s.template.then_some(TemplateOption {
                 run_on_startup: s.run_on_startup,
             });
             let answer = match s.to_spec() {
-                Ok(spec) => flatten(
+                Ok(spec) => registry_answer(
                     registry
                         .start
                         .send(Applied(StartProcess { spec, template }))
@@ -329,42 +277,26 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             response::outcome(Operation::Start, &name, &answer)
         }
         Command::Stop(c) => match c.target {
-            Selector::Name(name) => {
-                act(
-                    Operation::Stop,
-                    &registry.stop,
-                    Applied(StopProcess { name }),
-                )
-                .await
+            Selector::Name(target) => {
+                let msg = Applied(StopProcess { name: target });
+                request_outcome(Operation::Stop, &name, &registry.stop, msg).await
             }
-            Selector::All => match flatten(registry.stop_all.send(StopAll).await) {
+            Selector::All => match registry_answer(registry.stop_all.send(StopAll).await) {
                 Ok(all) => response::stopped_all(all.stopped.len(), &all.failed),
                 Err(e) => response::failure(Operation::StopAll, &e),
             },
         },
         Command::Restart(c) => {
-            act(
-                Operation::Restart,
-                &registry.restart,
-                Applied(RestartProcess { name: c.name }),
-            )
-            .await
+            let msg = Applied(RestartProcess { name: c.name });
+            request_outcome(Operation::Restart, &name, &registry.restart, msg).await
         }
         Command::Delete(c) => {
-            act(
-                Operation::Delete,
-                &registry.delete,
-                Applied(DeleteProcess { name: c.name }),
-            )
-            .await
+            let msg = Applied(DeleteProcess { name: c.name });
+            request_outcome(Operation::Delete, &name, &registry.delete, msg).await
         }
         Command::Kill(c) => {
-            act(
-                Operation::Kill,
-                &registry.kill,
-                Applied(KillProcess { name: c.name }),
-            )
-            .await
+            let msg = Applied(KillProcess { name: c.name });
+            request_outcome(Operation::Kill, &name, &registry.kill, msg).await
         }
         Command::Signal(c) => {
             let msg = SignalProcess {
@@ -372,24 +304,25 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
                 signal: c.signal,
                 group: c.group,
             };
-            act(Operation::Signal, &registry.signal, msg).await
+            request_outcome(Operation::Signal, &name, &registry.signal, msg).await
         }
         Command::Attach(c) => {
             let msg = Applied(AttachProcess {
                 pid: c.pid,
                 name: c.name,
             });
-            act(Operation::Attach, &registry.attach, msg).await
+            request_outcome(Operation::Attach, &name, &registry.attach, msg).await
         }
-        Command::Status(c) => match flatten(registry.status.send(GetStatus { name: c.name }).await)
-        {
-            Ok(info) => match c.format {
-                Format::Text => response::status_text(&info),
-                Format::Json => response::status_json(&info),
-            },
-            Err(e) => response::failure(Operation::Status, &e),
-        },
-        Command::List(c) => match flatten(registry.list.send(ListProcesses).await) {
+        Command::Status(c) => {
+            match registry_answer(registry.status.send(GetStatus { name: c.name }).await) {
+                Ok(info) => match c.format {
+                    Format::Text => response::status_text(&info),
+                    Format::Json => response::status_json(&info),
+                },
+                Err(e) => response::failure(Operation::Status, &e),
+            }
+        }
+        Command::List(c) => match registry_answer(registry.list.send(ListProcesses).await) {
             Ok(all) => match c.format {
                 Format::Text => response::list_text(&all),
                 Format::Json => response::list_json(&all),
@@ -402,7 +335,7 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
                 after: c.after,
                 lines: c.lines,
             };
-            match flatten(registry.logs.send(msg).await) {
+            match registry_answer(registry.logs.send(msg).await) {
                 Ok(page) => match c.format {
                     Format::Text => response::logs_text(&page.lines),
                     Format::Json => response::logs_json(&page),

@@ -13,6 +13,7 @@
 
 mod attach;
 mod delete;
+mod facts;
 mod help;
 mod kill;
 mod list;

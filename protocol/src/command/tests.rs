@@ -272,6 +272,31 @@ fn a_full_start_converts_to_a_spec() {
 }
 
 #[test]
+fn each_command_says_its_process_and_whether_it_changes_state() {
+    let cases = [
+        ("!!process.start name:a command:x", Some("a"), true),
+        ("!!process.stop name:a", Some("a"), true),
+        ("!!process.stop all:true", None, true),
+        ("!!process.restart name:a", Some("a"), true),
+        ("!!process.delete name:a", Some("a"), true),
+        ("!!process.kill name:a", Some("a"), true),
+        ("!!process.attach name:a pid:1", Some("a"), true),
+        ("!!process.signal name:a signal:HUP", Some("a"), false),
+        ("!!process.status name:a", Some("a"), false),
+        ("!!process.logs name:a", Some("a"), false),
+        ("!!process.list", None, false),
+        ("!!process.watch", None, false),
+        ("!!help", None, false),
+        ("!!quit", None, false),
+    ];
+    for (script, name, changes) in cases {
+        let cmd = one(script);
+        assert_eq!(cmd.process_name(), name, "{script}");
+        assert_eq!(cmd.changes_state(), changes, "{script}");
+    }
+}
+
+#[test]
 fn restart_policy_defaults() {
     let spec = |extra: &str| match one(&format!("!!process.start name:w command:x {extra}")) {
         Command::Start(s) => s.to_spec().unwrap().restart,
