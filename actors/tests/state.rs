@@ -200,7 +200,7 @@ async fn a_new_life_adopts_restarts_and_keeps_stops() {
         "adopted, same pid"
     );
     let lines = r
-        .send(GetLogs {
+        .send(GetProcessLogs {
             name: "bg".into(),
             lines: None,
         })
@@ -350,7 +350,7 @@ async fn queries_write_nothing_and_a_burst_of_changes_is_coalesced() {
         let name = format!("p{}", i % 50);
         status(&r, &name).await;
         r.send(ListProcesses).await.unwrap().unwrap();
-        r.send(GetLogs {
+        r.send(GetProcessLogs {
             name,
             lines: Some(5),
         })

@@ -34,7 +34,7 @@ async fn a_process_runs_with_its_users_ids_and_owns_its_log() {
     let who = nobody();
     let end = Instant::now() + Duration::from_secs(20);
     let lines = loop {
-        let ask = GetLogs {
+        let ask = GetProcessLogs {
             name: "as-nobody".into(),
             lines: None,
         };

@@ -1,22 +1,31 @@
-//! `ProcessHandle`: a cloneable handle on a `ProcessActor` with one async method per message.
+//! `ProcessHandle`: a cloneable handle on a `ProcessActor` with one method per message.
 
+use std::future::Future;
 use std::time::Duration;
 
+use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use chrono::{DateTime, Local};
+use pm_protocol::logs::LogPage;
 use pm_protocol::{ExitInfo, LogLine, PmError, ProcessInfo, ProcessSpec};
 
 use super::actor::ProcessActor;
 use super::messages::*;
 
-/// A handle on one process actor. Every method sends a message and awaits the answer; a handle whose
-/// actor is gone answers `PmError::Internal`.
+/// A handle on one process actor: how the registry and the tests talk to it.
+///
+/// Every asking method queues its message when it is called, not when its future is first polled,
+/// so that asks made one after another (a stop of every process, a status of each) are all in the
+/// mailboxes at once and the actors answer side by side; the future then awaits the answer. A
+/// handle whose actor is gone answers `PmError::Internal`.
 #[derive(Clone)]
 pub struct ProcessHandle {
     addr: Addr<ProcessActor>,
     name: String,
 }
 
+/// The error of an ask the actor did not answer (its mailbox is closed): the one fallback for every
+/// message sent through a handle.
 fn gone(e: MailboxError) -> PmError {
     PmError::Internal(format!("process actor unreachable: {e}"))
 }
@@ -45,73 +54,128 @@ impl ProcessHandle {
         &self.name
     }
 
+    /// Queues `msg` now and answers a future of the actor's answer.
+    fn ask<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, PmError>> + 'static
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ProcessActor: Handler<M>,
+        <ProcessActor as Actor>::Context: ToEnvelope<ProcessActor, M>,
+    {
+        let request = self.addr.send(msg);
+        async move { request.await.map_err(gone) }
+    }
+
     /// Starts the process; answers its pid.
-    pub async fn start(&self) -> Result<i32, PmError> {
-        self.addr.send(Start).await.map_err(gone)?
+    pub fn start(&self) -> impl Future<Output = Result<i32, PmError>> + 'static {
+        let answer = self.ask(Start);
+        async move { answer.await? }
     }
 
     /// Sends the stop signal (SIGKILL after `grace`, or the spec's grace time); does not wait.
-    pub async fn stop(&self, grace: Option<Duration>) -> Result<(), PmError> {
-        self.addr.send(Stop { grace }).await.map_err(gone)?
+    pub fn stop(
+        &self,
+        grace: Option<Duration>,
+    ) -> impl Future<Output = Result<(), PmError>> + 'static {
+        let answer = self.ask(Stop { grace });
+        async move { answer.await? }
+    }
+
+    /// Sends the stop signal as [`ProcessHandle::stop`] does, without awaiting the answer; the
+    /// message is queued even when the mailbox is full.
+    pub fn request_stop(&self, grace: Option<Duration>) {
+        self.addr.do_send(Stop { grace });
     }
 
     /// Stops and answers once the whole process group is gone.
-    pub async fn stop_and_wait(&self, grace: Option<Duration>) -> Result<ExitInfo, PmError> {
-        self.addr.send(StopAndWait { grace }).await.map_err(gone)?
+    pub fn stop_and_wait(
+        &self,
+        grace: Option<Duration>,
+    ) -> impl Future<Output = Result<ExitInfo, PmError>> + 'static {
+        let answer = self.ask(StopAndWait { grace });
+        async move { answer.await? }
     }
 
     /// SIGKILL to the group; answers once it is gone.
-    pub async fn kill(&self) -> Result<ExitInfo, PmError> {
-        self.addr.send(Kill).await.map_err(gone)?
+    pub fn kill(&self) -> impl Future<Output = Result<ExitInfo, PmError>> + 'static {
+        let answer = self.ask(Kill);
+        async move { answer.await? }
     }
 
     /// Waits for the process to end.
-    pub async fn wait(&self) -> Result<ExitInfo, PmError> {
-        self.addr.send(Wait).await.map_err(gone)?
+    pub fn wait(&self) -> impl Future<Output = Result<ExitInfo, PmError>> + 'static {
+        let answer = self.ask(Wait);
+        async move { answer.await? }
     }
 
     /// Sends `signal` (`HUP`, `SIGHUP` or a number) to the process, or to its whole group.
-    pub async fn signal(&self, signal: &str, group: bool) -> Result<(), PmError> {
-        let msg = Signal {
+    pub fn signal(
+        &self,
+        signal: &str,
+        group: bool,
+    ) -> impl Future<Output = Result<(), PmError>> + 'static {
+        let answer = self.ask(Signal {
             signal: signal.to_string(),
             group,
-        };
-        self.addr.send(msg).await.map_err(gone)?
+        });
+        async move { answer.await? }
     }
 
     /// Stops (gracefully, forcing after the grace time) and starts again; answers the new pid.
-    pub async fn restart(&self) -> Result<i32, PmError> {
-        self.addr.send(Restart).await.map_err(gone)?
+    pub fn restart(&self) -> impl Future<Output = Result<i32, PmError>> + 'static {
+        let answer = self.ask(Restart);
+        async move { answer.await? }
     }
 
     /// Whether the process is alive.
-    pub async fn is_alive(&self) -> Result<bool, PmError> {
-        self.addr.send(IsAlive).await.map_err(gone)
+    pub fn is_alive(&self) -> impl Future<Output = Result<bool, PmError>> + 'static {
+        self.ask(IsAlive)
     }
 
     /// The status record as of the last tick.
-    pub async fn info(&self) -> Result<ProcessInfo, PmError> {
-        self.addr.send(GetInfo).await.map_err(gone)
+    pub fn info(&self) -> impl Future<Output = Result<ProcessInfo, PmError>> + 'static {
+        self.ask(GetInfo)
     }
 
     /// Reads /proc now and answers the fresh status record.
-    pub async fn update_status(&self) -> Result<ProcessInfo, PmError> {
-        self.addr.send(UpdateStatus).await.map_err(gone)
+    pub fn update_status(&self) -> impl Future<Output = Result<ProcessInfo, PmError>> + 'static {
+        self.ask(UpdateStatus)
     }
 
     /// The last `lines` captured lines (all kept lines when `None`).
-    pub async fn logs(&self, lines: Option<usize>) -> Result<Vec<LogLine>, PmError> {
-        self.addr.send(GetLogs { lines }).await.map_err(gone)
+    pub fn logs(
+        &self,
+        lines: Option<usize>,
+    ) -> impl Future<Output = Result<Vec<LogLine>, PmError>> + 'static {
+        self.ask(GetLogs { lines })
+    }
+
+    /// The captured lines after line `after`, the last `lines` of those when given ([`LogPage`]).
+    pub fn log_page(
+        &self,
+        after: Option<u64>,
+        lines: Option<usize>,
+    ) -> impl Future<Output = Result<LogPage, PmError>> + 'static {
+        self.ask(GetLogPage { after, lines })
     }
 
     /// Adds a subscriber to every status and kernel-state change.
-    pub async fn subscribe(&self, sink: EventSink) -> Result<(), PmError> {
-        self.addr.send(Subscribe(sink)).await.map_err(gone)
+    pub fn subscribe(
+        &self,
+        sink: EventSink,
+    ) -> impl Future<Output = Result<(), PmError>> + 'static {
+        self.ask(Subscribe(sink))
+    }
+
+    /// Adds a subscriber as [`ProcessHandle::subscribe`] does, without awaiting the answer; the
+    /// message is queued even when the mailbox is full, so no event after this call is missed.
+    pub fn add_subscriber(&self, sink: EventSink) {
+        self.addr.do_send(Subscribe(sink));
     }
 
     /// The spec the actor runs.
-    pub async fn spec(&self) -> Result<ProcessSpec, PmError> {
-        self.addr.send(GetSpec).await.map_err(gone)
+    pub fn spec(&self) -> impl Future<Output = Result<ProcessSpec, PmError>> + 'static {
+        self.ask(GetSpec)
     }
 
     /// The pid, 0 when not alive.

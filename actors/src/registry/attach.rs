@@ -28,7 +28,7 @@ impl Apply<AttachProcess> for Registry {
         spec.detach = true;
         self.register(msg.name.clone(), spec, actor.start(), true);
         if let Some(entry) = self.entries.get_mut(&msg.name) {
-            entry.wanted = true;
+            entry.on_start();
             entry.run = crate::process::procfs::read_stat(msg.pid)
                 .ok()
                 .map(|s| SavedRun {

@@ -8,7 +8,8 @@ use pm_protocol::{EventKind, ProcessEvent, Status};
 use tokio::sync::mpsc;
 
 use super::backoff::Decision;
-use super::{Registry, Timer};
+use super::lifecycle::Timer;
+use super::Registry;
 
 /// The events of every process actor, as a stream the registry reads.
 pub(crate) struct EventStream(pub(crate) mpsc::UnboundedReceiver<ProcessEvent>);
@@ -60,43 +61,51 @@ impl Registry {
         let Some(entry) = self.entries.get_mut(name) else {
             return;
         };
-        if entry.id != id || entry.held || entry.attached || shutting_down {
+        if entry.id != id || entry.lifecycle.is_held() || entry.attached || shutting_down {
             return;
         }
         let uptime = entry.started_at.map(|t| t.elapsed()).unwrap_or_default();
         let decision = entry
             .backoff
             .decide(&entry.spec.restart, success, last, uptime);
-        // A schedule stays wanted between its runs; anything else that will not run again does not.
-        entry.wanted = entry.cron.is_some() || matches!(decision, Decision::RestartAfter(_));
-        self.state_changed(ctx);
-        let Some(entry) = self.entries.get_mut(name) else {
-            return;
-        };
-        match decision {
-            Decision::Stay => {}
-            Decision::GiveUp(why) => {
-                tracing::warn!(process = name, "{why}");
-                entry.gave_up = Some(why);
+        let restart_timer = match decision {
+            Decision::RestartAfter(delay) if !delay.is_zero() => {
+                Some(Registry::restart_timer(name, id, delay, ctx))
             }
+            _ => None,
+        };
+        if let Some(entry) = self.entries.get_mut(name) {
+            entry.on_exit(&decision, restart_timer);
+        }
+        self.state_changed(ctx);
+        match decision {
+            Decision::GiveUp(why) => tracing::warn!(process = name, "{why}"),
             Decision::RestartAfter(delay) if delay.is_zero() => {
                 self.spawn_start(name.to_string(), ctx);
             }
-            Decision::RestartAfter(delay) => {
-                let at = chrono::Local::now() + delay;
-                let owned = name.to_string();
-                let handle = ctx.run_later(delay, move |act, ctx| {
-                    let Some(entry) = act.entries.get_mut(&owned) else {
-                        return;
-                    };
-                    if entry.id != id {
-                        return;
-                    }
-                    entry.restart_timer = None;
-                    act.spawn_start(owned, ctx);
-                });
-                entry.restart_timer = Some(Timer { handle, at });
-            }
+            Decision::Stay | Decision::RestartAfter(_) => {}
         }
+    }
+
+    /// Arms the delayed restart of `name` (definition `id`).
+    fn restart_timer(
+        name: &str,
+        id: u64,
+        delay: std::time::Duration,
+        ctx: &mut Context<Self>,
+    ) -> Timer {
+        let at = chrono::Local::now() + delay;
+        let owned = name.to_string();
+        let handle = ctx.run_later(delay, move |act, ctx| {
+            let Some(entry) = act.entries.get_mut(&owned) else {
+                return;
+            };
+            if entry.id != id {
+                return;
+            }
+            entry.on_restart_due();
+            act.spawn_start(owned, ctx);
+        });
+        Timer { handle, at }
     }
 }

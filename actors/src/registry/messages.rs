@@ -301,7 +301,7 @@ pub struct AttachProcess {
 /// spec.log.enabled = true;
 /// registry.send(StartProcess { spec, template: None }).await.unwrap().unwrap();
 /// let lines = loop {
-///     let ask = GetLogs { name: "hello".into(), lines: Some(10) };
+///     let ask = GetProcessLogs { name: "hello".into(), lines: Some(10) };
 ///     let lines = registry.send(ask).await.unwrap().unwrap();
 ///     if !lines.is_empty() { break lines; }
 ///     actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -312,7 +312,7 @@ pub struct AttachProcess {
 /// ```
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<LogLine>, PmError>")]
-pub struct GetLogs {
+pub struct GetProcessLogs {
     /// The process whose lines are wanted.
     pub name: String,
     /// How many of the newest lines; every kept line when `None`.
@@ -324,7 +324,7 @@ pub struct GetLogs {
 /// process without losing or repeating a line.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<LogPage, PmError>")]
-pub struct GetLogPage {
+pub struct GetProcessLogPage {
     /// The process whose lines are wanted.
     pub name: String,
     /// The `next` of an earlier page: only the lines after it.

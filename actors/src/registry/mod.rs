@@ -1,7 +1,9 @@
 //! The registry: names to process actors, restart policies, cron schedules, templates, shutdown.
 //!
-//! One [`Registry`] actor owns every [`ProcessActor`] by name. It is the
-//! in-process Rust API: start it in any actix system and send it the messages of [`messages`].
+//! One [`Registry`] actor owns every [`ProcessActor`] by name and talks to each through its
+//! [`ProcessHandle`]; what it intends for each process (to run, to restart after a backoff, held by a
+//! user, given up) is that entry's lifecycle, in `lifecycle.rs`. It is the in-process Rust API: start
+//! it in any actix system and send it the messages of [`messages`].
 //!
 //! ```
 //! use pm_actors::registry::{GetStatus, Registry, RegistryConfig, StartProcess, StopProcess};
@@ -29,6 +31,7 @@ pub mod atomic_file;
 mod attach;
 pub mod backoff;
 mod events;
+mod lifecycle;
 mod logs;
 pub mod messages;
 mod restart;
@@ -49,17 +52,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{DateTime, Local};
 use pm_protocol::cron::CronSchedule;
 use pm_protocol::spec::validate_name;
 use pm_protocol::state::SavedRun;
-use pm_protocol::{
-    LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings, Status,
-};
+use pm_protocol::{LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use crate::process::{EventSink, GetInfo, ProcessActor, ProcessOptions, Start, Subscribe};
+use crate::process::{EventSink, ProcessActor, ProcessHandle, ProcessOptions};
+use lifecycle::{Lifecycle, Timer};
 
 pub use applied::{Applied, Durable};
 pub use backoff::{Backoff, Decision};
@@ -140,35 +141,25 @@ impl RegistryConfig {
     }
 }
 
-/// A pending timer and the wall-clock time it is for (shown by status).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timer {
-    handle: SpawnHandle,
-    at: DateTime<Local>,
-}
-
 /// One named process as the registry knows it.
 pub(crate) struct Entry {
     /// Distinguishes this definition from an earlier one of the same name.
     id: u64,
     spec: Arc<ProcessSpec>,
-    addr: Addr<ProcessActor>,
+    /// Every message to the process actor goes through its handle.
+    process: ProcessHandle,
     attached: bool,
     backoff: Backoff,
     /// When the current run started (for the backoff reset).
     started_at: Option<Instant>,
-    /// A user's stop, kill or delete: no automatic restart, no cron fire, until a start or restart.
-    held: bool,
-    restart_timer: Option<Timer>,
-    gave_up: Option<String>,
+    /// What the registry intends for the process (see [`lifecycle`]).
+    lifecycle: Lifecycle,
     cron: Option<CronSchedule>,
-    cron_timer: Option<Timer>,
+    /// The next fire of the schedule, while one is armed.
+    next_fire: Option<Timer>,
     skipped_runs: u64,
     /// The live run as the state file records it (pid and kernel start time).
     run: Option<SavedRun>,
-    /// Should be running (or scheduled): started and not since stopped by a user, ended for good or
-    /// given up. A daemon restart starts it again.
-    wanted: bool,
 }
 
 impl Entry {
@@ -176,31 +167,14 @@ impl Entry {
     fn compose(&self, mut info: ProcessInfo) -> ProcessInfo {
         info.restarts = self.backoff.restarts;
         info.skipped_runs = self.skipped_runs;
-        info.next_run = self.cron_timer.map(|t| t.at.to_rfc3339());
-        info.next_restart = self.restart_timer.map(|t| t.at.to_rfc3339());
+        info.next_run = self.next_fire.map(|t| t.at.to_rfc3339());
+        info.next_restart = self.lifecycle.restart_pending().map(|t| t.at.to_rfc3339());
         info.attached |= self.attached;
         info.detached |= self.spec.detach;
         if let Some(cron) = &self.spec.cron {
             info.cron.clone_from(cron);
         }
-        if !info.status.is_alive() {
-            if self.restart_timer.is_some() {
-                info.status = Status::Backoff;
-            } else if let Some(why) = &self.gave_up {
-                info.status = Status::Failed;
-                info.error.clone_from(why);
-            } else if self.cron_timer.is_some() {
-                info.status = Status::Scheduled;
-            } else if self.held
-                && matches!(
-                    info.status,
-                    Status::Failed | Status::Completed | Status::Initial
-                )
-            {
-                // A user's stop while it waited (backoff, schedule, never run) still ends in `stopped`.
-                info.status = Status::Stopped;
-            }
-        }
+        self.overlay_status(&mut info);
         info
     }
 }
@@ -325,27 +299,25 @@ impl Registry {
             .cron
             .as_deref()
             .and_then(|c| CronSchedule::parse(c).ok());
-        addr.do_send(Subscribe(EventSink::Unbounded(self.events_tx.clone())));
+        let process = ProcessHandle::new(addr, name.clone());
+        process.add_subscriber(EventSink::Unbounded(self.events_tx.clone()));
         self.global_sinks.retain(subscribe::sink_open);
         for sink in &self.global_sinks {
-            addr.do_send(Subscribe(sink.clone()));
+            process.add_subscriber(sink.clone());
         }
         self.next_id += 1;
         let entry = Entry {
             id: self.next_id,
             spec,
-            addr,
+            process,
             attached,
             backoff: Backoff::default(),
             started_at: None,
-            held: false,
-            restart_timer: None,
-            gave_up: None,
+            lifecycle: Lifecycle::Defined,
             cron,
-            cron_timer: None,
+            next_fire: None,
             skipped_runs: 0,
             run: None,
-            wanted: false,
         };
         self.entries.insert(name, entry);
     }
@@ -371,7 +343,7 @@ impl Registry {
     ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let (scheduled, detached) = match self.entries.get_mut(&name) {
             Some(e) => {
-                e.wanted = true;
+                e.on_start();
                 (e.cron.is_some(), e.spec.detach)
             }
             None => (false, false),
@@ -406,11 +378,10 @@ impl Registry {
             return Box::pin(fut::ready(Err(PmError::NotFound(name))));
         };
         let id = entry.id;
-        entry.wanted = true;
-        let req = entry.addr.send(Start);
+        entry.on_start();
+        let req = entry.process.start();
         self.start_sent();
         Box::pin(req.into_actor(self).map(move |res, act, ctx| {
-            let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
             if let (Ok(pid), Some(entry)) = (&res, act.entries.get_mut(&name)) {
                 entry.started_at = Some(Instant::now());
                 // Recorded with the answer, so that the write that answers the start holds its run.
@@ -432,27 +403,17 @@ impl Registry {
 
     /// The composed status record of a process, asked of its actor.
     fn info_of(&self, name: String) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
-        let addr = match self.entry(&name) {
-            Ok(e) => e.addr.clone(),
+        let info = match self.entry(&name) {
+            Ok(e) => e.process.info(),
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        Box::pin(addr.send(GetInfo).into_actor(self).map(move |res, act, _| {
-            let info = res.map_err(|e| PmError::Internal(e.to_string()))?;
+        Box::pin(info.into_actor(self).map(move |res, act, _| {
+            let info = res?;
             Ok(match act.entries.get(&name) {
                 Some(entry) => entry.compose(info),
                 None => info,
             })
         }))
-    }
-
-    /// Cancels the pending restart and cron timers of an entry.
-    fn cancel_timers(entry: &mut Entry, ctx: &mut Context<Self>) {
-        for t in [entry.restart_timer.take(), entry.cron_timer.take()]
-            .into_iter()
-            .flatten()
-        {
-            ctx.cancel_future(t.handle);
-        }
     }
 }
 

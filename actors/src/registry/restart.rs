@@ -6,7 +6,6 @@ use pm_protocol::{PmError, ProcessInfo};
 use super::applied::Apply;
 use super::messages::RestartProcess;
 use super::Registry;
-use crate::process::{IsAlive, Restart};
 
 impl Apply<RestartProcess> for Registry {
     fn apply(
@@ -18,15 +17,10 @@ impl Apply<RestartProcess> for Registry {
             Ok(e) => e,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        entry.held = false;
-        entry.wanted = true;
-        entry.gave_up = None;
-        if let Some(t) = entry.restart_timer.take() {
-            ctx.cancel_future(t.handle);
-        }
-        let (addr, scheduled) = (
-            entry.addr.clone(),
-            entry.cron.is_some() && entry.cron_timer.is_none(),
+        entry.on_user_restart(ctx);
+        let (process, scheduled) = (
+            entry.process.clone(),
+            entry.cron.is_some() && entry.next_fire.is_none(),
         );
         if scheduled {
             self.arm_cron(&msg.name, ctx);
@@ -34,15 +28,15 @@ impl Apply<RestartProcess> for Registry {
         self.state_changed(ctx);
         let name = msg.name;
         Box::pin(
-            addr.send(IsAlive)
+            process
+                .is_alive()
                 .into_actor(self)
                 .then(move |alive, act, _| {
                     let next: ResponseActFuture<Self, Result<i32, PmError>> = if alive
                         .unwrap_or(false)
                     {
                         let restarted = name.clone();
-                        Box::pin(addr.send(Restart).into_actor(act).map(move |res, act, _| {
-                            let res = res.unwrap_or_else(|e| Err(PmError::Internal(e.to_string())));
+                        Box::pin(process.restart().into_actor(act).map(move |res, act, _| {
                             if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&restarted)) {
                                 entry.started_at = Some(std::time::Instant::now());
                             }

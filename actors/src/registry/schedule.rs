@@ -13,7 +13,8 @@ use actix::prelude::*;
 use chrono::{DateTime, Local};
 use pm_protocol::PmError;
 
-use super::{Registry, Timer};
+use super::lifecycle::Timer;
+use super::Registry;
 
 /// The wall clock that cron schedules follow: the system's, or (for tests of clock changes) the
 /// system's moved by an offset that can be changed while the registry runs.
@@ -66,7 +67,7 @@ impl Registry {
         let Some(entry) = self.entries.get_mut(name) else {
             return;
         };
-        if let Some(old) = entry.cron_timer.take() {
+        if let Some(old) = entry.next_fire.take() {
             ctx.cancel_future(old.handle);
         }
         let wait = (at - self.config.cron_clock.now())
@@ -75,17 +76,17 @@ impl Registry {
             .min(self.config.cron_recheck);
         let (id, owned) = (entry.id, name.to_string());
         let handle = ctx.run_later(wait, move |act, ctx| act.cron_wake(owned, id, at, ctx));
-        entry.cron_timer = Some(Timer { handle, at });
+        entry.next_fire = Some(Timer { handle, at });
     }
 
     fn cron_wake(&mut self, name: String, id: u64, at: DateTime<Local>, ctx: &mut Context<Self>) {
         let Some(entry) = self.entries.get_mut(&name) else {
             return;
         };
-        if entry.id != id || entry.held {
+        if entry.id != id || entry.lifecycle.is_held() {
             return;
         }
-        entry.cron_timer = None;
+        entry.next_fire = None;
         if self.config.cron_clock.now() < at {
             return self.arm_cron_at(&name, at, ctx);
         }

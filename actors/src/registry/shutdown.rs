@@ -6,7 +6,6 @@ use pm_protocol::PmError;
 use super::messages::Shutdown;
 use super::stop::stopped;
 use super::Registry;
-use crate::process::StopAndWait;
 
 impl Handler<Shutdown> for Registry {
     type Result = ResponseFuture<Result<(), PmError>>;
@@ -15,11 +14,10 @@ impl Handler<Shutdown> for Registry {
         self.shutting_down = true;
         let mut stops = Vec::new();
         for (name, entry) in self.entries.iter_mut() {
-            entry.held = true;
-            Registry::cancel_timers(entry, ctx);
+            entry.on_shutdown(ctx);
             if !entry.spec.detach && !entry.attached {
                 // Queued now: every actor runs its stop sequence at the same time.
-                stops.push((name.clone(), entry.addr.send(StopAndWait::default())));
+                stops.push((name.clone(), entry.process.stop_and_wait(None)));
             }
         }
         let durable = self.durable();

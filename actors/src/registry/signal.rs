@@ -5,22 +5,14 @@ use pm_protocol::PmError;
 
 use super::messages::SignalProcess;
 use super::Registry;
-use crate::process::Signal;
 
 impl Handler<SignalProcess> for Registry {
     type Result = ResponseFuture<Result<(), PmError>>;
 
     fn handle(&mut self, msg: SignalProcess, _ctx: &mut Context<Self>) -> Self::Result {
-        let addr = self.entry(&msg.name).map(|e| e.addr.clone());
-        Box::pin(async move {
-            let signal = Signal {
-                signal: msg.signal,
-                group: msg.group,
-            };
-            addr?
-                .send(signal)
-                .await
-                .map_err(|e| PmError::Internal(e.to_string()))?
-        })
+        let sent = self
+            .entry(&msg.name)
+            .map(|e| e.process.signal(&msg.signal, msg.group));
+        Box::pin(async move { sent?.await })
     }
 }

@@ -25,8 +25,9 @@ use pm_protocol::state::{SavedProcess, SavedRun, SavedState, StateEncoder};
 use pm_protocol::{LogLine, PmError};
 use tokio::sync::oneshot;
 
+use super::lifecycle::Lifecycle;
 use super::{atomic_file, Registry};
-use crate::process::{liveness, log_tail, procfs, ProcessActor, Stop};
+use crate::process::{liveness, log_tail, procfs, ProcessActor};
 
 /// Every child's environment holds its process name here.
 pub const ENV_NAME: &str = "PROCESSMANAGER_NAME";
@@ -133,11 +134,11 @@ impl Registry {
             .values()
             .map(|e| SavedProcess {
                 spec: e.spec.clone(),
-                wanted: e.wanted,
+                wanted: e.wanted(),
                 restarts: e.backoff.restarts,
                 skipped_runs: e.skipped_runs,
                 attached: e.attached,
-                gave_up: e.gave_up.clone(),
+                gave_up: e.lifecycle.gave_up().map(str::to_string),
                 run: e.run,
             })
             .collect();
@@ -372,13 +373,11 @@ impl Registry {
         };
         entry.backoff.restarts = p.restarts;
         entry.skipped_runs = p.skipped_runs;
-        entry.gave_up = p.gave_up;
-        entry.wanted = p.wanted;
-        entry.held = !p.wanted;
+        entry.lifecycle = Lifecycle::restored(p.wanted, p.gave_up);
         if !p.wanted {
             if outcome == Restored::Adopted {
                 tracing::info!(process = %name, "stopping it again: its stop was cut short by the daemon's end");
-                entry.addr.do_send(Stop::default());
+                entry.process.request_stop(None);
             }
             return Ok(outcome);
         }

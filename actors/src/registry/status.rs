@@ -5,7 +5,6 @@ use pm_protocol::{PmError, ProcessInfo};
 
 use super::messages::{GetStatus, ListProcesses};
 use super::Registry;
-use crate::process::GetInfo;
 
 impl Handler<GetStatus> for Registry {
     type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
@@ -23,7 +22,7 @@ impl Handler<ListProcesses> for Registry {
         let asks: Vec<_> = self
             .entries
             .iter()
-            .map(|(name, e)| (name.clone(), e.id, e.addr.send(GetInfo)))
+            .map(|(name, e)| (name.clone(), e.id, e.process.info()))
             .collect();
         let collect = async move {
             let mut out = Vec::with_capacity(asks.len());

@@ -5,39 +5,29 @@ use pm_protocol::{ExitInfo, PmError, ProcessInfo};
 
 use super::applied::Apply;
 use super::messages::{DeleteProcess, KillProcess, StopProcess};
-use super::{Entry, Registry};
-use crate::process::{Kill, ProcessActor, StopAndWait};
+use super::Registry;
+use crate::process::ProcessHandle;
 
 impl Registry {
-    /// Holds the process (no restart, no cron fire) and answers its actor's address and definition id.
+    /// Holds the process (no restart, no cron fire) and answers its handle and definition id.
     fn hold(
         &mut self,
         name: &str,
         ctx: &mut Context<Self>,
-    ) -> Result<(Addr<ProcessActor>, u64), PmError> {
+    ) -> Result<(ProcessHandle, u64), PmError> {
         let entry = self.entry_mut(name)?;
-        Registry::hold_entry(entry, ctx);
-        let found = (entry.addr.clone(), entry.id);
+        entry.on_user_stop(ctx);
+        let found = (entry.process.clone(), entry.id);
         self.state_changed(ctx);
         Ok(found)
-    }
-
-    /// A user's end of a process: not wanted (as the state file will say once the caller records the
-    /// change), no automatic restart, no cron fire, until a start or restart.
-    pub(super) fn hold_entry(entry: &mut Entry, ctx: &mut Context<Self>) {
-        entry.held = true;
-        entry.wanted = false;
-        entry.gave_up = None;
-        Registry::cancel_timers(entry, ctx);
     }
 }
 
 /// `NotRunning` from a stop of a process that was not alive is not an error for the user's stop.
-pub(super) fn stopped(res: Result<Result<ExitInfo, PmError>, MailboxError>) -> Result<(), PmError> {
+pub(super) fn stopped(res: Result<ExitInfo, PmError>) -> Result<(), PmError> {
     match res {
-        Ok(Ok(_)) | Ok(Err(PmError::NotRunning(_))) => Ok(()),
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err(PmError::Internal(e.to_string())),
+        Ok(_) | Err(PmError::NotRunning(_)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -47,13 +37,14 @@ impl Apply<StopProcess> for Registry {
         msg: StopProcess,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
-        let (addr, _) = match self.hold(&msg.name, ctx) {
+        let (process, _) = match self.hold(&msg.name, ctx) {
             Ok(found) => found,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
         Box::pin(
-            addr.send(StopAndWait::default())
+            process
+                .stop_and_wait(None)
                 .into_actor(self)
                 .then(move |res, act, _| {
                     let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> =
@@ -75,10 +66,8 @@ impl Apply<KillProcess> for Registry {
     ) -> ResponseActFuture<Self, Result<ExitInfo, PmError>> {
         let held = self.hold(&msg.name, ctx);
         let kill = async move {
-            let (addr, _) = held?;
-            addr.send(Kill)
-                .await
-                .map_err(|e| PmError::Internal(e.to_string()))?
+            let (process, _) = held?;
+            process.kill().await
         };
         Box::pin(kill.into_actor(self))
     }
@@ -90,13 +79,14 @@ impl Apply<DeleteProcess> for Registry {
         msg: DeleteProcess,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<(), PmError>> {
-        let (addr, id) = match self.hold(&msg.name, ctx) {
+        let (process, id) = match self.hold(&msg.name, ctx) {
             Ok(found) => found,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
         Box::pin(
-            addr.send(StopAndWait::default())
+            process
+                .stop_and_wait(None)
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     stopped(res)?;

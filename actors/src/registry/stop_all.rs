@@ -6,7 +6,6 @@ use pm_protocol::PmError;
 use super::messages::{StopAll, StoppedAll};
 use super::stop::stopped;
 use super::Registry;
-use crate::process::{IsAlive, StopAndWait};
 
 impl Handler<StopAll> for Registry {
     type Result = ResponseActFuture<Self, Result<StoppedAll, PmError>>;
@@ -19,12 +18,12 @@ impl Handler<StopAll> for Registry {
         let mut waiting = Vec::new();
         let mut probes = Vec::new();
         for (name, entry) in self.entries.iter_mut() {
-            if entry.restart_timer.is_some() {
-                Registry::hold_entry(entry, ctx);
+            if entry.lifecycle.restart_pending().is_some() {
+                entry.on_user_stop(ctx);
                 waiting.push(name.clone());
             } else {
                 // Every probe is queued now, so the actors answer at the same time.
-                probes.push((name.clone(), entry.id, entry.addr.send(IsAlive)));
+                probes.push((name.clone(), entry.id, entry.process.is_alive()));
             }
         }
         if !waiting.is_empty() {
@@ -49,8 +48,8 @@ impl Handler<StopAll> for Registry {
                     };
                     // Held before the stop signal, as a single stop: an exit during the grace, or a
                     // restart already on its way, is not followed by another start.
-                    Registry::hold_entry(entry, ctx);
-                    stops.push((name, entry.addr.send(StopAndWait::default())));
+                    entry.on_user_stop(ctx);
+                    stops.push((name, entry.process.stop_and_wait(None)));
                 }
                 if !stops.is_empty() {
                     act.state_changed(ctx);

@@ -5,7 +5,7 @@ use pm_protocol::PmError;
 
 use super::messages::SubscribeEvents;
 use super::Registry;
-use crate::process::{EventSink, Subscribe};
+use crate::process::EventSink;
 
 /// Whether a sink can still receive (a dropped receiver is pruned).
 pub(crate) fn sink_open(sink: &EventSink) -> bool {
@@ -23,17 +23,17 @@ impl Handler<SubscribeEvents> for Registry {
         match msg.names {
             Some(names) => {
                 // All names are checked before any subscription is made.
-                let addrs = names
+                let processes = names
                     .iter()
-                    .map(|n| self.entry(n).map(|e| e.addr.clone()))
+                    .map(|n| self.entry(n).map(|e| &e.process))
                     .collect::<Result<Vec<_>, _>>()?;
-                for addr in addrs {
-                    addr.do_send(Subscribe(msg.sink.clone()));
+                for process in processes {
+                    process.add_subscriber(msg.sink.clone());
                 }
             }
             None => {
                 for entry in self.entries.values() {
-                    entry.addr.do_send(Subscribe(msg.sink.clone()));
+                    entry.process.add_subscriber(msg.sink.clone());
                 }
                 self.global_sinks.push(msg.sink);
             }

@@ -5,7 +5,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
 use crate::registry::{
-    Applied, AttachProcess, DeleteProcess, Durable, GetLogPage, GetStatus, KillProcess,
+    Applied, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus, KillProcess,
     ListProcesses, RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess,
     SubscribeEvents,
 };
@@ -36,7 +36,7 @@ pub struct RegistryLink {
     /// Adopts a process the daemon did not start (answers once applied).
     pub attach: Recipient<Applied<AttachProcess>>,
     /// Answers captured lines and their numbers.
-    pub logs: Recipient<GetLogPage>,
+    pub logs: Recipient<GetProcessLogPage>,
     /// Subscribes to events (for `process.watch`).
     pub subscribe: Recipient<SubscribeEvents>,
     /// Answers once every change made before it is on disk.
@@ -58,7 +58,7 @@ impl RegistryLink {
             + Handler<GetStatus>
             + Handler<ListProcesses>
             + Handler<Applied<AttachProcess>>
-            + Handler<GetLogPage>
+            + Handler<GetProcessLogPage>
             + Handler<SubscribeEvents>
             + Handler<Durable>,
         A::Context: ToEnvelope<A, Applied<StartProcess>>
@@ -71,7 +71,7 @@ impl RegistryLink {
             + ToEnvelope<A, GetStatus>
             + ToEnvelope<A, ListProcesses>
             + ToEnvelope<A, Applied<AttachProcess>>
-            + ToEnvelope<A, GetLogPage>
+            + ToEnvelope<A, GetProcessLogPage>
             + ToEnvelope<A, SubscribeEvents>
             + ToEnvelope<A, Durable>,
     {

@@ -12,7 +12,7 @@ use super::registry_link::RegistryLink;
 use super::replies::{Replies, Reply, Wait};
 use crate::process::EventSink;
 use crate::registry::{
-    Applied, AttachProcess, DeleteProcess, Durable, GetLogPage, GetStatus, KillProcess,
+    Applied, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus, KillProcess,
     ListProcesses, RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess,
     SubscribeEvents, TemplateOption,
 };
@@ -330,7 +330,7 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
             Err(e) => response::failure(Operation::List, &e),
         },
         Command::Logs(c) => {
-            let msg = GetLogPage {
+            let msg = GetProcessLogPage {
                 name: c.name,
                 after: c.after,
                 lines: c.lines,

@@ -173,17 +173,19 @@ answer_with!(ListProcesses, Vec<ProcessInfo>, |s, _m| Ok(s
 answer_with!(AttachProcess, ProcessInfo, |_s, m| Ok(
     ProcessInfo::initial(m.name, "attached")
 ));
-answer_with!(GetLogPage, LogPage, |s, m| s.get(&m.name).map(|_| {
-    LogPage {
-        next: 1,
-        skipped: 0,
-        lines: vec![LogLine {
-            time: Local::now(),
-            stream: Stream::Stdout,
-            text: "hello world".into(),
-        }],
+answer_with!(GetProcessLogPage, LogPage, |s, m| s.get(&m.name).map(
+    |_| {
+        LogPage {
+            next: 1,
+            skipped: 0,
+            lines: vec![LogLine {
+                time: Local::now(),
+                stream: Stream::Stdout,
+                text: "hello world".into(),
+            }],
+        }
     }
-}));
+));
 answer_with!(SubscribeEvents, (), |s, m| {
     s.sinks.push(m.sink);
     Ok(())
