@@ -130,8 +130,14 @@ impl Entry {
             (Decision::GiveUp(why), _) => Lifecycle::GaveUp { why: why.clone() },
             (Decision::RestartAfter(_), Some(timer)) => Lifecycle::RestartPending { timer },
             (Decision::RestartAfter(_), None) => Lifecycle::Active,
-            // A give-up note stays until a user's restart or stop, whatever later fires end in.
-            (Decision::Stay, _) if self.lifecycle.gave_up().is_some() => return,
+            // A give-up note stays until a user's restart or stop, whatever later fires end in; and
+            // a restart already pending (a cron fire ran during the backoff) still comes.
+            (Decision::Stay, _)
+                if self.lifecycle.gave_up().is_some()
+                    || self.lifecycle.restart_pending().is_some() =>
+            {
+                return
+            }
             (Decision::Stay, _) if self.cron.is_some() => Lifecycle::Active,
             (Decision::Stay, _) => Lifecycle::Ended,
         };
