@@ -68,6 +68,12 @@ impl ProcessHandle {
 
     /// Starts the process; answers its pid.
     pub fn start(&self) -> impl Future<Output = Result<i32, PmError>> + 'static {
+        let answer = self.start_info();
+        async move { answer.await.map(|info| info.pid) }
+    }
+
+    /// Starts the process; answers its status record once it runs.
+    pub fn start_info(&self) -> impl Future<Output = Result<ProcessInfo, PmError>> + 'static {
         let answer = self.ask(Start);
         async move { answer.await? }
     }
@@ -123,6 +129,12 @@ impl ProcessHandle {
 
     /// Stops (gracefully, forcing after the grace time) and starts again; answers the new pid.
     pub fn restart(&self) -> impl Future<Output = Result<i32, PmError>> + 'static {
+        let answer = self.restart_info();
+        async move { answer.await.map(|info| info.pid) }
+    }
+
+    /// Restarts the process; answers the status record of the new run.
+    pub fn restart_info(&self) -> impl Future<Output = Result<ProcessInfo, PmError>> + 'static {
         let answer = self.ask(Restart);
         async move { answer.await? }
     }

@@ -9,9 +9,10 @@ use actix::prelude::*;
 use pm_protocol::logs::LogPage;
 use pm_protocol::{ExitInfo, LogLine, PmError, ProcessEvent, ProcessInfo, ProcessSpec};
 
-/// Start the process. Error if it is already alive. Answers the pid.
+/// Start the process. Error if it is already alive. Answers its status record once it runs (the pid,
+/// the start time), so that a start is one message.
 #[derive(Message, Debug, Clone, Default)]
-#[rtype(result = "Result<i32, PmError>")]
+#[rtype(result = "Result<ProcessInfo, PmError>")]
 pub struct Start;
 
 /// Send the stop signal to the group, then SIGKILL after the grace time (the spec's unless given).
@@ -53,9 +54,9 @@ pub struct Signal {
 }
 
 /// Stop gracefully (forcing after the grace time), then start again; on a process that is not alive,
-/// just start. Answers the new pid.
+/// just start. Answers the status record of the new run.
 #[derive(Message, Debug, Clone, Default)]
-#[rtype(result = "Result<i32, PmError>")]
+#[rtype(result = "Result<ProcessInfo, PmError>")]
 pub struct Restart;
 
 /// Whether the process is alive now.

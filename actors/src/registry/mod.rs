@@ -360,39 +360,31 @@ impl Registry {
         } else {
             Box::pin(fut::ready(()))
         };
-        Box::pin(defined.then(move |(), act, _| {
-            act.start_run(name.clone()).then(move |res, act, _| {
-                let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
-                    Ok(_) => act.info_of(name),
-                    Err(e) => Box::pin(fut::ready(Err(e))),
-                };
-                next
-            })
-        }))
+        Box::pin(defined.then(move |(), act, _| act.start_run(name)))
     }
 
     /// Sends `Start` to the process and keeps the books: the start time, and on a spawn failure the
-    /// restart decision (a spawn failure counts as a failed run).
-    fn start_run(&mut self, name: String) -> ResponseActFuture<Self, Result<i32, PmError>> {
+    /// restart decision (a spawn failure counts as a failed run). Answers the composed status record.
+    fn start_run(&mut self, name: String) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let Some(entry) = self.entries.get_mut(&name) else {
             return Box::pin(fut::ready(Err(PmError::NotFound(name))));
         };
         let id = entry.id;
         entry.on_start();
-        let req = entry.process.start();
+        let req = entry.process.start_info();
         self.start_sent();
         Box::pin(req.into_actor(self).map(move |res, act, ctx| {
-            if let (Ok(pid), Some(entry)) = (&res, act.entries.get_mut(&name)) {
+            if let (Ok(info), Some(entry)) = (&res, act.entries.get_mut(&name)) {
                 entry.started_at = Some(Instant::now());
                 // Recorded with the answer, so that the write that answers the start holds its run.
-                act.track_run(&name, *pid, true, ctx);
+                act.track_run(&name, info.pid, true, ctx);
             }
             act.start_answered(ctx);
             if let Err(PmError::Spawn { cause, .. }) = &res {
                 let last = format!("cannot spawn: {cause}");
                 act.after_run(&name, id, false, &last, ctx);
             }
-            res
+            res.map(|info| act.composed(&name, info))
         }))
     }
 
@@ -407,13 +399,18 @@ impl Registry {
             Ok(e) => e.process.info(),
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        Box::pin(info.into_actor(self).map(move |res, act, _| {
-            let info = res?;
-            Ok(match act.entries.get(&name) {
-                Some(entry) => entry.compose(info),
-                None => info,
-            })
-        }))
+        Box::pin(
+            info.into_actor(self)
+                .map(move |res, act, _| Ok(act.composed(&name, res?))),
+        )
+    }
+
+    /// A process actor's record with the registry's part (schedule, restarts, lifecycle) laid over it.
+    fn composed(&self, name: &str, info: ProcessInfo) -> ProcessInfo {
+        match self.entries.get(name) {
+            Some(entry) => entry.compose(info),
+            None => info,
+        }
     }
 }
 

@@ -32,27 +32,21 @@ impl Apply<RestartProcess> for Registry {
                 .is_alive()
                 .into_actor(self)
                 .then(move |alive, act, _| {
-                    let next: ResponseActFuture<Self, Result<i32, PmError>> = if alive
-                        .unwrap_or(false)
-                    {
-                        let restarted = name.clone();
-                        Box::pin(process.restart().into_actor(act).map(move |res, act, _| {
-                            if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&restarted)) {
-                                entry.started_at = Some(std::time::Instant::now());
-                            }
-                            res
-                        }))
-                    } else {
-                        act.start_run(name.clone())
-                    };
-                    next.then(move |res, act, _| {
-                        let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res
-                        {
-                            Ok(_) => act.info_of(name),
-                            Err(e) => Box::pin(fut::ready(Err(e))),
+                    let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> =
+                        if alive.unwrap_or(false) {
+                            Box::pin(process.restart_info().into_actor(act).map(
+                                move |res, act, _| {
+                                    if let (Ok(_), Some(entry)) = (&res, act.entries.get_mut(&name))
+                                    {
+                                        entry.started_at = Some(std::time::Instant::now());
+                                    }
+                                    res.map(|info| act.composed(&name, info))
+                                },
+                            ))
+                        } else {
+                            act.start_run(name)
                         };
-                        next
-                    })
+                    next
                 }),
         )
     }

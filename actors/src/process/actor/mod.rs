@@ -254,9 +254,10 @@ impl Actor for ProcessActor {
 }
 
 impl Handler<Start> for ProcessActor {
-    type Result = ResponseFuture<Result<i32, PmError>>;
+    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
-        Box::pin(answer(self.start(ctx)))
+        let started = answer(self.start(ctx)).into_actor(self);
+        Box::pin(started.map(|res, act, _| res.map(|_pid| act.info_now())))
     }
 }
 
@@ -297,9 +298,12 @@ impl Handler<Signal> for ProcessActor {
 }
 
 impl Handler<Restart> for ProcessActor {
-    type Result = ResponseActFuture<Self, Result<i32, PmError>>;
+    type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
     fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) -> Self::Result {
-        self.restart(ctx)
+        Box::pin(
+            self.restart(ctx)
+                .map(|res, act, _| res.map(|_pid| act.info_now())),
+        )
     }
 }
 
