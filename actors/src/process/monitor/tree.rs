@@ -42,8 +42,8 @@ pub struct Sample {
 /// `schedstat` has not moved. A task that does not run keeps its state, CPU time, threads and children,
 /// but its resident memory can still shrink (the kernel reclaims or swaps out its pages, or drops file
 /// pages it maps), and that only shows in `stat`. Reclaim moves slowly, so a figure at most 30 ticks old
-/// for a process that has not run is close enough, and it adds 1/30 of a `stat` read per process per tick
-/// (about 0.4 us: `stat` and `children`, each opened, read and closed). The trees' refresh ticks are
+/// for a process that has not run is close enough, and it adds 1/30 of a `stat` and `children` read per
+/// process per tick (BENCHMARKS.md has the cost of a read). The trees' refresh ticks are
 /// spread by their root's pid, so that trees started together do not all refresh on the same tick.
 /// (`children` too: a `clone(CLONE_PARENT)` gives a process a child without it running.)
 pub const REFRESH_TICKS: u32 = 30;
