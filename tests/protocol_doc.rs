@@ -114,3 +114,26 @@ fn grammar_examples_of_the_document() {
         "{body}"
     );
 }
+
+/// A kill of a process that is not alive answers its error and changes nothing: the status, the
+/// last error and the end time stay what they were.
+#[test]
+fn a_kill_of_a_process_that_is_not_alive_changes_nothing() {
+    let d = Daemon::start();
+    let mut s = d.session();
+    s.send("!!process.start name:f1 command:'exit 3'\n\n");
+    assert_eq!(s.body(), "Process 'f1' started successfully\n");
+    wait_for("f1 failed", Duration::from_secs(10), || {
+        d.status_json("f1")["status"] == "failed"
+    });
+    let before = d.status_json("f1");
+    s.send("!!process.kill name:f1\n\n");
+    assert_eq!(
+        s.body(),
+        "Error killing process: process 'f1' is not running\n"
+    );
+    let after = d.status_json("f1");
+    for key in ["status", "error", "end_time", "exit_code"] {
+        assert_eq!(after[key], before[key], "{key} changed");
+    }
+}

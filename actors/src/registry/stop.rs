@@ -62,14 +62,35 @@ impl Apply<KillProcess> for Registry {
     fn apply(
         &mut self,
         msg: KillProcess,
-        ctx: &mut Context<Self>,
+        _ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<ExitInfo, PmError>> {
-        let held = self.hold(&msg.name, ctx);
-        let kill = async move {
-            let (process, _) = held?;
-            process.kill().await
+        let process = match self.entry(&msg.name) {
+            Ok(entry) => entry.process.clone(),
+            Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        Box::pin(kill.into_actor(self))
+        // A kill of a process that is not alive answers an error and leaves it as it was (its
+        // schedule, its pending restart, its last error): only a kill that kills holds it.
+        let name = msg.name;
+        Box::pin(
+            process
+                .is_alive()
+                .into_actor(self)
+                .then(move |alive, act, ctx| {
+                    let next: ResponseActFuture<Self, Result<ExitInfo, PmError>> = match alive {
+                        Ok(true) => {
+                            let held = act.hold(&name, ctx);
+                            let kill = async move {
+                                let (process, _) = held?;
+                                process.kill().await
+                            };
+                            Box::pin(kill.into_actor(act))
+                        }
+                        Ok(false) => Box::pin(fut::ready(Err(PmError::NotRunning(name)))),
+                        Err(e) => Box::pin(fut::ready(Err(e))),
+                    };
+                    next
+                }),
+        )
     }
 }
 
