@@ -23,13 +23,6 @@ impl Stream {
     }
 }
 
-/// The time stamp of a log line, in the log file and in `process.logs` text alike: RFC 3339 with
-/// milliseconds (the reader stamps a line when it reads it, so finer digits would claim a precision
-/// the stamp does not have).
-pub fn stamp(time: &DateTime<Local>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
-}
-
 /// One captured line of output (without its newline).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {

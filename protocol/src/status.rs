@@ -226,6 +226,13 @@ pub struct ProcessInfo {
     pub attached: bool,
 }
 
+/// Every time the protocol shows (start, end, next run, next restart, log lines in the file and on
+/// the wire, events): RFC 3339 in local time with milliseconds. The daemon stamps what it sees when it
+/// sees it, so finer digits would claim a precision the stamps do not have.
+pub fn time_text(time: &DateTime<Local>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
 /// Writes a figure with two decimals: the sampler's last digits are noise, not precision.
 fn two_decimals<S: serde::Serializer>(value: &f64, out: S) -> Result<S::Ok, S::Error> {
     out.serialize_f64((value * 100.0).round() / 100.0)
@@ -303,6 +310,15 @@ pub struct ProcessEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_carry_milliseconds() {
+        let t = DateTime::parse_from_rfc3339("2026-12-04T09:41:39.123456789+00:00").unwrap();
+        let text = time_text(&t.with_timezone(&Local));
+        let back = DateTime::parse_from_rfc3339(&text).unwrap();
+        assert_eq!(back.timestamp_millis(), t.timestamp_millis());
+        assert!(text.contains(":39.123"), "{text}");
+    }
 
     #[test]
     fn json_figures_carry_two_decimals() {

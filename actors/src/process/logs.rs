@@ -250,7 +250,7 @@ impl Capture {
             return;
         }
         if let Some(file) = &self.file {
-            let stamp = pm_protocol::logs::stamp(&time);
+            let stamp = pm_protocol::status::time_text(&time);
             let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 40).sum());
             for l in &lines {
                 out.extend_from_slice(stamp.as_bytes());

@@ -55,6 +55,7 @@ use actix::prelude::*;
 use pm_protocol::cron::CronSchedule;
 use pm_protocol::spec::validate_name;
 use pm_protocol::state::SavedRun;
+use pm_protocol::status::time_text;
 use pm_protocol::{LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, RestartSettings};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -167,8 +168,8 @@ impl Entry {
     fn compose(&self, mut info: ProcessInfo) -> ProcessInfo {
         info.restarts = self.backoff.restarts;
         info.skipped_runs = self.skipped_runs;
-        info.next_run = self.next_fire.map(|t| t.at.to_rfc3339());
-        info.next_restart = self.lifecycle.restart_pending().map(|t| t.at.to_rfc3339());
+        info.next_run = self.next_fire.map(|t| time_text(&t.at));
+        info.next_restart = self.lifecycle.restart_pending().map(|t| time_text(&t.at));
         info.attached |= self.attached;
         info.detached |= self.spec.detach;
         if let Some(cron) = &self.spec.cron {

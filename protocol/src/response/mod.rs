@@ -288,7 +288,7 @@ pub fn logs_text(lines: &[LogLine]) -> String {
         let _ = writeln!(
             out,
             "{} [{}] {}",
-            crate::logs::stamp(&l.time),
+            crate::status::time_text(&l.time),
             l.stream.as_str(),
             l.text
         );
@@ -313,7 +313,7 @@ pub fn event_text(e: &ProcessEvent) -> String {
         .map_or_else(String::new, |x| format!(" ({})", x.describe()));
     format!(
         "{} {} (pid {}): {change}{exit}\n",
-        crate::logs::stamp(&e.time),
+        crate::status::time_text(&e.time),
         e.name,
         e.pid
     )

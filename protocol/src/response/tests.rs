@@ -196,7 +196,7 @@ fn logs_and_events_as_text() {
             text: "oops".into(),
         },
     ];
-    let local = crate::logs::stamp(&t);
+    let local = crate::status::time_text(&t);
     // Milliseconds, as the log file has them.
     assert!(local.contains(":00.000"), "{local}");
     assert_eq!(

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::prelude::*;
-use chrono::{DateTime, Local, SecondsFormat};
+use chrono::{DateTime, Local};
 use pm_protocol::{
     CommandLine, EventKind, ExitInfo, KernelState, PmError, ProcessEvent, ProcessInfo, ProcessSpec,
     Status,
@@ -149,7 +149,7 @@ pub struct ProcessActor {
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, false)
+    pm_protocol::status::time_text(&t)
 }
 
 /// The answer `rx` brings, or an internal error when the actor went away before it answered.
