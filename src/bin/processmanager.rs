@@ -53,7 +53,10 @@ fn main() -> ExitCode {
     let args = parse_args(std::env::args_os());
     init_tracing(args.log_level.as_deref());
     // Before the runtime starts its threads (see `descriptors`); said after the start line.
-    let descriptors = prepare_descriptors();
+    let mut descriptors = prepare_descriptors();
+    if let Err(e) = pm_actors::process::hardening::no_core_dumps() {
+        descriptors.push(Err(format!("cannot turn core dumps off: {e}")));
+    }
     let system = actix_rt::System::new();
     match system.block_on(run(args, descriptors)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,13 +71,15 @@ fn main() -> ExitCode {
 type Notes = Vec<Result<String, String>>;
 
 /// Raises the soft limit of open files to the hard limit (each managed process holds a pidfd and its
-/// tree's kept-open /proc files, and many systems default to a soft limit of 1,024), then grows the
-/// descriptor table while the daemon has one thread, so that no start in a burst waits for the kernel
-/// to grow it.
+/// tree's kept-open /proc files, and many systems default to a soft limit of 1,024), having recorded
+/// the original one for the children, then grows the descriptor table while the daemon has one
+/// thread, so that no start in a burst waits for the kernel to grow it.
 fn prepare_descriptors() -> Notes {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    use pm_actors::process::descriptors::{reserve_descriptor_table, RESERVED_DESCRIPTORS};
-    let limit = match getrlimit(Resource::RLIMIT_NOFILE) {
+    use nix::sys::resource::{setrlimit, Resource};
+    use pm_actors::process::descriptors::{
+        record_original_open_files_limit, reserve_descriptor_table, RESERVED_DESCRIPTORS,
+    };
+    let limit = match record_original_open_files_limit() {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
             Ok(()) => Ok(format!("open files limit raised from {soft} to {hard}")),
             Err(e) => Err(format!(

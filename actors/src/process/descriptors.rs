@@ -1,4 +1,5 @@
-//! The daemon's descriptor table, grown once at startup to the size a thousand processes need.
+//! The daemon's descriptor table, grown once at startup to the size a thousand processes need, and
+//! the open-files limit it was started with, which its children get back.
 //!
 //! Each managed process holds a pidfd and kept-open /proc files, so the table of a daemon running
 //! 1,000 processes passes 1,024 descriptors. The kernel grows a table by doubling it, and when the
@@ -9,10 +10,29 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
 
 /// Descriptors reserved at startup: about four per process for 2,000 processes (64 KiB of kernel
 /// memory for the table).
 pub const RESERVED_DESCRIPTORS: usize = 8192;
+
+/// The open-files limit (soft, hard) this process was started with, once recorded.
+static ORIGINAL_OPEN_FILES_LIMIT: OnceLock<(u64, u64)> = OnceLock::new();
+
+/// Records this process's open-files limit as the one its children get: call it before raising the
+/// soft limit (the daemon raises it to the hard one for its own pidfds and /proc files). Children
+/// started after it have the recorded limit set back before their exec, so that a program that closes
+/// every descriptor up to its limit, or uses `select()`, sees the limit it would have had without the
+/// daemon. Only the first call records; it answers the recorded limit.
+pub fn record_original_open_files_limit() -> io::Result<(u64, u64)> {
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+    Ok(*ORIGINAL_OPEN_FILES_LIMIT.get_or_init(|| limit))
+}
+
+/// The limit [`record_original_open_files_limit`] recorded, if it was called: what children get.
+pub fn original_open_files_limit() -> Option<(u64, u64)> {
+    ORIGINAL_OPEN_FILES_LIMIT.get().copied()
+}
 
 /// This process's soft limit of open files (`RLIMIT_NOFILE`).
 pub fn open_files_limit() -> io::Result<usize> {

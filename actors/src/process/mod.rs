@@ -5,7 +5,9 @@
 //! - [`GroupGuard`]: how non-detached children die with the daemon, even on SIGKILL (see its docs).
 //! - [`Monitor`]: the status tick, one thread sampling every watched process tree (see its docs).
 //! - `spawn`, `procfs`, `pidfd`, `logs`, `events`, `signal`: the pieces the actor is built of.
-//! - [`descriptors`]: the daemon's descriptor table, grown once before it has threads.
+//! - [`descriptors`]: the daemon's descriptor table, grown once before it has threads, and the
+//!   open-files limit its children get back.
+//! - [`hardening`]: what a program that starts processes does to itself first (no core dumps).
 
 mod actor;
 mod child;
@@ -14,6 +16,7 @@ pub mod descriptors;
 mod events;
 pub mod guard;
 mod handle;
+pub mod hardening;
 pub(crate) mod liveness;
 pub mod log_tail;
 pub mod logs;

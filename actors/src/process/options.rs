@@ -31,10 +31,14 @@ pub struct ProcessOptions {
     pub output: OutputTarget,
     /// Kills non-detached children's groups when the daemon dies; `None` leaves them unguarded.
     pub guard: Option<GroupGuard>,
+    /// How long a start may take from the clone to the exec: a child still short of its exec then
+    /// is killed, and the start fails.
+    pub start_deadline: Duration,
 }
 
 impl ProcessOptions {
-    /// Defaults: a 1 s tick, output as the spec says, and the shared group guard.
+    /// Defaults: a 1 s tick, output as the spec says, the shared group guard, and a start deadline
+    /// of [`START_DEADLINE`](super::spawn::START_DEADLINE).
     ///
     /// The first call also makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that
     /// the orphaned members of a managed group are reaped here rather than left as zombies.
@@ -52,12 +56,19 @@ impl ProcessOptions {
             tick: Duration::from_secs(1),
             output: OutputTarget::Spec,
             guard,
+            start_deadline: super::spawn::START_DEADLINE,
         }
     }
 
     /// The same options with another status tick.
     pub fn with_tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
+        self
+    }
+
+    /// The same options with another start deadline.
+    pub fn with_start_deadline(mut self, deadline: Duration) -> Self {
+        self.start_deadline = deadline;
         self
     }
 

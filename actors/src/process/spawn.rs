@@ -161,6 +161,9 @@ pub fn launch(
         // (written as soon as the clone returns) the child's group is not registered. The signal is
         // tied to the spawning thread: spawns run on actor threads, which live as long as the daemon.
         die_with_parent: !spec.detach,
+        open_files: super::descriptors::original_open_files_limit(),
+        #[cfg(test)]
+        stop_before_exec: false,
     };
     match clone_exec::launch(exec) {
         Ok(launch) => Ok(PendingSpawn {
@@ -179,9 +182,11 @@ impl PendingSpawn {
     }
 
     /// Resolves once the child has exec'd its program, or failed before (then it has been reaped; see
-    /// [`spawn_error`] for what a start answers). Waits on the report pipe in the reactor of the calling
-    /// thread, which goes on meanwhile.
-    pub async fn finish(mut self) -> Result<Spawned, SpawnFailure> {
+    /// [`spawn_error`] for what a start answers), or has not got there within `deadline`: then it is
+    /// killed and reaped, and the start fails ([`SpawnFailure::Abandoned`]). Waits on the report pipe
+    /// in the reactor of the calling thread, which goes on meanwhile.
+    pub async fn finish(mut self, deadline: Duration) -> Result<Spawned, SpawnFailure> {
+        let give_up = tokio::time::Instant::now() + deadline;
         // SAFETY: the descriptor belongs to `self.launch`, which outlives `report` (dropped at the end
         // of this function, before `self`). Without a reactor to register in, it is polled instead:
         // the exec is a matter of a millisecond.
@@ -192,9 +197,15 @@ impl PendingSpawn {
             if let Some(r) = self.launch.progress() {
                 break r;
             }
+            if tokio::time::Instant::now() >= give_up {
+                self.abandon().await;
+                break Err(SpawnFailure::Abandoned(deadline));
+            }
             // A child killed before it reported closes no pipe of ours: look again now and then.
+            let recheck =
+                RECHECK.min(give_up.saturating_duration_since(tokio::time::Instant::now()));
             match &report {
-                Some(report) => match tokio::time::timeout(RECHECK, report.readable()).await {
+                Some(report) => match tokio::time::timeout(recheck, report.readable()).await {
                     Ok(Ok(mut ready)) => ready.clear_ready(),
                     Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
                     Err(_) => {}
@@ -208,7 +219,20 @@ impl PendingSpawn {
             stderr: self.stderr.take(),
         })
     }
+
+    /// Kills the child and reaps it, polling from the reactor: a child stuck in the kernel (an exec
+    /// from a hung file system) must not hold up the actor's thread in `waitpid`.
+    async fn abandon(&mut self) {
+        self.launch.kill();
+        while !self.launch.try_reap() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 }
+
+/// How long a start may take from the clone to the exec before it is abandoned (the default of
+/// [`ProcessOptions::start_deadline`](super::ProcessOptions::start_deadline)).
+pub const START_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How often a start whose report pipe stays quiet looks at its child again.
 const RECHECK: Duration = Duration::from_millis(250);
@@ -351,6 +375,9 @@ fn find_executable(word: &str, path: &str) -> Option<String> {
 
 fn describe_spawn_error(program: &str, e: &SpawnFailure) -> String {
     let io = e.io_error();
+    if let SpawnFailure::Abandoned(_) = e {
+        return format!("the start {io}");
+    }
     match (e.step(), io.kind()) {
         (Some(ChildStep::Exec), std::io::ErrorKind::NotFound) => {
             format!("no such program '{program}'")
@@ -364,6 +391,7 @@ fn describe_spawn_error(program: &str, e: &SpawnFailure) -> String {
         (Some(ChildStep::User), _) => format!("cannot switch to its user and group: {io}"),
         (Some(ChildStep::ParentDeath), _) => format!("cannot tie it to the daemon's life: {io}"),
         (Some(ChildStep::Cwd), _) => format!("cannot enter its working directory: {io}"),
+        (Some(ChildStep::Limits), _) => format!("cannot set its open files limit: {io}"),
     }
 }
 
@@ -459,6 +487,47 @@ mod tests {
         ] {
             assert_eq!(line_run(line, PATH), shell(line), "{line:?}");
         }
+    }
+
+    /// A child that never reaches its exec (stopped before it) is given up at the deadline with an
+    /// error that says so, killed and reaped; the next start works.
+    #[tokio::test]
+    async fn a_start_that_does_not_reach_exec_is_abandoned_at_its_deadline() {
+        use super::super::clone_exec::tests::{plan, Reaped};
+        let mut stalled = plan("/bin/sleep", &["30"]);
+        stalled.stop_before_exec = true;
+        let pending = PendingSpawn {
+            launch: clone_exec::launch(stalled).unwrap(),
+            stdout: None,
+            stderr: None,
+        };
+        let pid = pending.pid();
+        let started = std::time::Instant::now();
+        let deadline = Duration::from_millis(300);
+        let failure = pending.finish(deadline).await.err().expect("an error");
+        let waited = started.elapsed();
+        assert!(
+            deadline <= waited && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        let spec = ProcessSpec::shell("stalled", "sleep 30");
+        assert_eq!(
+            spawn_error(&spec, &failure).to_string(),
+            "cannot spawn 'stalled': the start did not reach exec within 300 ms: abandoned"
+        );
+        let mut status = 0;
+        // SAFETY: WNOHANG on a pid that must no longer be our child.
+        let waited_for = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert_eq!(waited_for, -1, "child {pid} not reaped");
+
+        let next = PendingSpawn {
+            launch: clone_exec::launch(plan("/bin/sleep", &["30"])).unwrap(),
+            stdout: None,
+            stderr: None,
+        };
+        let _reaped = Reaped(next.pid());
+        let spawned = next.finish(START_DEADLINE).await.expect("the next start");
+        assert_eq!(spawned.child.id() as i32, _reaped.0);
     }
 
     #[test]

@@ -58,14 +58,20 @@ impl ProcessActor {
                 if let Some(g) = self.guard() {
                     g.register(pid);
                 }
-                ctx.wait(pending.finish().into_actor(self).map(move |res, act, ctx| {
-                    let res = res.map_err(|e| spawn::spawn_error(&act.spec, &e));
-                    let answer = act.on_spawned(res, plan, ctx);
-                    if let (Err(_), Some(g)) = (&answer, act.guard()) {
-                        g.unregister(pid);
-                    }
-                    let _ = tx.send(answer);
-                }));
+                let deadline = self.opts.start_deadline;
+                ctx.wait(
+                    pending
+                        .finish(deadline)
+                        .into_actor(self)
+                        .map(move |res, act, ctx| {
+                            let res = res.map_err(|e| spawn::spawn_error(&act.spec, &e));
+                            let answer = act.on_spawned(res, plan, ctx);
+                            if let (Err(_), Some(g)) = (&answer, act.guard()) {
+                                g.unregister(pid);
+                            }
+                            let _ = tx.send(answer);
+                        }),
+                );
             }
         }
     }

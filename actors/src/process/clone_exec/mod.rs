@@ -110,6 +110,12 @@ pub struct ExecPlan {
     pub run_as: Option<super::user::RunAs>,
     /// SIGKILL the child when the spawning thread dies (`PR_SET_PDEATHSIG`).
     pub die_with_parent: bool,
+    /// The open-files limit (soft, hard) to set in the child: the one the daemon was started with
+    /// (see [`super::descriptors::original_open_files_limit`]); `None` keeps the daemon's.
+    pub open_files: Option<(u64, u64)>,
+    /// Test hook: the child stops itself (SIGSTOP) right before its exec.
+    #[cfg(test)]
+    pub stop_before_exec: bool,
 }
 
 /// A failure in the child before its program ran: the step, and the errno.
@@ -137,6 +143,8 @@ pub enum ChildStep {
     Cwd = 5,
     /// execve.
     Exec = 6,
+    /// Setting the open-files limit back to the daemon's original one.
+    Limits = 7,
 }
 
 impl ChildStep {
@@ -147,18 +155,22 @@ impl ChildStep {
             3 => ChildStep::User,
             4 => ChildStep::ParentDeath,
             5 => ChildStep::Cwd,
+            7 => ChildStep::Limits,
             _ => ChildStep::Exec,
         }
     }
 }
 
-/// Why a spawn failed: in the daemon (clone itself: EAGAIN, ENOMEM) or in the child.
+/// Why a spawn failed: in the daemon (clone itself: EAGAIN, ENOMEM), in the child, or by taking too
+/// long.
 #[derive(Debug)]
 pub enum SpawnFailure {
     /// Preparing or cloning failed in the daemon.
     Daemon(io::Error),
     /// The child failed at a step; it has been reaped.
     Child(ChildFailure),
+    /// The child did not reach its exec within this deadline; it has been killed and reaped.
+    Abandoned(Duration),
 }
 
 impl SpawnFailure {
@@ -167,15 +179,31 @@ impl SpawnFailure {
         match self {
             SpawnFailure::Daemon(e) => io::Error::new(e.kind(), e.to_string()),
             SpawnFailure::Child(c) => io::Error::from_raw_os_error(c.errno),
+            SpawnFailure::Abandoned(after) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "did not reach exec within {}: abandoned",
+                    describe_duration(*after)
+                ),
+            ),
         }
     }
 
     /// The child's step, if the failure was in the child.
     pub fn step(&self) -> Option<ChildStep> {
         match self {
-            SpawnFailure::Daemon(_) => None,
+            SpawnFailure::Daemon(_) | SpawnFailure::Abandoned(_) => None,
             SpawnFailure::Child(c) => Some(c.step),
         }
+    }
+}
+
+/// A duration as a person writes it: whole seconds as `10 s`, anything else in milliseconds.
+fn describe_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 
@@ -292,6 +320,12 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
         ids,
         die_with_parent: plan.die_with_parent,
         daemon: std::process::id() as libc::pid_t,
+        open_files: plan.open_files.map(|(soft, hard)| libc::rlimit64 {
+            rlim_cur: soft,
+            rlim_max: hard,
+        }),
+        #[cfg(test)]
+        stop_before_exec: plan.stop_before_exec,
     });
     let kit = &mut sp.kits[k];
     let generation = kit.generation;
@@ -373,12 +407,19 @@ impl Launch {
 
     /// Reads what the child has reported, without blocking: `None` while it is still on its way to
     /// its exec; `Ok(pid)` once it has exec'd; `Err` once it has failed (it has been reaped then).
-    /// A child killed before it could report is seen here too: its end of the pipe closes when its
-    /// kit's busy word clears, so call this again now and then, not only when the pipe is readable.
+    ///
+    /// The answer comes from the kit's busy word, which the kernel clears at the child's exec or
+    /// exit, or from the pipe's end of file, whichever is seen first. The pipe alone is not enough:
+    /// another child, cloned while this one's report slot was still in the shared table, holds a
+    /// copy of its write end until its own second `close_range`, and may be stopped before it. The
+    /// kernel wakes nobody when the word clears, so call this again now and then, not only when the
+    /// pipe is readable.
     pub fn progress(&mut self) -> Option<Result<i32, SpawnFailure>> {
         if self.done {
             return None;
         }
+        // Read before the pipe: whatever the child wrote before its exec or exit is in it then.
+        let gone = self.busy.load(Ordering::Acquire) == 0;
         let mut eof = false;
         let mut buf = [0u8; 16];
         loop {
@@ -405,17 +446,17 @@ impl Launch {
             self.got.remove(0);
             self.release();
         }
-        if self.busy.load(Ordering::Acquire) == 0 {
+        if gone {
             self.release();
         }
-        if self.got.len() >= FAILURE_BYTES {
-            let step = ChildStep::from_raw(u32::from(self.got[0]));
-            let errno = i32::from_ne_bytes([self.got[1], self.got[2], self.got[3], self.got[4]]);
+        if let [step, e0, e1, e2, e3, ..] = self.got[..] {
+            let step = ChildStep::from_raw(u32::from(step));
+            let errno = i32::from_ne_bytes([e0, e1, e2, e3]);
             self.finish_kit();
             reap(self.pid);
             return Some(Err(SpawnFailure::Child(ChildFailure { step, errno })));
         }
-        if eof {
+        if eof || gone {
             self.finish_kit();
             return Some(Ok(self.pid));
         }
@@ -463,10 +504,39 @@ impl Launch {
         if self.done {
             return;
         }
-        // SAFETY: our own child, not yet reaped, so the pid is still its.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        self.kill();
         reap(self.pid);
         self.finish_kit();
+    }
+
+    /// Sends the child SIGKILL, to give it up (then [`Launch::try_reap`] until it answers true). A
+    /// stopped child dies of it too.
+    pub fn kill(&mut self) {
+        if !self.done {
+            // SAFETY: our own child, not yet reaped (`done` is set when it is), so the pid is still its.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Reaps the child if it has exited, without waiting: true once it is reaped (or was answered
+    /// for already). For a child given up with [`Launch::kill`], polled from the reactor, so that no
+    /// actor's thread blocks in `waitpid`.
+    pub fn try_reap(&mut self) -> bool {
+        if self.done {
+            return true;
+        }
+        let mut status = 0;
+        // SAFETY: our own child, not yet reaped; WNOHANG never blocks.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        if r != self.pid
+            && !(r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+        {
+            return false;
+        }
+        super::orphans::forget(self.pid);
+        // Reaped, so it has exited: its kit's busy word is clear and its arguments unused.
+        self.finish_kit();
+        true
     }
 }
 
@@ -511,4 +581,4 @@ fn pipe_with(flags: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -8,7 +8,8 @@ fn c(s: &str) -> CString {
     CString::new(s).unwrap()
 }
 
-fn plan(program: &str, args: &[&str]) -> ExecPlan {
+/// A plan to run `program` with `args`, its stdio on /dev/null, in its own group.
+pub(in crate::process) fn plan(program: &str, args: &[&str]) -> ExecPlan {
     ExecPlan {
         candidates: vec![c(program)],
         argv: std::iter::once(program)
@@ -24,11 +25,13 @@ fn plan(program: &str, args: &[&str]) -> ExecPlan {
         leader: Leader::Group,
         run_as: None,
         die_with_parent: false,
+        open_files: None,
+        stop_before_exec: false,
     }
 }
 
 /// Kills and reaps the child's group when the test ends, however it ends.
-struct Reaped(i32);
+pub(in crate::process) struct Reaped(pub(in crate::process) i32);
 impl Drop for Reaped {
     fn drop(&mut self) {
         // SAFETY: our own child's group, then our own child.
@@ -222,4 +225,78 @@ fn the_child_dies_with_the_thread_that_spawned_it() {
     std::mem::forget(guard); // reaped: its pid is no longer ours to signal
     assert!(libc::WIFSIGNALED(status));
     assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
+}
+
+/// The soft and hard "Max open files" of `pid`, from its /proc limits.
+fn open_files_of(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .unwrap();
+    let mut words = line.split_whitespace();
+    (
+        words.next().unwrap().to_string(),
+        words.next().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn the_child_gets_the_open_files_limit_of_the_plan_and_ours_stays() {
+    let ours = open_files_of(std::process::id() as i32);
+    let hard: u64 = ours.1.parse().unwrap();
+    let soft = 256.min(hard);
+    let mut p = plan("/bin/sleep", &["30"]);
+    p.open_files = Some((soft, hard));
+    let pid = spawn(p).unwrap();
+    let _g = Reaped(pid);
+    exec_done(pid, "sleep");
+    assert_eq!(open_files_of(pid), (soft.to_string(), hard.to_string()));
+    // Limits are per process (no CLONE_THREAD): the child's own copy changed, not ours.
+    assert_eq!(open_files_of(std::process::id() as i32), ours);
+}
+
+/// A copy of the report pipe's write end held elsewhere (by a child of another kit stopped before
+/// its second `close_range`, say) keeps the pipe from its end of file: the start answers anyway, at
+/// the exec, from the kit's busy word.
+#[test]
+fn a_start_answers_at_the_exec_though_the_report_pipe_stays_open() {
+    let mut launched = launch(plan("/bin/sleep", &["30"])).unwrap();
+    let report_slot = spawner().unwrap().lock().unwrap().kits[launched.kit].slots[3];
+    // SAFETY: duplicates the slot, which holds the report pipe's write end until the child reports.
+    let held = unsafe { libc::fcntl(report_slot, libc::F_DUPFD_CLOEXEC, 3) };
+    assert!(held >= 0);
+    // SAFETY: a new descriptor owned by nothing else.
+    let _held = unsafe { OwnedFd::from_raw_fd(held) };
+    let pid = launched.pid();
+    let _g = Reaped(pid);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        if let Some(answer) = launched.progress() {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer though the child exec'd"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(answer.unwrap(), pid);
+    exec_done(pid, "sleep");
+}
+
+#[test]
+fn a_child_stopped_before_its_exec_is_killed_and_reaped_when_given_up() {
+    let mut p = plan("/bin/sleep", &["30"]);
+    p.stop_before_exec = true;
+    let mut launched = launch(p).unwrap();
+    let pid = launched.pid();
+    poll("the child to stop", || {
+        status_field(pid, "State").starts_with('T')
+    });
+    assert!(launched.progress().is_none(), "a stopped child answered");
+    launched.kill();
+    poll("the child to be reaped", || launched.try_reap());
+    // SAFETY: a query of a pid that is no longer our child.
+    assert_eq!(unsafe { libc::kill(pid, 0) }, -1, "child {pid} left behind");
 }
