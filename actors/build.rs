@@ -1,0 +1,21 @@
+//! Refuses to build the actors with a sanitizer.
+//!
+//! A child runs between its clone and its exec on a small stack of its own in the daemon's memory,
+//! where it may call nothing but raw system calls (see `process/clone_exec`). A sanitizer
+//! instruments that code with calls into its runtime, which takes locks, allocates and reads
+//! thread-local state of the thread that cloned the child: the child could deadlock, or corrupt the
+//! daemon.
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let joined = flags.replace('\u{1f}', " ");
+    if joined.contains("-Zsanitizer") || joined.contains("sanitizer=") {
+        eprintln!(
+            "pm-actors cannot be built with a sanitizer: a child runs instrumented code in the \
+             daemon's memory between its clone and its exec, where the sanitizer's runtime (locks, \
+             allocation, thread-local state) may deadlock it or corrupt the daemon."
+        );
+        std::process::exit(1);
+    }
+}
