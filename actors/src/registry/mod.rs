@@ -181,6 +181,11 @@ impl Entry {
 }
 
 /// The registry actor. See the [module documentation](self).
+///
+/// Its process actors run on the arbiter the registry was started on, and the processes that are not
+/// detached die with that arbiter's thread (`PR_SET_PDEATHSIG` is tied to the thread that cloned
+/// them, not to the program): start the registry on an arbiter that lives as long as its processes
+/// should, never on a short-lived one.
 pub struct Registry {
     config: RegistryConfig,
     entries: BTreeMap<String, Entry>,

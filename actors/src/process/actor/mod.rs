@@ -160,6 +160,11 @@ async fn answer<T>(rx: oneshot::Receiver<Result<T, PmError>>) -> Result<T, PmErr
 
 impl ProcessActor {
     /// An actor for `spec`. It does not start the process: send [`Start`].
+    ///
+    /// A process that is not detached is started with `PR_SET_PDEATHSIG` (SIGKILL), which the
+    /// kernel ties to the *thread* that cloned it, not to the program: start the actor on an
+    /// arbiter that lives as long as its processes should. One started on a short-lived arbiter
+    /// sees its children killed when that arbiter's thread ends.
     pub fn new(spec: ProcessSpec, opts: ProcessOptions) -> ProcessActor {
         let mut info = ProcessInfo::initial(spec.name.clone(), spec.command.display());
         info.args = match &spec.command {
