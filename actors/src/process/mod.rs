@@ -35,7 +35,7 @@ pub use guard::GroupGuard;
 pub use handle::ProcessHandle;
 pub use messages::*;
 pub use monitor::Monitor;
-pub use options::{OutputTarget, ProcessOptions};
+pub use options::{OutputTarget, ProcessOptions, START_DEADLINE};
 pub use orphans::reap_orphans;
 
 /// The start time of `pid` in clock ticks (field 22 of its stat): kept since its clone for a child of

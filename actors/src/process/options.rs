@@ -20,6 +20,11 @@ pub enum OutputTarget {
     Channel(tokio::sync::mpsc::Sender<LogLine>),
 }
 
+/// How long a start may take from the clone to the exec before it is abandoned, unless
+/// [`ProcessOptions::start_deadline`] says otherwise. A child gets there at once; one still short of
+/// its exec long after is stuck (stopped, or in an exec from a hung file system).
+pub const START_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Options of one `ProcessActor`, set by whoever creates it (the Registry, or a library user).
 #[derive(Clone, Debug)]
 pub struct ProcessOptions {
@@ -38,7 +43,7 @@ pub struct ProcessOptions {
 
 impl ProcessOptions {
     /// Defaults: a 1 s tick, output as the spec says, the shared group guard, and a start deadline
-    /// of [`START_DEADLINE`](super::spawn::START_DEADLINE).
+    /// of [`START_DEADLINE`].
     ///
     /// The first call also makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that
     /// the orphaned members of a managed group are reaped here rather than left as zombies.
@@ -56,7 +61,7 @@ impl ProcessOptions {
             tick: Duration::from_secs(1),
             output: OutputTarget::Spec,
             guard,
-            start_deadline: super::spawn::START_DEADLINE,
+            start_deadline: START_DEADLINE,
         }
     }
 

@@ -230,10 +230,6 @@ impl PendingSpawn {
     }
 }
 
-/// How long a start may take from the clone to the exec before it is abandoned (the default of
-/// [`ProcessOptions::start_deadline`](super::ProcessOptions::start_deadline)).
-pub const START_DEADLINE: Duration = Duration::from_secs(10);
-
 /// How often a start whose report pipe stays quiet looks at its child again.
 const RECHECK: Duration = Duration::from_millis(250);
 
@@ -526,7 +522,10 @@ mod tests {
             stderr: None,
         };
         let _reaped = Reaped(next.pid());
-        let spawned = next.finish(START_DEADLINE).await.expect("the next start");
+        let spawned = next
+            .finish(super::super::START_DEADLINE)
+            .await
+            .expect("the next start");
         assert_eq!(spawned.child.id() as i32, _reaped.0);
     }
 
