@@ -500,7 +500,9 @@ mod tests {
         let pid = pending.pid();
         let started = std::time::Instant::now();
         let deadline = Duration::from_millis(300);
-        let failure = pending.finish(deadline).await.err().expect("an error");
+        let Err(failure) = pending.finish(deadline).await else {
+            panic!("a start stopped before its exec succeeded");
+        };
         let waited = started.elapsed();
         assert!(
             deadline <= waited && waited < Duration::from_secs(5),
