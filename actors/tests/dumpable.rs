@@ -37,10 +37,8 @@ struct KillOnDrop(i32);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        // SAFETY: signals a group this test started; harmless when it is gone.
-        unsafe {
-            libc::kill(-self.0, libc::SIGKILL);
-        }
+        let group = nix::unistd::Pid::from_raw(self.0);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     }
 }
 

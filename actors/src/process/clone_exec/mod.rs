@@ -419,7 +419,7 @@ impl Launch {
             return None;
         }
         // Read before the pipe: whatever the child wrote before its exec or exit is in it then.
-        let gone = self.busy.load(Ordering::Acquire) == 0;
+        let gone = self.child_gone();
         let mut eof = false;
         let mut buf = [0u8; 16];
         loop {
@@ -478,6 +478,27 @@ impl Launch {
             // SAFETY: one valid pollfd; a 10 ms timeout, so a child killed before it reported is seen.
             unsafe { libc::poll(&mut pfd, 1, 10) };
         }
+    }
+
+    /// Whether the child has exec'd or exited, as its kit tells: its busy word is clear, or the kit
+    /// has been lent again since (which needs the word clear first, and sets it again for the next
+    /// child). The second is asked without waiting for the spawner's lock: if another thread holds
+    /// it, the next call asks again.
+    fn child_gone(&self) -> bool {
+        if self.busy.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        let Ok(spawner) = spawner() else {
+            return false;
+        };
+        let sp = match spawner.try_lock() {
+            Ok(sp) => sp,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        sp.kits
+            .get(self.kit)
+            .is_some_and(|kit| kit.generation != self.generation)
     }
 
     /// The child has its own table (or is gone): the kit's slots go back to /dev/null.
