@@ -2,6 +2,7 @@
 
 use super::*;
 use std::io::Read;
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 fn c(s: &str) -> CString {
@@ -299,4 +300,23 @@ fn a_child_stopped_before_its_exec_is_killed_and_reaped_when_given_up() {
     poll("the child to be reaped", || launched.try_reap());
     // SAFETY: a query of a pid that is no longer our child.
     assert_eq!(unsafe { libc::kill(pid, 0) }, -1, "child {pid} left behind");
+}
+
+/// A launch dropped before its answer (its actor stopped) kills its child, and the child is reaped
+/// without the dropping thread waiting for it.
+#[test]
+fn a_launch_dropped_before_its_answer_leaves_no_child() {
+    let mut p = plan("/bin/sleep", &["30"]);
+    p.stop_before_exec = true;
+    let launched = launch(p).unwrap();
+    let pid = launched.pid();
+    poll("the child to stop", || {
+        status_field(pid, "State").starts_with('T')
+    });
+    drop(launched);
+    // SAFETY: a query of a pid, which fails once the child is reaped.
+    poll(
+        "the child to be reaped",
+        || unsafe { libc::kill(pid, 0) } == -1,
+    );
 }
