@@ -5,7 +5,7 @@
 //! 1,000 processes passes 1,024 descriptors. The kernel grows a table by doubling it, and when the
 //! table is shared (any process with threads, or with a child that borrows it between clone and
 //! exec) every growth waits for an RCU grace period (`expand_fdtable` calls `synchronize_rcu`):
-//! 10-20 ms on a VM, on the thread that opened the descriptor, in the middle of a start burst. Grown
+//! on the thread that opened the descriptor, in the middle of a start burst (BENCHMARKS.md). Grown
 //! before the daemon has a second thread, the table costs no such wait, and a table never shrinks.
 
 use std::io;

@@ -11,7 +11,7 @@ const STACK_BYTES: usize = 32 * 1024;
 
 /// How many children may be between clone and exec at once; one more waits for the first to exec
 /// (a wait of an exec at most). Each kit holds four descriptors for the life of the daemon; 8, 16
-/// and 32 measured the same for 1,000 starts pipelined on one connection (0.60-0.77 s each).
+/// and 32 measured the same for 1,000 starts pipelined on one connection (BENCHMARKS.md).
 const KITS: usize = 8;
 
 /// What one child between clone and exec borrows: four reserved low descriptors (its 0, 1 and 2 and

@@ -11,7 +11,7 @@
 //! reserved low slots (`close_range` with `CLOSE_RANGE_UNSHARE`).
 //!
 //! Why not `CLONE_VFORK`, as `posix_spawn` does: it stops the calling thread until the child has
-//! exec'd, about 0.6 ms a start on a 2-core VM, during which an actor thread could have started the
+//! exec'd, for as long as the exec takes, during which an actor thread could have started the
 //! next child. Without it, [`launch`] answers at once and the child reports on a pipe ([`Launch`]); it
 //! borrows a kit (stack and slots, [`kits`]) that is not used again before the kernel says, by clearing
 //! a word (`CLONE_CHILD_CLEARTID`), that the child has exec'd or exited.
