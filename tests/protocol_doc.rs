@@ -137,3 +137,29 @@ fn a_kill_of_a_process_that_is_not_alive_changes_nothing() {
         assert_eq!(after[key], before[key], "{key} changed");
     }
 }
+
+/// A watch on a process that another client deletes stays a watch: its events come, and the
+/// watcher's line still ends it with `Watch ended` on a session that goes on.
+#[test]
+fn a_watch_outlives_the_deletion_of_what_it_watches() {
+    let d = Daemon::start();
+    let mut a = d.session();
+    a.send("!!process.start name:wz command:'sleep 60'\n\n");
+    assert_eq!(a.body(), "Process 'wz' started successfully\n");
+    let mut b = d.session();
+    b.send("!!process.watch name:wz\n\n");
+    assert_eq!(b.body(), "Watching 'wz'; send any line to stop\n");
+    a.send("!!process.delete name:wz\n\n");
+    assert!(a.body().contains("deleted"), "delete answered");
+    let event = b.body();
+    assert!(event.contains("wz (pid "), "{event}");
+    b.send("\n");
+    // Whatever events were still on their way come first; then the watch's end.
+    let mut last = b.body();
+    while last != "Watch ended\n" {
+        assert!(last.contains("wz (pid "), "{last}");
+        last = b.body();
+    }
+    b.send("!!process.status name:none\n\n");
+    assert_eq!(b.body(), NONE_NOT_FOUND);
+}

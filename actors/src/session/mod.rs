@@ -37,7 +37,7 @@ use lines::{Incoming, LineCodec};
 use outbox::{Outbox, OutboxError};
 pub use registry_link::RegistryLink;
 use replies::Replies;
-use script::{After, LinePart, WatchStream};
+use script::{After, LinePart, WatchEnd, WatchStream};
 
 /// The limits and timings of a session.
 #[derive(Clone)]
@@ -338,10 +338,13 @@ impl Session {
 
     fn start_watch(&mut self, stream: WatchStream, ctx: &mut Context<Self>) {
         let forward = stream.forward(self.replies.clone(), self.settings.reply_backlog);
-        // The forwarding ends by itself only when the client cannot keep up or is gone.
-        self.watch = Some(ctx.spawn(forward.into_actor(self).map(|_, act, ctx| {
-            act.replies.abandon();
-            ctx.stop();
+        // A watch whose processes were all deleted stays a watch: the client's line still ends it
+        // with `Watch ended`. Only a client that cannot keep up, or is gone, ends the session.
+        self.watch = Some(ctx.spawn(forward.into_actor(self).map(|end, act, ctx| {
+            if end == WatchEnd::ClientLost {
+                act.replies.abandon();
+                ctx.stop();
+            }
         })));
     }
 

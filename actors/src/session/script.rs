@@ -51,22 +51,32 @@ pub(super) struct WatchStream {
     format: Format,
 }
 
+/// Why a watch's forwarding ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WatchEnd {
+    /// Every watched process is gone (deleted): no event will come, but the watch lasts until the
+    /// client's line ends it, as for any watch.
+    SourcesGone,
+    /// The client cannot keep up (`limit` replies wait for it) or is gone.
+    ClientLost,
+}
+
 impl WatchStream {
-    /// Sends one frame per event; returns when the client cannot keep up (`limit` replies wait for it)
-    /// or is gone.
-    pub(super) async fn forward(mut self, replies: Replies, limit: usize) {
+    /// Sends one frame per event until the events end or the client is lost.
+    pub(super) async fn forward(mut self, replies: Replies, limit: usize) -> WatchEnd {
         while let Some(event) = self.events.recv().await {
             if replies.backlog() >= limit {
-                return;
+                return WatchEnd::ClientLost;
             }
             let body = match self.format {
                 Format::Text => response::event_text(&event),
                 Format::Json => response::event_json(&event),
             };
             if replies.push(frame("", &body)).is_err() {
-                return;
+                return WatchEnd::ClientLost;
             }
         }
+        WatchEnd::SourcesGone
     }
 }
 
