@@ -9,18 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.pmclient(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 #[test]
 fn quotes_newlines_and_backslashes_survive_the_trip() {
     let d = Daemon::start();

@@ -48,8 +48,12 @@ pub enum PmError {
         /// What is wrong with it (`expected 5 or 6 fields or one of @hourly, ..., got 3 fields`, `it can never fire`, ...).
         reason: String,
     },
-    /// A signal name or number that is not a known signal (the text as given).
-    #[error("invalid signal '{0}'")]
+    /// A signal name or number that is not a known signal (the text as given); the message lists the
+    /// valid names.
+    #[error(
+        "invalid signal '{0}': use a number from 1 to 31 or one of {names} (with or without SIG)",
+        names = crate::signal::valid_signal_names()
+    )]
     InvalidSignal(String),
     /// `attach` named a pid that is not a live process (or whose pid was recycled meanwhile).
     #[error("process {pid} does not exist")]

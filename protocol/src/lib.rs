@@ -4,6 +4,7 @@
 //! - [`spec`]: what a process is ([`ProcessSpec`]): command, environment, logs, restarts, deadline, cron.
 //! - [`status`]: what a process is doing ([`ProcessInfo`], [`Status`], [`KernelState`]) and the events
 //!   that report changes ([`ProcessEvent`]).
+//! - [`signal`]: the typed signal name ([`SignalName`]) of a stop signal.
 //! - [`error`]: the typed error ([`PmError`]) shared by the library API and the socket.
 //! - [`heroscript`]: the text grammar people type (`!!process.start name:'web' ...`).
 //! - [`command`]: typed commands, one file per command, parsed from and rendered back to heroscript.
@@ -23,6 +24,7 @@ pub mod heroscript;
 pub mod logs;
 pub mod response;
 pub mod session;
+pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod status;
@@ -33,5 +35,6 @@ pub use error::PmError;
 pub use heroscript::ParseError;
 pub use logs::{LogLine, Stream};
 pub use session::{SessionEvent, SessionMachine};
+pub use signal::SignalName;
 pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};
 pub use status::{EventKind, ExitInfo, KernelState, ProcessEvent, ProcessInfo, Status};

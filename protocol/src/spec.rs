@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::signal::SignalName;
+
 /// How the process is launched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,8 +145,8 @@ pub struct ProcessSpec {
     #[serde(default)]
     pub job_id: Option<String>,
     /// The signal a stop sends first (a name such as `TERM` or `SIGTERM`, or a number).
-    #[serde(default = "default_stop_signal")]
-    pub stop_signal: String,
+    #[serde(default)]
+    pub stop_signal: SignalName,
     /// Grace time between the stop signal and SIGKILL, in milliseconds.
     #[serde(default = "default_grace_ms")]
     pub grace_ms: u64,
@@ -154,10 +156,6 @@ pub struct ProcessSpec {
     /// Run with this group (the daemon must be root); `None` keeps the default group.
     #[serde(default)]
     pub group: Option<String>,
-}
-
-fn default_stop_signal() -> String {
-    "SIGTERM".to_string()
 }
 
 fn default_grace_ms() -> u64 {
@@ -218,7 +216,7 @@ impl ProcessSpec {
             deadline_secs: None,
             cron: None,
             job_id: None,
-            stop_signal: default_stop_signal(),
+            stop_signal: SignalName::TERM,
             grace_ms: default_grace_ms(),
             user: None,
             group: None,

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::signal::SignalName;
 use crate::spec::{
     validate_name, CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings,
 };
@@ -95,7 +96,7 @@ pub struct TemplateOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobid: Option<String>,
     /// The signal a stop sends first: a name (`TERM`, `SIGTERM`) or a number (default `SIGTERM`).
-    pub stop_signal: String,
+    pub stop_signal: SignalName,
     /// Milliseconds between the stop signal and SIGKILL (default 10000).
     pub grace_ms: u64,
     /// Run as this user (the daemon must be root); left out keeps the daemon's.
@@ -182,7 +183,7 @@ impl Template {
                 deadline: spec.deadline_secs,
                 cron: spec.cron.clone(),
                 jobid: spec.job_id.clone(),
-                stop_signal: spec.stop_signal.clone(),
+                stop_signal: spec.stop_signal,
                 grace_ms: spec.grace_ms,
                 user: spec.user.clone(),
                 group: spec.group.clone(),
@@ -252,7 +253,7 @@ impl Template {
         spec.deadline_secs = o.deadline;
         spec.cron = o.cron.clone();
         spec.job_id = o.jobid.clone();
-        spec.stop_signal = o.stop_signal.clone();
+        spec.stop_signal = o.stop_signal;
         spec.grace_ms = o.grace_ms;
         spec.user = o.user.clone();
         spec.group = o.group.clone();
@@ -385,7 +386,7 @@ pub(crate) mod tests {
             restart in (-1i64..100, 0usize..3, any::<(u64, u64, u64)>()),
             deadline in proptest::option::of(any::<u64>()),
             texts in (opt_string(), opt_string(), opt_string(), opt_string()),
-            stop in ("[A-Z0-9]{1,8}", any::<u64>()),
+            stop in (1i32..=31, any::<u64>()),
         ) -> ProcessSpec {
             let mut spec = if shell {
                 ProcessSpec::shell(name, cmd)
@@ -405,7 +406,8 @@ pub(crate) mod tests {
             };
             spec.deadline_secs = deadline;
             (spec.cron, spec.job_id, spec.user, spec.group) = texts;
-            (spec.stop_signal, spec.grace_ms) = stop;
+            spec.stop_signal = stop.0.to_string().parse().unwrap();
+            spec.grace_ms = stop.1;
             spec
         }
     }

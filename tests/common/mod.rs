@@ -287,6 +287,19 @@ pub fn alive(pid: i32) -> bool {
             .starts_with('Z')
 }
 
+/// Runs pmclient, which must succeed, and answers its stdout.
+pub fn ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.pmclient(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -1,22 +1,18 @@
 //! Signal names and numbers: parsing what users type, naming what killed a process.
 
 use nix::sys::signal::Signal;
-use pm_protocol::PmError;
+use pm_protocol::{PmError, SignalName};
 
-/// Parses `HUP`, `SIGHUP`, `hup` or `1`.
+/// Parses `HUP`, `SIGHUP`, `hup` or `1` (the protocol's [`SignalName`] rules).
 pub fn parse_signal(text: &str) -> Result<Signal, PmError> {
-    let t = text.trim();
-    let bad = || PmError::InvalidSignal(text.to_string());
-    if let Ok(n) = t.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = t.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse::<Signal>().map_err(|_| bad())
+    to_nix(text.parse()?)
+}
+
+/// The signal to send for a [`SignalName`], looked up by name so that it holds on every platform.
+pub fn to_nix(name: SignalName) -> Result<Signal, PmError> {
+    name.as_str()
+        .parse::<Signal>()
+        .map_err(|_| PmError::InvalidSignal(name.to_string()))
 }
 
 /// `SIGSEGV` for 11; `signal 42` for numbers nix does not name (real-time signals).

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::Verb;
 use crate::heroscript::{format_duration, Action, ActionWriter, ParseError, ParseErrorKind};
+use crate::signal::{valid_signal_names, SignalName};
 use crate::spec::{validate_name, CommandLine, ProcessSpec, RestartPolicy};
 use crate::PmError;
 
@@ -41,7 +42,7 @@ pub struct Start {
     /// With `template`: start it whenever the daemon starts (`run_on_startup:true`).
     pub run_on_startup: bool,
     /// The signal a stop sends first (`stop_signal:HUP`); SIGTERM when `None`.
-    pub stop_signal: Option<String>,
+    pub stop_signal: Option<SignalName>,
     /// Time between the stop signal and SIGKILL (`grace:5s`); 10 s when `None`.
     pub grace: Option<Duration>,
     /// Run as this user (`user:`; the daemon must be root).
@@ -121,8 +122,8 @@ impl Start {
             (None, _) => -1,
         };
         spec.detach = self.detach;
-        if let Some(sig) = &self.stop_signal {
-            spec.stop_signal = sig.clone();
+        if let Some(sig) = self.stop_signal {
+            spec.stop_signal = sig;
         }
         if let Some(grace) = self.grace {
             spec.grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
@@ -251,7 +252,11 @@ impl Verb for Start {
             detach: a.flag("detach")?,
             template,
             run_on_startup,
-            stop_signal: text("stop_signal"),
+            stop_signal: a.typed(
+                "stop_signal",
+                &format!("a signal number or name: {}", valid_signal_names()),
+                |v| v.parse().ok(),
+            )?,
             grace: a.duration("grace")?,
             user: text("user"),
             group: text("group"),
@@ -284,7 +289,7 @@ impl Verb for Start {
             .flag("detach", self.detach)
             .flag("template", self.template)
             .flag("run_on_startup", self.run_on_startup)
-            .opt("stop_signal", self.stop_signal.as_deref())
+            .opt("stop_signal", self.stop_signal.map(SignalName::as_str))
             .opt("grace", self.grace.map(format_duration).as_deref())
             .opt("user", self.user.as_deref())
             .opt("group", self.group.as_deref());

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::spec::{CommandLine, RestartPolicy};
+use crate::SignalName;
 
 fn one(script: &str) -> Command {
     let mut cmds = parse_script(script).unwrap_or_else(|e| panic!("{script:?}: {e}"));
@@ -220,6 +221,14 @@ fn error_messages() {
         "line 1, col 43: invalid value '-2' for 'restarts': expected a count of restarts, or -1 for unlimited"
     );
     assert_eq!(
+        err("!!process.start name:x command:y stop_signal:BOGUS"),
+        format!(
+            "line 1, col 46: invalid value 'BOGUS' for 'stop_signal': expected a signal number or \
+             name: {}",
+            crate::signal::valid_signal_names()
+        )
+    );
+    assert_eq!(
         err("!!process.attach pid:0 name:x"),
         "line 1, col 22: invalid value '0' for 'pid': expected a process id (a whole number above 0)"
     );
@@ -263,7 +272,7 @@ fn a_full_start_converts_to_a_spec() {
         (spec.restart.policy, spec.restart.max_restarts),
         (RestartPolicy::OnFailure, 3)
     );
-    assert_eq!(spec.stop_signal, "INT");
+    assert_eq!(spec.stop_signal.as_str(), "SIGINT");
     assert_eq!(spec.grace_ms, 2000);
     assert_eq!(
         (spec.user.as_deref(), spec.group.as_deref()),
@@ -378,6 +387,10 @@ fn command_line() -> impl Strategy<Value = CommandLine> {
     ]
 }
 
+fn signal_name() -> impl Strategy<Value = SignalName> {
+    (1i32..=31).prop_map(|n| n.to_string().parse().unwrap())
+}
+
 fn policy() -> impl Strategy<Value = RestartPolicy> {
     prop_oneof![
         Just(RestartPolicy::Always),
@@ -403,7 +416,7 @@ fn start() -> impl Strategy<Value = Start> {
             any::<(bool, bool)>(),
         ),
         (
-            opt_text(),
+            proptest::option::of(signal_name()),
             proptest::option::of(duration()),
             opt_text(),
             opt_text(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use pm_protocol::command::{self as cmd, Command, Format};
 use pm_protocol::heroscript::parse_duration;
-use pm_protocol::RestartPolicy;
+use pm_protocol::{RestartPolicy, SignalName};
 
 use processmanager::paths::DEFAULT_SOCKET;
 
@@ -253,9 +253,9 @@ pub struct StartArgs {
     /// With --template: start it whenever the daemon starts.
     #[arg(long, requires = "template")]
     run_on_startup: bool,
-    /// The signal a stop sends first (default TERM).
+    /// The signal a stop sends first: a name (TERM, SIGINT) or a number (default TERM).
     #[arg(long)]
-    stop_signal: Option<String>,
+    stop_signal: Option<SignalName>,
     /// Time between the stop signal and SIGKILL (default 10s).
     #[arg(long, value_parser = duration)]
     grace: Option<Duration>,
@@ -321,7 +321,7 @@ impl StartArgs {
         s.detach = self.detach;
         s.template = self.template;
         s.run_on_startup = self.run_on_startup;
-        s.stop_signal = self.stop_signal.clone();
+        s.stop_signal = self.stop_signal;
         s.grace = self.grace;
         s.user = self.user.clone();
         s.group = self.group.clone();

@@ -11,7 +11,7 @@ use pm_protocol::{ExitInfo, PmError, Status};
 use tokio::sync::oneshot;
 
 use super::super::pidfd;
-use super::super::signal::parse_signal;
+use super::super::signal::{parse_signal, to_nix};
 use super::{answer, GroupStop, LingeringGroup, Origin, ProcessActor, Run, StopReason};
 
 /// How often a stop looks whether the rest of the group is gone, once the leader has exited.
@@ -91,7 +91,8 @@ impl ProcessActor {
         grace: Option<Duration>,
         ctx: &mut Context<Self>,
     ) -> Result<u64, PmError> {
-        let stop_signal = parse_signal(&self.spec.stop_signal).unwrap_or(NixSignal::SIGTERM);
+        // A spec's signal is checked where it is defined; a name this platform lacks falls back.
+        let stop_signal = to_nix(self.spec.stop_signal).unwrap_or(NixSignal::SIGTERM);
         self.begin_stop_with(reason, grace, stop_signal, ctx)
     }
 
