@@ -1,8 +1,9 @@
-//! Signals end to end: a stop signal checked where it is defined.
+//! Signals end to end: a stop signal checked where it is defined, and a stopped process woken by a
+//! stop.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -96,4 +97,54 @@ fn a_template_with_a_bad_stop_signal_is_skipped_with_its_reason() {
     d.extra_groups
         .push(d.status_json("old")["pid"].as_i64().unwrap() as i32);
     ok(&d, &["kill", "--name", "old"]);
+}
+
+#[test]
+fn a_stopped_process_gets_its_stop_signal_at_once() {
+    let d = Daemon::start();
+    let marker = d.dir.path().join("got-term");
+    let ready = d.dir.path().join("ready");
+    let script = format!(
+        "trap 'echo TERM > {marker}; exit 0' TERM; touch {ready}; while true; do sleep 0.1; done",
+        marker = marker.display(),
+        ready = ready.display()
+    );
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "frozen",
+            "--command",
+            &script,
+            "--grace",
+            "60s",
+        ],
+    );
+    wait_for("the trap to be set", Duration::from_secs(10), || {
+        ready.exists()
+    });
+    ok(&d, &["signal", "--name", "frozen", "--signal", "STOP"]);
+    let pid = d.status_json("frozen")["pid"].as_i64().unwrap();
+    wait_for("the process to stop", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('T')
+        })
+    });
+    let asked = Instant::now();
+    ok(&d, &["stop", "--name", "frozen"]);
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "stop took {took:?}: the stop signal waited for the SIGKILL"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "TERM\n",
+        "the program did not see SIGTERM"
+    );
 }

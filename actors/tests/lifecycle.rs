@@ -177,6 +177,47 @@ async fn signal_reaches_the_process() {
     ));
 }
 
+/// A stopped (SIGSTOP) process gets SIGCONT right after the stop signal, so it acts on that signal
+/// at once instead of holding it pending until the SIGKILL.
+#[actix_rt::test]
+async fn a_stopped_process_is_woken_to_take_its_stop_signal() {
+    let (dir, opts) = options();
+    let mut cleanup = Cleanup::default();
+    let marker = dir.path().join("got-term");
+    let ready = dir.path().join("ready");
+    let script = format!(
+        "trap 'echo TERM > {}; exit 0' TERM; touch {}; while true; do sleep 0.1; done",
+        marker.display(),
+        ready.display()
+    );
+    let p = actor(ProcessSpec::shell("frozen", script), opts);
+    let pid = p.start().await.unwrap();
+    cleanup.group(pid);
+    poll("the trap to be set", LONG, || async {
+        ready.exists().then_some(())
+    })
+    .await;
+    p.signal("STOP", true).await.unwrap();
+    poll("the group to stop", LONG, || async {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('T')
+            })
+            .then_some(())
+    })
+    .await;
+    let grace = Duration::from_secs(60);
+    let asked = std::time::Instant::now();
+    let exit = p.stop_and_wait(Some(grace)).await.unwrap();
+    assert!(asked.elapsed() < grace / 3, "{:?}", asked.elapsed());
+    assert_eq!(exit.signal, None, "not killed: {exit:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "TERM\n");
+}
+
 /// A simple command runs as the program itself (directly when its words are literal, else `sh` execs
 /// it): one process, which gets the stop signal; a command with shell syntax keeps its shell.
 #[actix_rt::test]

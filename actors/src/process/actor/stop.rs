@@ -114,6 +114,13 @@ impl ProcessActor {
         run.stop = Some(reason);
         let (pid, pgid) = (run.pid, run.pgid);
         let sent = Self::signal_run(run, stop_signal, pgid.is_some());
+        if sent.is_ok() && !matches!(stop_signal, NixSignal::SIGKILL | NixSignal::SIGCONT) {
+            // A stopped (SIGSTOP, SIGTSTP) process keeps the stop signal pending until the SIGKILL;
+            // waking it right after lets it act on the signal now, as systemd does.
+            if let Err(e) = Self::signal_run(run, NixSignal::SIGCONT, pgid.is_some()) {
+                tracing::debug!("SIGCONT after the stop signal to {pid}: {e}");
+            }
+        }
         let kill_timer = ctx.run_later(grace, move |act, _| act.force_kill(id));
         self.stops.push(GroupStop {
             run_id: id,
