@@ -1,8 +1,9 @@
-//! Signals end to end: a stop signal checked where it is defined, and a stopped process woken by a
-//! stop.
+//! Signals end to end: a stop signal checked where it is defined, a stopped process woken by a stop,
+//! and an attached process's kernel state shown at once.
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -147,4 +148,22 @@ fn a_stopped_process_gets_its_stop_signal_at_once() {
         "TERM\n",
         "the program did not see SIGTERM"
     );
+}
+
+#[test]
+fn an_attached_process_shows_its_kernel_state_at_once() {
+    let mut d = Daemon::start();
+    let mut stray = Command::new("sleep").arg("60").spawn().unwrap();
+    d.extra_groups.push(stray.id() as i32);
+    wait_for("sleep to sleep", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{}/stat", stray.id()))
+            .is_ok_and(|s| s.contains("(sleep) S"))
+    });
+    let pid = stray.id().to_string();
+    ok(&d, &["attach", "--pid", &pid, "--name", "stray"]);
+    let text = ok(&d, &["status", "--name", "stray"]);
+    assert_eq!(d.status_json("stray")["state"], "sleeping", "{text}");
+    assert!(text.contains("sleeping"), "{text}");
+    ok(&d, &["kill", "--name", "stray"]);
+    let _ = stray.wait();
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use pm_actors::process::{ProcessActor, ProcessHandle};
-use pm_protocol::{PmError, Status};
+use pm_protocol::{KernelState, PmError, Status};
 
 fn outside_sleep(cleanup: &mut Cleanup) -> std::process::Child {
     let child = Command::new("sleep")
@@ -51,6 +51,26 @@ async fn attach_then_stop() {
     assert_eq!(p.info().await.unwrap().status, Status::Terminated);
     let status = child.wait().unwrap();
     assert!(!status.success(), "sleep was ended by the stop signal");
+}
+
+/// The kernel state is read at attach: the status record shows it before the first status tick.
+#[actix_rt::test]
+async fn an_attached_process_has_its_kernel_state_at_once() {
+    let (_dir, opts) = options();
+    let mut cleanup = Cleanup::default();
+    let mut child = outside_sleep(&mut cleanup);
+    let pid = child.id() as i32;
+    poll("sleep to sleep", Duration::from_secs(10), || async {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.contains("(sleep) S"))
+            .then_some(())
+    })
+    .await;
+    let actor = ProcessActor::attach(pid, "asleep".into(), opts).unwrap();
+    let p = ProcessHandle::spawn(actor, "asleep");
+    assert_eq!(p.info().await.unwrap().state, KernelState::Sleeping);
+    p.kill().await.unwrap();
+    let _ = child.wait();
 }
 
 #[actix_rt::test]

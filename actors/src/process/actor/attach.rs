@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use nix::unistd::Pid;
-use pm_protocol::{LogLine, PmError, ProcessSpec, Status};
+use pm_protocol::{KernelState, LogLine, PmError, ProcessSpec, Status};
 
 use super::super::monitor::Monitor;
 use super::super::monitor::Sample;
@@ -13,6 +13,14 @@ use super::super::options::ProcessOptions;
 use super::super::procfs;
 use super::super::{liveness, pidfd};
 use super::{now_rfc3339, Foreign, Origin, ProcessActor, Run};
+
+/// What attaching read of a foreign process besides its run.
+struct ForeignFound {
+    /// Its command line (empty in the instant after an exec, before the kernel set it up).
+    cmdline: Vec<String>,
+    /// Its kernel state at attach.
+    state: KernelState,
+}
 
 impl ProcessActor {
     /// Adopts a process the daemon did not start. Checks that `pid` exists and records its start time,
@@ -45,14 +53,14 @@ impl ProcessActor {
         log_tail: Vec<LogLine>,
         opts: ProcessOptions,
     ) -> Result<ProcessActor, PmError> {
-        let (run, _) = Self::foreign_run(pid, Some(start_ticks), Origin::Adopted)?;
+        let (run, found) = Self::foreign_run(pid, Some(start_ticks), Origin::Adopted)?;
         let mut actor = ProcessActor::new(spec, opts);
         if let Ok(mut ring) = actor.ring.lock() {
             for line in log_tail {
                 ring.push(line);
             }
         }
-        actor.own_run(run);
+        actor.own_run(run, found.state);
         Ok(actor)
     }
 
@@ -62,7 +70,8 @@ impl ProcessActor {
         expected: Option<u64>,
         opts: ProcessOptions,
     ) -> Result<ProcessActor, PmError> {
-        let (run, cmdline) = Self::foreign_run(pid, expected, Origin::Attached)?;
+        let (run, found) = Self::foreign_run(pid, expected, Origin::Attached)?;
+        let cmdline = found.cmdline;
         let (program, args) = match cmdline.split_first() {
             Some((p, a)) => (p.clone(), a.to_vec()),
             None => (String::new(), Vec::new()),
@@ -73,17 +82,17 @@ impl ProcessActor {
         actor.info.attached = true;
         actor.info.detached = false;
         actor.info.command = cmdline.join(" ");
-        actor.own_run(run);
+        actor.own_run(run, found.state);
         Ok(actor)
     }
 
     /// A run for a process the daemon did not spawn itself, checked to exist (with the expected start
-    /// time, if given), and its command line. `origin` says whether it is adopted or attached.
+    /// time, if given), and what was read of it. `origin` says whether it is adopted or attached.
     fn foreign_run(
         pid: i32,
         expected: Option<u64>,
         origin: fn(Foreign) -> Origin,
-    ) -> Result<(Run, Vec<String>), PmError> {
+    ) -> Result<(Run, ForeignFound), PmError> {
         if pid <= 0 {
             return Err(PmError::NoSuchPid { pid });
         }
@@ -116,13 +125,19 @@ impl ProcessActor {
             deadline: None,
             guarded: false,
         };
-        Ok((run, cmdline))
+        let found = ForeignFound {
+            cmdline,
+            state: KernelState::from_stat_letter(stat.state),
+        };
+        Ok((run, found))
     }
 
-    /// Makes `run` the pending run, owned when the actor starts, and shows it as running.
-    fn own_run(&mut self, run: Run) {
+    /// Makes `run` the pending run, owned when the actor starts, and shows it as running in the
+    /// kernel `state` read at attach (so a status before the first tick shows a real state).
+    fn own_run(&mut self, run: Run, state: KernelState) {
         self.info.pid = run.pid;
         self.info.status = Status::Running;
+        self.info.state = state;
         self.info.start_time = run
             .origin
             .foreign()
