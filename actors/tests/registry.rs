@@ -13,6 +13,7 @@ use common::start_in;
 use nix::sys::signal::{kill, Signal as NixSignal};
 use nix::unistd::Pid;
 use pm_actors::registry::*;
+use pm_protocol::error::Existing;
 use pm_protocol::template::Template;
 use pm_protocol::{PmError, ProcessInfo, ProcessSpec, RestartPolicy, Status};
 
@@ -319,7 +320,17 @@ async fn names_are_checked_and_unique() {
         .start(ProcessSpec::shell("one", "sleep 30"))
         .await
         .unwrap_err();
-    assert_eq!(e, PmError::AlreadyExists("one".into()));
+    let existing = Some(Existing {
+        status: Status::Running,
+        differs: false,
+    });
+    assert_eq!(
+        e,
+        PmError::AlreadyExists {
+            name: "one".into(),
+            existing
+        }
+    );
     let e = h.status("nobody").await.unwrap_err();
     assert_eq!(e, PmError::NotFound("nobody".into()));
     let mut bad = ProcessSpec::shell("badcron", "true");
@@ -340,6 +351,60 @@ async fn names_are_checked_and_unique() {
         .unwrap()
         .unwrap_err();
     assert!(matches!(e, PmError::InvalidSignal(_)), "{e:?}");
+    h.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_start_that_failed_to_spawn_says_how_to_replace_it() {
+    let h = Harness::new();
+    let missing = ProcessSpec::exec("now", "/nonexistent/program", Vec::<String>::new());
+    let e = h.start(missing.clone()).await.unwrap_err();
+    assert!(matches!(e, PmError::Spawn { .. }), "{e:?}");
+    let e = h.start(missing).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "process with name 'now' already exists (it is failed: delete it first, or restart it)"
+    );
+    let e = h
+        .start(ProcessSpec::shell("now", "sleep 30"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "process with name 'now' already exists (it is failed, defined otherwise than this \
+         start: delete it, then start it again to replace it)"
+    );
+    h.registry
+        .send(Applied(DeleteProcess { name: "now".into() }))
+        .await
+        .unwrap()
+        .unwrap();
+    let info = h
+        .start(ProcessSpec::shell("now", "sleep 30"))
+        .await
+        .unwrap();
+    assert_eq!(info.status, Status::Running);
+    h.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn logs_of_a_process_that_captures_nothing_say_so() {
+    let h = Harness::new();
+    h.start(ProcessSpec::shell("quiet", "sleep 30"))
+        .await
+        .unwrap();
+    let page = |name: &str| GetProcessLogPage {
+        name: name.into(),
+        after: None,
+        lines: None,
+    };
+    let e = h.registry.send(page("quiet")).await.unwrap().unwrap_err();
+    assert_eq!(e, PmError::NoLogCapture("quiet".into()));
+    let mut logged = ProcessSpec::shell("logged", "sleep 30");
+    logged.log.enabled = true;
+    h.start(logged).await.unwrap();
+    let empty = h.registry.send(page("logged")).await.unwrap().unwrap();
+    assert!(empty.lines.is_empty());
     h.shutdown().await;
 }
 

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::status::Status;
+
 /// Every way a request to the supervisor can fail. Serializable, so the same value can cross the socket.
 ///
 /// `Display` is the sentence the socket shows after `Error <doing>: `. As JSON the variant is the
@@ -18,8 +20,16 @@ use thiserror::Error;
 #[serde(tag = "error", content = "detail", rename_all = "snake_case")]
 pub enum PmError {
     /// A process of this name is already defined (a `start` must use a new name, or `delete` first).
-    #[error("process with name '{0}' already exists")]
-    AlreadyExists(String),
+    /// The sentence begins `process with name '<name>' already exists` whatever follows (the
+    /// original Go client matches on it); when the registry knows the existing process's status, it
+    /// goes on with that status and how to go on ([`Existing`]).
+    #[error("process with name '{name}' already exists{}", existing_hint(.existing))]
+    AlreadyExists {
+        /// The name asked for.
+        name: String,
+        /// What is known of the process that has the name.
+        existing: Option<Existing>,
+    },
     /// No process of this name is defined.
     #[error("process '{0}' not found")]
     NotFound(String),
@@ -73,12 +83,65 @@ pub enum PmError {
     /// A failed system call or file operation, as the OS worded it (also what `From<std::io::Error>` gives).
     #[error("{0}")]
     Io(String),
+    /// `logs` of a process whose spec does not capture its output (no `log:true`): there is nothing to show.
+    #[error("process '{0}' does not capture its output: start it with log:true")]
+    NoLogCapture(String),
     /// The daemon is stopping and takes no new work.
     #[error("the supervisor is shutting down")]
     ShuttingDown,
     /// A bug or a lost actor (a mailbox closed, an answer dropped); the text says where.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The process that already has a name a `start` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Existing {
+    /// Its status when the start was refused.
+    pub status: Status,
+    /// Whether the refused start defined it otherwise (another command, other options).
+    pub differs: bool,
+}
+
+impl PmError {
+    /// [`PmError::AlreadyExists`] for `name`, nothing known of the process that has it.
+    pub fn already_exists(name: impl Into<String>) -> Self {
+        PmError::AlreadyExists {
+            name: name.into(),
+            existing: None,
+        }
+    }
+}
+
+/// What follows `process with name 'x' already exists`: the existing process's status and how to go
+/// on, in parentheses (nothing when its status is not known).
+///
+/// ```
+/// use pm_protocol::error::Existing;
+/// use pm_protocol::{PmError, Status};
+/// let e = PmError::AlreadyExists {
+///     name: "now".into(),
+///     existing: Some(Existing { status: Status::Failed, differs: false }),
+/// };
+/// assert_eq!(
+///     e.to_string(),
+///     "process with name 'now' already exists (it is failed: delete it first, or restart it)"
+/// );
+/// ```
+fn existing_hint(existing: &Option<Existing>) -> String {
+    let Some(Existing { status, differs }) = *existing else {
+        return String::new();
+    };
+    if status.is_alive() {
+        format!(" (it is {status}: delete it first to replace it)")
+    } else if differs {
+        format!(
+            " (it is {status}, defined otherwise than this start: delete it, \
+             then start it again to replace it)"
+        )
+    } else {
+        format!(" (it is {status}: delete it first, or restart it)")
+    }
 }
 
 impl From<std::io::Error> for PmError {

@@ -33,7 +33,8 @@ pub struct TemplateOption {
 }
 
 /// Define a process and start it (or schedule it, when the spec has a cron expression).
-/// A name already in use, in any state, is `PmError::AlreadyExists`.
+/// A name already in use, in any state, is `PmError::AlreadyExists`, with the status of the process
+/// that has it and whether this spec defines it otherwise.
 ///
 /// ```
 /// # use pm_actors::registry::*;
@@ -47,7 +48,8 @@ pub struct TemplateOption {
 /// let info = registry.send(StartProcess { spec: spec.clone(), template: None }).await.unwrap().unwrap();
 /// assert_eq!(info.status, Status::Running);
 /// let again = registry.send(StartProcess { spec, template: None }).await.unwrap();
-/// assert_eq!(again.unwrap_err(), PmError::AlreadyExists("web".into()));
+/// let existing = Some(pm_protocol::error::Existing { status: Status::Running, differs: false });
+/// assert_eq!(again.unwrap_err(), PmError::AlreadyExists { name: "web".into(), existing });
 /// # registry.send(Shutdown).await.unwrap().unwrap();
 /// # });
 /// ```

@@ -287,7 +287,7 @@ impl Registry {
             return Err(PmError::ShuttingDown);
         }
         if self.entries.contains_key(name) {
-            return Err(PmError::AlreadyExists(name.to_string()));
+            return Err(PmError::already_exists(name));
         }
         Ok(())
     }

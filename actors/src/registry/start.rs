@@ -1,8 +1,10 @@
-//! StartProcess and StartFromTemplate: define a process, write its template if asked, start it.
+//! StartProcess and StartFromTemplate: define a process, write its template if asked, start it. A
+//! start of a name already taken says what has it and how to go on.
 
 use actix::prelude::*;
+use pm_protocol::error::Existing;
 use pm_protocol::template::Template;
-use pm_protocol::{PmError, ProcessInfo};
+use pm_protocol::{PmError, ProcessInfo, ProcessSpec};
 
 use super::applied::Apply;
 use super::messages::{StartFromTemplate, StartProcess};
@@ -15,6 +17,9 @@ impl Apply<StartProcess> for Registry {
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let name = msg.spec.name.clone();
+        if self.entries.contains_key(&name) && !self.shutting_down {
+            return self.refuse_taken_name(msg.spec);
+        }
         let template = msg
             .template
             .map(|opt| Template::from_spec(&msg.spec, opt.run_on_startup));
@@ -39,6 +44,29 @@ impl Apply<StartProcess> for Registry {
                 }
             };
             next
+        }))
+    }
+}
+
+impl Registry {
+    /// Answers [`PmError::AlreadyExists`] for a start of a name that is defined, with the existing
+    /// process's status and whether `spec` defines it otherwise: a user who fixes a command that
+    /// failed to spawn learns that the old definition holds the name, and how to replace it.
+    fn refuse_taken_name(
+        &mut self,
+        spec: ProcessSpec,
+    ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
+        let name = spec.name.clone();
+        let asked = self.with_marker(self.apply_defaults(spec));
+        let differs = self.entries.get(&name).is_some_and(|e| *e.spec != asked);
+        Box::pin(self.info_of(name.clone()).map(move |info, _, _| {
+            Err(PmError::AlreadyExists {
+                name,
+                existing: info.ok().map(|info| Existing {
+                    status: info.status,
+                    differs,
+                }),
+            })
         }))
     }
 }

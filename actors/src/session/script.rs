@@ -132,8 +132,9 @@ fn now(text: String) -> Reply {
     }
 }
 
-/// A script's framed answer (none for an empty body), waiting for the disk when the script changed
-/// something, and what comes after it.
+/// A script's framed answer, waiting for the disk when the script changed something, and what comes
+/// after it. Every script is answered, an empty body included (a client waits for one frame per
+/// script), except one that only quits: the session ends instead.
 async fn answer_script(
     commands: Vec<Command>,
     jobid: String,
@@ -141,7 +142,7 @@ async fn answer_script(
 ) -> (Option<Reply>, After) {
     let changes_state = commands.iter().any(Command::changes_state);
     let (body, after) = run_script(commands, registry).await;
-    if body.is_empty() {
+    if body.is_empty() && matches!(after, After::Close) {
         return (None, after);
     }
     let durable: Option<Wait> = changes_state.then(|| {

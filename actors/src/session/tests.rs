@@ -108,7 +108,7 @@ impl Handler<StartProcess> for FakeRegistry {
     fn handle(&mut self, m: StartProcess, _: &mut Context<Self>) -> Self::Result {
         let name = m.spec.name.clone();
         if self.procs.contains_key(&name) {
-            return Err(PmError::AlreadyExists(name));
+            return Err(PmError::already_exists(name));
         }
         let mut info = ProcessInfo::initial(&name, m.spec.command.display());
         info.status = Status::Running;

@@ -73,7 +73,7 @@ fn sentences() {
         "Process 'x' killed successfully\n"
     );
     assert_eq!(
-        failure(Operation::Start, &PmError::AlreadyExists("x".into())),
+        failure(Operation::Start, &PmError::already_exists("x")),
         "Error starting process: process with name 'x' already exists\n"
     );
     assert_eq!(

@@ -1,0 +1,115 @@
+//! A person's first hour at the socket: every script answers (an empty `logs` included), a start that
+//! failed to spawn says how to go on, and an open quote that swallows lines is pointed out.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How long a test waits for an answer that must come at once (the hang it guards against is forever).
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// The next frame's body, failing (instead of hanging) when none comes within [`ANSWER_WITHIN`].
+fn body_soon(s: &mut Raw) -> String {
+    s.stream.set_read_timeout(Some(ANSWER_WITHIN)).unwrap();
+    s.body()
+}
+
+/// Waits for a pmclient to exit within [`ANSWER_WITHIN`]; kills it and fails when it does not.
+fn finished(mut child: Child, what: &str) -> (Option<i32>, String, String) {
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: pmclient did not answer");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+fn pmclient_soon(d: &Daemon, args: &[&str]) -> (Option<i32>, String, String) {
+    let child = d
+        .pmclient_cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finished(child, &format!("{args:?}"))
+}
+
+#[test]
+fn logs_with_nothing_to_show_still_answer_one_frame() {
+    let d = Daemon::start();
+    let mut s = d.session();
+    s.send("!!process.start name:'quiet' command:'sleep 60' log:true\n\n");
+    assert_eq!(body_soon(&mut s), "Process 'quiet' started successfully\n");
+    s.send("!!process.start name:'unlogged' command:'sleep 60'\n\n");
+    assert_eq!(
+        body_soon(&mut s),
+        "Process 'unlogged' started successfully\n"
+    );
+
+    // A logged process that printed nothing yet: an empty body, and the session goes on.
+    s.send("!!process.logs name:'quiet'\n\n");
+    assert_eq!(body_soon(&mut s), "");
+    s.send("!!process.logs name:'quiet' lines:0\n\n");
+    assert_eq!(body_soon(&mut s), "");
+    // A process that captures nothing says so.
+    s.send("!!process.logs name:'unlogged'\n\n");
+    let frame = s.frame();
+    assert_eq!(
+        frame,
+        "**RESULT** \nError reading process logs: process 'unlogged' does not capture its output: \
+         start it with log:true\n**ENDRESULT**\n"
+    );
+    s.send("!!process.list\n\n");
+    assert!(body_soon(&mut s).contains("quiet"));
+
+    let (code, out, err) = pmclient_soon(&d, &["logs", "--name", "quiet"]);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "{err}");
+    let (code, out, err) = pmclient_soon(&d, &["logs", "--name", "quiet", "--lines", "0"]);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "{err}");
+    let (code, out, err) = pmclient_soon(&d, &["logs", "--name", "unlogged"]);
+    assert_ne!(code, Some(0));
+    assert!(out.contains("does not capture its output"), "{out}{err}");
+}
+
+#[test]
+fn a_start_that_failed_to_spawn_says_how_to_go_on() {
+    let d = Daemon::start();
+    let mut s = d.session();
+    s.send("!!process.start name:'now' program:'/nonexistent/program'\n\n");
+    let first = body_soon(&mut s);
+    assert!(
+        first.starts_with("Error starting process: cannot spawn 'now'"),
+        "{first}"
+    );
+    // The fixed command: the old definition still holds the name, and the answer says how to go on.
+    s.send("!!process.start name:'now' command:'sleep 60'\n\n");
+    assert_eq!(
+        body_soon(&mut s),
+        "Error starting process: process with name 'now' already exists (it is failed, defined \
+         otherwise than this start: delete it, then start it again to replace it)\n"
+    );
+    s.send("!!process.start name:'now' program:'/nonexistent/program'\n\n");
+    assert_eq!(
+        body_soon(&mut s),
+        "Error starting process: process with name 'now' already exists (it is failed: delete it \
+         first, or restart it)\n"
+    );
+    s.send("!!process.delete name:'now'\n\n");
+    body_soon(&mut s);
+    s.send("!!process.start name:'now' command:'sleep 60'\n\n");
+    assert_eq!(body_soon(&mut s), "Process 'now' started successfully\n");
+    let (code, out, err) = pmclient_soon(&d, &["start", "--name", "now", "--command", "sleep 60"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        out.contains("process with name 'now' already exists (it is running: delete it first"),
+        "{out}{err}"
+    );
+}
