@@ -113,3 +113,51 @@ fn a_start_that_failed_to_spawn_says_how_to_go_on() {
         "{out}{err}"
     );
 }
+
+/// The notice for a quote opened on `line` with `'` (its text is the protocol crate's).
+fn quote_notice(line: usize) -> String {
+    pm_protocol::session::open_quote_notice(line, '\'')
+}
+
+#[test]
+fn an_open_quote_is_pointed_out_once_and_keeps_its_lines() {
+    let d = Daemon::start();
+    let mut s = d.session();
+    s.stream.set_read_timeout(Some(ANSWER_WITHIN)).unwrap();
+    // Silence inside the quote: the timer's notice, one line outside any frame.
+    s.send("!!process.start name:'web'\n  command:'sleep 60\n");
+    assert_eq!(s.line(), quote_notice(2));
+    // Blank lines and `q` stay data, with no second notice; the closing quote runs the script.
+    s.send("\n\nq\nexit 0'\n\n");
+    assert_eq!(s.body(), "Process 'web' started successfully\n");
+    let command = d.status_json("web")["command"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(command, "sleep 60\n\n\nq\nexit 0");
+    // A second blank line inside a new quote is pointed out at once.
+    s.send("!!process.start name:'db' command:'sleep 60\n\n\n");
+    assert_eq!(s.line(), quote_notice(1));
+    s.send("'\n\n");
+    assert_eq!(s.body(), "Process 'db' started successfully\n");
+    s.send("!!process.list\n\n");
+    assert!(s.body().contains("db"));
+    // A missing opening quote closes a value early; the error says a quote may be missing.
+    s.send("!!process.start name:'api command:'sleep 10'\n\n");
+    let error = s.body();
+    assert!(error.contains("a quote may be missing"), "{error}");
+}
+
+#[test]
+fn pmclient_and_frames_still_parse_around_a_notice() {
+    let d = Daemon::start();
+    // A value that holds blank lines on purpose makes the daemon send a notice before its frame.
+    let command = "echo one\n\n\necho two";
+    let (code, out, err) = pmclient_soon(
+        &d,
+        &["start", "--name", "blanks", "--command", command, "--log"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out, "Process 'blanks' started successfully\n");
+    assert_eq!(d.status_json("blanks")["command"], command);
+}

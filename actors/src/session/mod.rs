@@ -61,11 +61,13 @@ pub struct SessionSettings {
     pub reply_backlog: usize,
     /// A client that takes longer than this to take one chunk is dropped.
     pub write_timeout: Duration,
+    /// A session that sends nothing for this long inside an open quote is told so, once.
+    pub open_quote_notice: Duration,
 }
 
 impl SessionSettings {
     /// The daemon's defaults for `secret`: 10 s to authenticate, 1 s after a wrong secret, 3 tries,
-    /// 64 KiB lines, 1 MiB scripts.
+    /// 64 KiB lines, 1 MiB scripts, a notice after 3 s of silence inside an open quote.
     pub fn new(secret: impl Into<String>) -> Self {
         SessionSettings {
             secret: secret.into(),
@@ -77,6 +79,7 @@ impl SessionSettings {
             outbox_chunks: 256,
             reply_backlog: 1024,
             write_timeout: Duration::from_secs(30),
+            open_quote_notice: Duration::from_secs(3),
         }
     }
 }
@@ -161,6 +164,8 @@ pub struct Session {
     watch: Option<SpawnHandle>,
     /// The lines running beside each other.
     running: Rc<Running>,
+    /// Fires when the session stays silent inside an open quote (see [`SessionMachine::idle_in_quote`]).
+    quote_timer: Option<SpawnHandle>,
     /// Counts this connection against the daemon's cap until the actor is gone.
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -196,6 +201,7 @@ impl Session {
                 peer,
                 watch: None,
                 running: Rc::default(),
+                quote_timer: None,
                 _permit: permit,
             }
         })
@@ -242,6 +248,24 @@ impl Session {
             self.send(&frame("", &body), ctx);
         }
         self.on_events(events, false, ctx);
+        self.time_open_quote(ctx);
+    }
+
+    /// (Re)starts the timer that points out an open quote once the client has been silent inside it:
+    /// a person at a terminal otherwise sees nothing happen, whatever they type. A timer, never a wait.
+    fn time_open_quote(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.quote_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if !self.machine.awaits_quote_notice() {
+            return;
+        }
+        let after = self.settings.open_quote_notice;
+        self.quote_timer = Some(ctx.run_later(after, |act, ctx| {
+            act.quote_timer = None;
+            let events = act.machine.idle_in_quote().into_iter().collect();
+            act.on_events(events, false, ctx);
+        }));
     }
 
     /// Carries out a line's events in order; with `close_after`, closes the connection once they are done.
@@ -258,6 +282,8 @@ impl Session {
                 },
                 SessionEvent::Help => parts.push(LinePart::Reply(frame("", response::HELP))),
                 SessionEvent::Quit => parts.push(LinePart::Quit),
+                // A line of its own outside any frame, in its place among the replies.
+                SessionEvent::OpenQuoteNotice(line) => parts.push(LinePart::Reply(line)),
             }
         }
         if parts.is_empty() {

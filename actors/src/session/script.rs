@@ -28,7 +28,7 @@ pub(super) enum LinePart {
         commands: Vec<Command>,
         jobid: String,
     },
-    /// Bytes to send as they are (a framed error, the help).
+    /// Bytes to send as they are (a framed error, the help, an open-quote notice).
     Reply(String),
     /// End the session.
     Quit,

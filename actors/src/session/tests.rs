@@ -261,7 +261,14 @@ async fn read_to_end(c: &mut UnixStream) -> String {
 }
 
 async fn authenticated(registry: &Addr<FakeRegistry>) -> UnixStream {
-    let (mut c, _) = session(registry, settings());
+    authenticated_with(registry, settings()).await
+}
+
+async fn authenticated_with(
+    registry: &Addr<FakeRegistry>,
+    settings: SessionSettings,
+) -> UnixStream {
+    let (mut c, _) = session(registry, settings);
     c.write_all(format!("{SECRET}\n").as_bytes()).await.unwrap();
     let got = read_until(&mut c, response::AUTHENTICATED).await;
     assert_eq!(
@@ -349,6 +356,23 @@ async fn three_wrong_secrets_close_the_connection_after_a_delay_each() {
     c.write_all(b"wrong again\nstill wrong\n").await.unwrap();
     let rest = read_to_end(&mut c).await;
     assert_eq!(rest, format!("{0}{0}", response::INVALID_SECRET));
+}
+
+#[actix_rt::test]
+async fn silence_inside_an_open_quote_is_pointed_out_once_and_lines_go_on() {
+    let registry = FakeRegistry::default().start();
+    let mut s = settings();
+    s.open_quote_notice = Duration::from_millis(100);
+    let mut c = authenticated_with(&registry, s).await;
+    let notice = pm_protocol::session::open_quote_notice(1, '\'');
+    c.write_all(b"!!process.start name:web command:'sleep 1\n")
+        .await
+        .unwrap();
+    assert_eq!(read_until(&mut c, &notice).await, notice);
+    // More lines inside the same quote (a blank one too): no second notice; closing it answers.
+    c.write_all(b"\n\n0'\n\n").await.unwrap();
+    let got = read_until(&mut c, "**ENDRESULT**").await;
+    assert_eq!(got, frame("", "Process 'web' started successfully\n"));
 }
 
 #[actix_rt::test]

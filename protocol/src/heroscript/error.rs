@@ -58,9 +58,14 @@ pub enum ParseErrorKind {
     /// A key not followed by `:` (the key).
     #[error("expected ':' after '{}' (parameters are written key:value)", clip(.0))]
     ExpectedColon(String),
-    /// A closing quote directly followed by more text (`name:'a'b`).
-    #[error("expected white space after the closing quote")]
-    ExpectedSpaceAfterQuote,
+    /// A closing quote directly followed by more text (`name:'a'b`). When the value it closed holds
+    /// what reads as the next parameter (`name:'web command:'sleep 10'`), the message says that an
+    /// opening quote may be missing.
+    #[error("expected white space after the closing quote{}", missing_quote_hint(.value))]
+    ExpectedSpaceAfterQuote {
+        /// The quoted value that quote closed.
+        value: String,
+    },
     /// A quoted value still open at the end of the script.
     #[error("unterminated quote: the value opened on line {opened_line} never closes")]
     UnterminatedQuote {
@@ -108,6 +113,25 @@ fn did_you_mean(suggestion: &Option<String>) -> String {
     match suggestion {
         Some(s) => format!(" (did you mean '{s}'?)"),
         None => String::new(),
+    }
+}
+
+/// When a quoted value ends with what reads as a key (`web command:`), its closing quote was most
+/// likely meant to open the next value: one opening quote is missing before.
+fn missing_quote_hint(value: &str) -> String {
+    let last_word = value.rsplit(char::is_whitespace).next().unwrap_or("");
+    let key = last_word.strip_suffix(':').unwrap_or("");
+    let reads_as_key = value.contains(char::is_whitespace)
+        && !key.is_empty()
+        && key.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if reads_as_key {
+        format!(
+            "; a quote may be missing: the quoted value read is '{}', so the quote after \
+             '{key}:' closed it instead of opening the value of '{key}'",
+            clip(value)
+        )
+    } else {
+        String::new()
     }
 }
 

@@ -56,6 +56,12 @@ impl Parser {
         self.open.is_some()
     }
 
+    /// Where the quoted value still open at the end of the lines so far began (its line, from 1),
+    /// and its quote character.
+    pub fn open_quote(&self) -> Option<(usize, char)> {
+        self.open.as_ref().map(|o| (o.value_pos.0, o.quote))
+    }
+
     /// The actions read so far (complete parameters only).
     pub fn actions(&self) -> &[Action] {
         &self.actions
@@ -233,7 +239,8 @@ impl Parser {
             } else if c == open.quote {
                 i += 1;
                 if i < chars.len() && !chars[i].is_whitespace() {
-                    return Err(self.err(i, ParseErrorKind::ExpectedSpaceAfterQuote));
+                    let kind = ParseErrorKind::ExpectedSpaceAfterQuote { value: open.value };
+                    return Err(self.err(i, kind));
                 }
                 self.push_param(open.key, open.value, open.key_pos, open.value_pos);
                 return Ok(Some(i));

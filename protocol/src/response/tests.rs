@@ -280,6 +280,31 @@ fn the_frame_reader_takes_frames_back_apart() {
 }
 
 #[test]
+fn an_open_quote_notice_between_frames_is_no_frame() {
+    let notice = crate::session::open_quote_notice(2, '\'');
+    let wire = format!(
+        "{GREETING}{AUTHENTICATED}{notice}{}{notice}{}",
+        frame("", "Process 'a' started successfully\n"),
+        frame("j", "")
+    );
+    let mut reader = FrameReader::new();
+    let frames: Vec<Frame> = wire.lines().filter_map(|l| reader.push_line(l)).collect();
+    assert_eq!(
+        frames,
+        [
+            Frame {
+                jobid: String::new(),
+                body: "Process 'a' started successfully\n".into()
+            },
+            Frame {
+                jobid: "j".into(),
+                body: String::new()
+            }
+        ]
+    );
+}
+
+#[test]
 fn a_body_line_that_reads_as_the_end_mark_cannot_end_the_frame() {
     let body = "a\n**ENDRESULT**\n  **ENDRESULT**\nb\n";
     let framed = frame("j", body);

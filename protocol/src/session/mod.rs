@@ -3,6 +3,9 @@
 //! Before authentication every non-blank line is a secret attempt. After it, lines are buffered and the
 //! buffer runs on a blank line, on a new action line, or at the end of input, each only outside an open
 //! quote. `q`, `!!quit`, `!!exit` quit and `h`, `?`, `!!help` ask for help, also only outside a quote.
+//! A quote left open swallows every line, so the machine says when to point it out
+//! ([`SessionEvent::OpenQuoteNotice`]): at the second blank line inside it, or when the caller's timer
+//! finds the session idle inside it ([`SessionMachine::idle_in_quote`]); once per open quote.
 //!
 //! ```
 //! use pm_protocol::session::{SessionEvent, SessionMachine};
@@ -43,6 +46,30 @@ pub enum SessionEvent {
     Help,
     /// End the session.
     Quit,
+    /// Send this line as it is, outside any frame: the session is inside a quote that swallows
+    /// every line (`q` included) until it closes.
+    OpenQuoteNotice(String),
+}
+
+/// Blank lines inside an open quote that are still data without a word: a value may hold one
+/// blank line on purpose, a person at a terminal who presses enter twice waits for an answer.
+const BLANKS_BEFORE_NOTICE: usize = 2;
+
+/// The line telling a person that the lines go into a quoted value opened on `line` with `quote`.
+///
+/// ```
+/// use pm_protocol::session::open_quote_notice;
+/// assert_eq!(
+///     open_quote_notice(3, '\''),
+///     " ** Note: still inside the quote opened on line 3; close it with ' \
+///      (until then every line, q included, is part of the value)\n"
+/// );
+/// ```
+pub fn open_quote_notice(line: usize, quote: char) -> String {
+    format!(
+        " ** Note: still inside the quote opened on line {line}; close it with {quote} \
+         (until then every line, q included, is part of the value)\n"
+    )
 }
 
 /// The pure state of one session. Feed it lines (without their `\n`); it never panics, whatever the bytes.
@@ -76,6 +103,10 @@ pub struct SessionMachine {
     authenticated: bool,
     script: String,
     parser: Parser,
+    /// Blank lines read inside the open quote.
+    blanks_in_quote: usize,
+    /// Whether the open quote was pointed out already.
+    quote_noticed: bool,
 }
 
 impl SessionMachine {
@@ -113,6 +144,35 @@ impl SessionMachine {
     pub fn discard_pending(&mut self) {
         self.script.clear();
         self.parser = Parser::new();
+        self.quote_closed();
+    }
+
+    /// Whether the caller should time the session's silence: it is inside a quote not yet pointed out.
+    pub fn awaits_quote_notice(&self) -> bool {
+        self.authenticated && self.in_quote() && !self.quote_noticed
+    }
+
+    /// The caller's timer found no line for a while: the notice, when the session is inside a quote
+    /// not yet pointed out.
+    pub fn idle_in_quote(&mut self) -> Option<SessionEvent> {
+        if !self.awaits_quote_notice() {
+            return None;
+        }
+        self.quote_notice()
+    }
+
+    /// The notice for the open quote; it is not given again for the same quote.
+    fn quote_notice(&mut self) -> Option<SessionEvent> {
+        let (line, quote) = self.parser.open_quote()?;
+        self.quote_noticed = true;
+        Some(SessionEvent::OpenQuoteNotice(open_quote_notice(
+            line, quote,
+        )))
+    }
+
+    fn quote_closed(&mut self) {
+        self.blanks_in_quote = 0;
+        self.quote_noticed = false;
     }
 
     /// Reads one line (its `\n` removed); CR and telnet negotiation bytes are dropped here.
@@ -127,8 +187,19 @@ impl SessionMachine {
                 vec![SessionEvent::SecretAttempt(secret.to_string())]
             };
         }
-        if self.parser.in_quote() {
+        if let Some(open) = self.parser.open_quote() {
             self.append(&text);
+            if self.parser.open_quote() != Some(open) {
+                // Closed (and maybe another opened): a new quote is pointed out afresh.
+                self.quote_closed();
+                return Vec::new();
+            }
+            if text.trim().is_empty() {
+                self.blanks_in_quote += 1;
+            }
+            if self.blanks_in_quote >= BLANKS_BEFORE_NOTICE && !self.quote_noticed {
+                return self.quote_notice().into_iter().collect();
+            }
             return Vec::new();
         }
         let word = text.trim().to_ascii_lowercase();
@@ -172,6 +243,7 @@ impl SessionMachine {
 
     /// Takes the buffered script; `None` when it holds nothing but blanks and comments.
     fn run_pending(&mut self) -> Option<SessionEvent> {
+        self.quote_closed();
         let parser = std::mem::take(&mut self.parser);
         let script_text = std::mem::take(&mut self.script);
         if parser.is_empty() {

@@ -311,3 +311,100 @@ fn a_one_megabyte_line_of_arbitrary_bytes_does_not_panic() {
         })
         .unwrap();
 }
+
+fn notice(line: usize) -> SessionEvent {
+    SessionEvent::OpenQuoteNotice(open_quote_notice(line, '\''))
+}
+
+#[test]
+fn a_second_blank_line_inside_a_quote_gets_one_notice() {
+    let mut s = authed();
+    let opened = ["!!process.start name:web", "  command:'sleep 10", ""];
+    assert_eq!(feed(&mut s, &opened), vec![], "one blank line may be data");
+    assert_eq!(feed(&mut s, &[""]), vec![notice(2)]);
+    assert_eq!(feed(&mut s, &["", "q", ""]), vec![], "one notice per quote");
+    assert!(s.in_quote());
+    // Closing it runs as usual; a new quote is pointed out afresh.
+    let events = feed(&mut s, &["'", ""]);
+    assert!(
+        matches!(&events[..], [SessionEvent::Run { .. }]),
+        "{events:?}"
+    );
+    let again = ["!!process.start name:db command:\"a", "", ""];
+    assert_eq!(
+        feed(&mut s, &again),
+        vec![SessionEvent::OpenQuoteNotice(open_quote_notice(1, '"'))]
+    );
+}
+
+#[test]
+fn an_idle_session_inside_a_quote_gets_one_notice() {
+    let mut s = authed();
+    assert!(!s.awaits_quote_notice());
+    assert_eq!(
+        s.idle_in_quote(),
+        None,
+        "outside a quote there is nothing to say"
+    );
+    feed(
+        &mut s,
+        &[
+            "!!process.start name:web",
+            "  cwd:/tmp",
+            "  command:'sleep 10",
+        ],
+    );
+    assert!(s.awaits_quote_notice());
+    assert_eq!(s.idle_in_quote(), Some(notice(3)));
+    assert!(!s.awaits_quote_notice());
+    assert_eq!(s.idle_in_quote(), None);
+    assert_eq!(feed(&mut s, &["", ""]), vec![], "noticed already");
+    s.discard_pending();
+    assert!(!s.awaits_quote_notice());
+}
+
+#[test]
+fn a_quote_that_closes_and_opens_on_one_line_is_a_new_quote() {
+    let mut s = authed();
+    feed(&mut s, &["!!process.start name:web command:'a", "", ""]);
+    assert!(!s.awaits_quote_notice());
+    // Closes the command and opens the cwd on line 4.
+    assert_eq!(feed(&mut s, &["' cwd:'/tmp"]), vec![]);
+    assert!(s.awaits_quote_notice());
+    assert_eq!(feed(&mut s, &["", ""]), vec![notice(4)]);
+}
+
+#[test]
+fn a_notice_needs_the_secret_first() {
+    let mut s = SessionMachine::new();
+    feed(&mut s, &["command:'x"]);
+    assert!(!s.awaits_quote_notice());
+    assert_eq!(s.idle_in_quote(), None);
+}
+
+#[test]
+fn a_missing_opening_quote_is_named_in_the_error() {
+    let mut s = authed();
+    let events = feed(
+        &mut s,
+        &["!!process.start name:'web command:'sleep 10'", ""],
+    );
+    let [SessionEvent::Run { result: Err(e), .. }] = &events[..] else {
+        panic!("expected a parse error, got {events:?}");
+    };
+    assert_eq!(
+        e.to_string(),
+        "line 1, col 36: expected white space after the closing quote; a quote may be missing: \
+         the quoted value read is 'web command:', so the quote after 'command:' closed it instead \
+         of opening the value of 'command'"
+    );
+    // A value that does not end like a key keeps the plain message.
+    let events = feed(&mut s, &["!!process.start name:'web'x", ""]);
+    let [SessionEvent::Run { result: Err(e), .. }] = &events[..] else {
+        panic!("expected a parse error, got {events:?}");
+    };
+    assert_eq!(
+        e.to_string(),
+        "line 1, col 27: expected white space after the closing quote"
+    );
+}
