@@ -3,10 +3,14 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+#[cfg(not(portable_spawn))]
 use std::sync::atomic::{AtomicI32, Ordering};
+#[cfg(not(portable_spawn))]
 use std::sync::Arc;
 
+#[cfg(not(portable_spawn))]
 use super::kits::spawner;
+#[cfg(not(portable_spawn))]
 use super::pre_exec::ChildArgs;
 use super::{ChildFailure, ChildStep, ExecPlan, SpawnFailure, KIT_FREED, UNSHARED};
 
@@ -21,6 +25,7 @@ pub struct Launch {
     pub(super) kit: usize,
     generation: u64,
     /// The kit's busy word (the kernel clears it at the exec or exit).
+    #[cfg(not(portable_spawn))]
     busy: Arc<AtomicI32>,
     released: bool,
     got: Vec<u8>,
@@ -32,6 +37,7 @@ pub struct Launch {
 
 /// What a child reads until its exec or exit: its arguments and the plan they point into.
 struct Borrowed {
+    #[cfg(not(portable_spawn))]
     _args: Box<ChildArgs>,
     _plan: ExecPlan,
 }
@@ -48,6 +54,7 @@ unsafe impl Send for HandedOver {}
 impl Launch {
     /// The launch of child `pid`, cloned on `kit` (its index and generation) whose busy word is
     /// `busy`, reading `args`, which point into `plan`.
+    #[cfg(not(portable_spawn))]
     pub(super) fn new(
         pid: i32,
         report: OwnedFd,
@@ -69,6 +76,22 @@ impl Launch {
                 _args: args,
                 _plan: plan,
             }),
+        }
+    }
+
+    /// The launch of child `pid`, forked for `plan`: it borrows no kit, so there is nothing to
+    /// release (the kit's index and generation are unused), and only its report pipe tells its exec.
+    #[cfg(portable_spawn)]
+    pub(super) fn forked(pid: i32, report: OwnedFd, plan: ExecPlan) -> Launch {
+        Launch {
+            pid,
+            report,
+            kit: 0,
+            generation: 0,
+            released: true,
+            got: Vec::new(),
+            done: false,
+            borrowed: Some(Borrowed { _plan: plan }),
         }
     }
 
@@ -161,6 +184,7 @@ impl Launch {
     /// has been lent again since (which needs the word clear first, and sets it again for the next
     /// child). The second is asked without waiting for the spawner's lock: if another thread holds
     /// it, the next call asks again.
+    #[cfg(not(portable_spawn))]
     fn child_gone(&self) -> bool {
         if self.busy.load(Ordering::Acquire) == 0 {
             return true;
@@ -176,6 +200,13 @@ impl Launch {
         sp.kits
             .get(self.kit)
             .is_some_and(|kit| kit.generation != self.generation)
+    }
+
+    /// Whether the child has exec'd or exited, as its kit tells: a forked child has none, so only
+    /// its report pipe tells.
+    #[cfg(portable_spawn)]
+    fn child_gone(&self) -> bool {
+        false
     }
 
     /// The child has its own table (or is gone): the kit's slots go back to /dev/null.
@@ -268,12 +299,17 @@ impl Drop for Launch {
 }
 
 /// Points kit `kit`'s slots back at /dev/null if it still serves the launch of `generation`.
+#[cfg(not(portable_spawn))]
 fn release_slots(kit: usize, generation: u64) {
     if let Ok(s) = spawner() {
         let mut sp = s.lock().unwrap_or_else(|p| p.into_inner());
         sp.release(kit, generation);
     }
 }
+
+/// A forked child borrows no slots.
+#[cfg(portable_spawn)]
+fn release_slots(_kit: usize, _generation: u64) {}
 
 /// Frees kit `kit` of a child that has exited, for whoever waits for a kit.
 fn release_kit(kit: usize, generation: u64) {

@@ -22,28 +22,46 @@
 //! (glibc's `setuid` would signal the daemon's threads, for one). All that it needs is built before
 //! the clone; all that it runs is in [`pre_exec`].
 //!
+//! The raw system calls are written for x86_64 and aarch64 only. Elsewhere, or with the cargo feature
+//! `portable-spawn` (either way the build script sets the cfg `portable_spawn`), [`launch`] forks
+//! instead (`portable`): the same plan, the same child's steps and the same report pipe, at the price
+//! of copying the daemon's page tables at every start.
+//!
 //! - this module: the plan of a child ([`ExecPlan`]), its failures, and [`launch`].
 //! - [`launched`]: the [`Launch`] of a child on its way to its exec: its report, its kit, its
 //!   deadline's kill and reap.
-//! - [`kits`]: the stacks and reserved descriptor slots children borrow, and the spawner that lends them.
-//! - [`pre_exec`]: the child's own code, from clone to exec.
+//! - `kits`: the stacks and reserved descriptor slots children borrow, and the spawner that lends them.
+//! - `pre_exec`: the child's own code, from clone to exec.
+//! - `portable`: `fork` and the child's steps in libc calls, for every other architecture.
 
+#[cfg(not(portable_spawn))]
 mod kits;
 mod launched;
+#[cfg(portable_spawn)]
+mod portable;
+#[cfg(not(portable_spawn))]
 mod pre_exec;
+#[cfg(not(portable_spawn))]
 mod raw;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(any(test, not(portable_spawn)))]
+use std::os::fd::AsRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
+#[cfg(not(portable_spawn))]
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(not(portable_spawn))]
 use kits::{set_slot, spawner};
 pub use launched::Launch;
 #[cfg(test)]
 use launched::{reap, spawn};
+#[cfg(portable_spawn)]
+pub use portable::{kit_free, launch};
+#[cfg(not(portable_spawn))]
 use pre_exec::{child_main, set_signal_mask, ChildArgs, ALL_SIGNALS};
 
 /// A child's environment: the daemon's, shared by every child (none when cleared), without the names
@@ -226,6 +244,7 @@ static KIT_FREED: std::sync::LazyLock<tokio::sync::Notify> =
 
 /// Whether a launch could take a kit now, without waiting for a child's exec. True when the spawner
 /// cannot be made: the launch then answers that error.
+#[cfg(not(portable_spawn))]
 pub fn kit_free() -> bool {
     match spawner() {
         Ok(s) => s
@@ -252,6 +271,7 @@ pub async fn kit_freed() {
 /// Clones the child for `plan` and answers at once, while the child goes on to its exec on its own.
 /// With every kit busy it waits (at most one exec) for one: callers on an actor's thread first wait
 /// for [`kit_free`] without blocking, through [`kit_freed`].
+#[cfg(not(portable_spawn))]
 pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     let spawner = spawner().map_err(SpawnFailure::Daemon)?;
     // A poisoned lock only means a spawn panicked in the daemon; kits are reset before each use.
@@ -279,12 +299,6 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
         }
     }
     drop(report_w); // the slot holds it now
-    let nul = |v: &Vec<CString>| {
-        v.iter()
-            .map(|c| c.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect::<Vec<_>>()
-    };
     let (groups, ngroups, ids) = match &plan.run_as {
         Some(who) => (
             who.groups.as_ptr(),
@@ -295,7 +309,7 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     };
     let mut args = Box::new(ChildArgs {
         candidates: plan.candidates.iter().map(|c| c.as_ptr()).collect(),
-        argv: nul(&plan.argv),
+        argv: null_terminated(&plan.argv),
         envp: plan.envp.pointers(),
         cwd: plan.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         from,
@@ -368,6 +382,15 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     }
     drop(sp);
     Ok(Launch::new(pid, report, (k, generation), busy, args, plan))
+}
+
+/// The `argv` array for execve: pointers into `strings`, null-terminated.
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// Builds an `OwnedFd` pair for a pipe whose both ends are close-on-exec: (read, write).
