@@ -56,6 +56,19 @@ fn exec_done(pid: i32, comm: &str) {
     });
 }
 
+/// What `read` answers once it answers `want`, or at the deadline. For what an exec sets up after the
+/// new name that [`exec_done`] waits for: the new environment, and the closing of the close-on-exec
+/// descriptors (a forked child holds a copy of every one of ours until then).
+fn once_settled<T: PartialEq>(want: &T, mut read: impl FnMut() -> T) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = read();
+    while got != *want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        got = read();
+    }
+    got
+}
+
 fn status_field(pid: i32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -81,8 +94,11 @@ fn a_childs_own_variables_replace_the_shared_ones() {
     let pid = spawn(p).unwrap();
     let _g = Reaped(pid);
     exec_done(pid, "sleep");
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    assert_eq!(environ, b"PATH=/usr/bin:/bin\0KEEP=kept\0MARK=own\0NEW=1\0");
+    let want = b"PATH=/usr/bin:/bin\0KEEP=kept\0MARK=own\0NEW=1\0".to_vec();
+    let environ = once_settled(&want, || {
+        std::fs::read(format!("/proc/{pid}/environ")).unwrap()
+    });
+    assert_eq!(environ, want);
 }
 
 /// The start time kept at the clone is the one /proc shows, whenever the clone pinned it down.
@@ -120,14 +136,7 @@ fn the_child_gets_0_1_2_and_nothing_else_of_ours() {
         fds.sort_unstable();
         fds
     };
-    // The kernel renames the process before it closes the close-on-exec descriptors, and a forked
-    // child holds a copy of every one of ours until then: look again until the deadline.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut fds = fds_of_child();
-    while fds != [0, 1, 2] && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-        fds = fds_of_child();
-    }
+    let fds = once_settled(&vec![0, 1, 2], fds_of_child);
     assert_eq!(fds, vec![0, 1, 2]);
     // Ours are all still open and still ours, from this thread and from another one.
     for f in &held {
