@@ -65,6 +65,8 @@ pub struct ConfigFile {
     pub log_keep_files: Option<u32>,
     /// Default number of lines kept in memory per process.
     pub log_ring_lines: Option<usize>,
+    /// On a reload, delete the processes whose template file was removed.
+    pub prune_templates: Option<bool>,
 }
 
 /// The daemon's settings with every default filled in.
@@ -86,6 +88,8 @@ pub struct Config {
     pub restart: RestartSettings,
     /// Log defaults for specs that do not set their own (`enabled` stays per process).
     pub log: LogSettings,
+    /// On a reload, delete the processes whose template file was removed.
+    pub prune_templates: bool,
 }
 
 impl ConfigFile {
@@ -170,6 +174,7 @@ impl ConfigFile {
                 ring_lines: self.log_ring_lines.unwrap_or(log.ring_lines),
                 ..log
             },
+            prune_templates: self.prune_templates.unwrap_or(false),
         }
     }
 }

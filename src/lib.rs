@@ -22,4 +22,5 @@ pub mod client;
 pub mod config;
 pub mod listener;
 pub mod paths;
+pub mod reload;
 pub mod secret;

@@ -123,6 +123,9 @@ pub struct ProcessSpec {
     /// Start from an empty environment (only `env`) instead of the daemon's.
     #[serde(default)]
     pub env_clear: bool,
+    /// Dotenv files read at each start, in order (a later file wins); `env` wins over every file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<PathBuf>,
     /// The working directory; `None` is the daemon's own.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
@@ -209,6 +212,7 @@ impl ProcessSpec {
             command,
             env: BTreeMap::new(),
             env_clear: false,
+            env_files: Vec::new(),
             cwd: None,
             log: LogSettings::default(),
             restart: RestartSettings::default(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use pm_actors::registry::{Registry, Shutdown};
+use pm_actors::registry::{Registry, ReloadDaemon, Shutdown};
 use pm_actors::session::{RegistryLink, Session, SessionSettings};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -176,14 +176,33 @@ async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e}", paths.socket.display()))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let registry = Registry::new(config.registry_config()).start();
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut registry_config = config.registry_config();
+    registry_config.reloader = Some(processmanager::reload::reloader(
+        args.config.clone(),
+        args.socket.clone(),
+        config.clone(),
+    ));
+    let registry = Registry::new(registry_config).start();
     let link = RegistryLink::new(&registry);
     let settings = Arc::new(session_settings(args, &secret));
     let accept = listener::accept_loop(listener, args.max_connections, |stream, permit| {
         Session::start(stream, link.clone(), settings.clone(), Some(permit));
     });
+    // SIGHUP re-reads pm.conf and the templates; the registry logs what it changed.
+    let reloads = async {
+        while sighup.recv().await.is_some() {
+            tracing::info!("SIGHUP: re-reading pm.conf and the templates");
+            match registry.send(ReloadDaemon).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("{e}"),
+                Err(e) => tracing::warn!("reload: the registry is gone: {e}"),
+            }
+        }
+    };
     tokio::select! {
         _ = accept => {}
+        _ = reloads => {}
         _ = sigterm.recv() => tracing::info!("SIGTERM: stopping every process, then exiting"),
         _ = sigint.recv() => tracing::info!("SIGINT: stopping every process, then exiting"),
     }

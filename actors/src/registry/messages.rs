@@ -477,3 +477,51 @@ pub struct RegistryPaths {
     /// The state that survives a daemon restart.
     pub state_file: PathBuf,
 }
+
+/// Make the processes match `specs` as a diff (see `registry/apply.rs`): new ones start, changed
+/// ones restart with their new definition, unchanged ones are not touched, and with `prune` the
+/// processes not in `specs` are deleted. Every definition is checked before the first change; the
+/// answer comes once the state file holds the result. Two applies never interleave.
+///
+/// ```
+/// # use pm_actors::registry::*;
+/// # use pm_protocol::*;
+/// # use pm_protocol::plan::Change;
+/// # actix::System::new().block_on(async {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let registry = Registry::new(RegistryConfig::in_dir(dir.path())).start();
+/// let specs = vec![ProcessSpec::shell("web", "sleep 30")];
+/// let apply = ApplyStack { specs: specs.clone(), prune: false, dry_run: false };
+/// let plan = registry.send(apply.clone()).await.unwrap().unwrap();
+/// assert_eq!(plan.entries[0].change, Change::New);
+/// let plan = registry.send(apply).await.unwrap().unwrap();
+/// assert_eq!(plan.entries[0].change, Change::Unchanged);
+/// # registry.send(Shutdown).await.unwrap().unwrap();
+/// # });
+/// ```
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<pm_protocol::plan::ApplyPlan, PmError>")]
+pub struct ApplyStack {
+    /// The definitions, in the order they are started (dependencies first).
+    pub specs: Vec<ProcessSpec>,
+    /// Delete the processes `specs` leaves out.
+    pub prune: bool,
+    /// Only answer the plan.
+    pub dry_run: bool,
+}
+
+/// Re-read pm.conf (through [`RegistryConfig::reloader`](super::RegistryConfig)) and the template
+/// folder, and apply the templates as a diff: new ones with `run_on_startup` start, changed ones
+/// restart, removed ones are deleted only with `prune-templates: true`. A broken file changes nothing.
+#[derive(Message, Debug, Clone, Copy, Default)]
+#[rtype(result = "Result<ReloadReport, PmError>")]
+pub struct ReloadDaemon;
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The pm.conf keys that changed but take effect only after a restart of the daemon.
+    pub needs_restart: Vec<String>,
+    /// What the templates changed.
+    pub plan: pm_protocol::plan::ApplyPlan,
+}

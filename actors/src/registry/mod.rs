@@ -27,6 +27,7 @@
 //! and the first restart is a `Start` sent in the same turn. Nothing polls on that path.
 
 mod applied;
+mod apply;
 pub mod atomic_file;
 mod attach;
 pub mod backoff;
@@ -34,6 +35,7 @@ mod events;
 mod lifecycle;
 mod logs;
 pub mod messages;
+mod reload;
 mod restart;
 mod schedule;
 mod shutdown;
@@ -66,6 +68,7 @@ use lifecycle::{Lifecycle, Timer};
 pub use applied::{Applied, Durable};
 pub use backoff::{Backoff, Decision};
 pub use messages::*;
+pub use reload::{ConfigReloader, ReloadedConfig};
 pub use schedule::CronClock;
 pub use state::{detached_children, StateWrites, ENV_NAME, ENV_STATE};
 
@@ -97,6 +100,8 @@ pub struct RegistryConfig {
     pub cron_clock: CronClock,
     /// The longest a cron timer sleeps before it looks at the wall clock again (30 s).
     pub cron_recheck: Duration,
+    /// Reads pm.conf again on a reload (`ReloadDaemon`); `None` re-reads only the templates.
+    pub reloader: Option<ConfigReloader>,
 }
 
 impl RegistryConfig {
@@ -122,6 +127,7 @@ impl RegistryConfig {
             persist_state: true,
             cron_clock: CronClock::default(),
             cron_recheck: Duration::from_secs(30),
+            reloader: None,
         }
     }
 
@@ -197,6 +203,10 @@ pub struct Registry {
     global_sinks: Vec<EventSink>,
     shutting_down: bool,
     state: state::StateBook,
+    /// One apply (or reload) at a time.
+    apply_gate: apply::ApplyGate,
+    /// The templates read at startup or by the last reload (what a reload may prune).
+    template_names: std::collections::BTreeSet<String>,
 }
 
 impl Registry {
@@ -221,6 +231,8 @@ impl Registry {
             global_sinks: Vec::new(),
             shutting_down: false,
             state: state::StateBook::default(),
+            apply_gate: apply::ApplyGate::default(),
+            template_names: std::collections::BTreeSet::new(),
         }
     }
 

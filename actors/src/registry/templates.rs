@@ -53,6 +53,7 @@ impl Registry {
             };
             report(&bad);
             let read = good.len();
+            act.template_names = good.iter().map(|t| t.name.clone()).collect();
             // A process the state file brought back is already defined: its state wins.
             let wanted: Vec<_> = good
                 .into_iter()

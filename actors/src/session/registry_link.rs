@@ -5,9 +5,9 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
 use crate::registry::{
-    Applied, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus, KillProcess,
-    ListProcesses, RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess,
-    SubscribeEvents,
+    Applied, ApplyStack, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus,
+    KillProcess, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess, StartProcess, StopAll,
+    StopProcess, SubscribeEvents,
 };
 
 /// Where a session sends each kind of request. Those of the commands that change state
@@ -41,6 +41,10 @@ pub struct RegistryLink {
     pub subscribe: Recipient<SubscribeEvents>,
     /// Answers once every change made before it is on disk.
     pub durable: Recipient<Durable>,
+    /// Applies a stack as a diff (answers once on disk).
+    pub apply: Recipient<ApplyStack>,
+    /// Re-reads pm.conf and the templates.
+    pub reload: Recipient<ReloadDaemon>,
 }
 
 impl RegistryLink {
@@ -60,7 +64,9 @@ impl RegistryLink {
             + Handler<Applied<AttachProcess>>
             + Handler<GetProcessLogPage>
             + Handler<SubscribeEvents>
-            + Handler<Durable>,
+            + Handler<Durable>
+            + Handler<ApplyStack>
+            + Handler<ReloadDaemon>,
         A::Context: ToEnvelope<A, Applied<StartProcess>>
             + ToEnvelope<A, Applied<StopProcess>>
             + ToEnvelope<A, StopAll>
@@ -73,7 +79,9 @@ impl RegistryLink {
             + ToEnvelope<A, Applied<AttachProcess>>
             + ToEnvelope<A, GetProcessLogPage>
             + ToEnvelope<A, SubscribeEvents>
-            + ToEnvelope<A, Durable>,
+            + ToEnvelope<A, Durable>
+            + ToEnvelope<A, ApplyStack>
+            + ToEnvelope<A, ReloadDaemon>,
     {
         RegistryLink {
             start: addr.clone().recipient(),
@@ -89,6 +97,8 @@ impl RegistryLink {
             logs: addr.clone().recipient(),
             subscribe: addr.clone().recipient(),
             durable: addr.clone().recipient(),
+            apply: addr.clone().recipient(),
+            reload: addr.clone().recipient(),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use actix::prelude::*;
 use pm_protocol::command::{Command, Format, Selector};
+use pm_protocol::plan;
 use pm_protocol::response::{self, frame, Operation};
 use pm_protocol::{PmError, ProcessEvent};
 use tokio::sync::mpsc;
@@ -12,9 +13,9 @@ use super::registry_link::RegistryLink;
 use super::replies::{Replies, Reply, Wait};
 use crate::process::EventSink;
 use crate::registry::{
-    Applied, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus, KillProcess,
-    ListProcesses, RestartProcess, SignalProcess, StartProcess, StopAll, StopProcess,
-    SubscribeEvents, TemplateOption,
+    Applied, ApplyStack, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus,
+    KillProcess, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess, StartProcess, StopAll,
+    StopProcess, SubscribeEvents, TemplateOption,
 };
 
 /// Events a watch may hold for a client before the registry drops them (it never waits on a watcher).
@@ -354,8 +355,33 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
                 Err(e) => response::failure(Operation::Logs, &e),
             }
         }
+        Command::Apply(c) => apply_stack(c, registry).await,
+        Command::Reload(_) => match registry_answer(registry.reload.send(ReloadDaemon).await) {
+            Ok(report) => plan::reload_text(&report.needs_restart, &report.plan),
+            Err(e) => format!("Error reloading: {e}\n"),
+        },
         Command::Help(_) => response::HELP.to_string(),
         // Handled by `run_script` before a command gets here.
         Command::Watch(_) | Command::Quit(_) => String::new(),
+    }
+}
+
+/// The plan of `process.apply`, as text or JSON; a stack that cannot be read is an error.
+async fn apply_stack(c: pm_protocol::command::Apply, registry: &RegistryLink) -> String {
+    let specs = match c.stack.to_specs() {
+        Ok(all) => all.into_iter().map(|p| p.spec).collect(),
+        Err(e) => return format!("Error applying the stack: {e}\n"),
+    };
+    let msg = ApplyStack {
+        specs,
+        prune: c.prune,
+        dry_run: c.dry_run,
+    };
+    match registry_answer(registry.apply.send(msg).await) {
+        Ok(plan) => match c.format {
+            Format::Text => plan.text(),
+            Format::Json => plan.json(),
+        },
+        Err(e) => format!("Error applying the stack: {e}\n"),
     }
 }

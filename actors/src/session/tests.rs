@@ -205,6 +205,21 @@ macro_rules! applied {
 
 applied!(RestartProcess, DeleteProcess, KillProcess, AttachProcess);
 
+// Stacks and reloads are the real registry's; the fake refuses them.
+impl Handler<ApplyStack> for FakeRegistry {
+    type Result = Result<pm_protocol::plan::ApplyPlan, PmError>;
+    fn handle(&mut self, _: ApplyStack, _: &mut Context<Self>) -> Self::Result {
+        Err(PmError::Invalid("no stacks here".into()))
+    }
+}
+
+impl Handler<ReloadDaemon> for FakeRegistry {
+    type Result = Result<ReloadReport, PmError>;
+    fn handle(&mut self, _: ReloadDaemon, _: &mut Context<Self>) -> Self::Result {
+        Err(PmError::Invalid("no reloads here".into()))
+    }
+}
+
 impl Handler<Durable> for FakeRegistry {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: Durable, _: &mut Context<Self>) -> Self::Result {

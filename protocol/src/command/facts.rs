@@ -32,7 +32,12 @@ impl Command {
             Command::Attach(c) => Some(&c.name),
             Command::Status(c) => Some(&c.name),
             Command::Logs(c) => Some(&c.name),
-            Command::List(_) | Command::Help(_) | Command::Watch(_) | Command::Quit(_) => None,
+            Command::List(_)
+            | Command::Apply(_)
+            | Command::Reload(_)
+            | Command::Help(_)
+            | Command::Watch(_)
+            | Command::Quit(_) => None,
         }
     }
 
@@ -53,7 +58,9 @@ impl Command {
             | Command::Restart(_)
             | Command::Delete(_)
             | Command::Kill(_)
-            | Command::Attach(_) => true,
+            | Command::Attach(_)
+            | Command::Apply(_)
+            | Command::Reload(_) => true,
             Command::Signal(_)
             | Command::Status(_)
             | Command::Logs(_)

@@ -11,6 +11,7 @@
 //! assert_eq!(cmds[0].to_heroscript(), "!!process.stop name:web");
 //! ```
 
+mod apply;
 mod attach;
 mod delete;
 mod facts;
@@ -19,14 +20,16 @@ mod kill;
 mod list;
 mod logs;
 mod quit;
+mod reload;
 mod restart;
 mod selector;
 mod signal;
-mod start;
+pub(crate) mod start;
 mod status;
 mod stop;
 mod watch;
 
+pub use apply::Apply;
 pub use attach::Attach;
 pub use delete::Delete;
 pub use help::Help;
@@ -34,6 +37,7 @@ pub use kill::Kill;
 pub use list::List;
 pub use logs::Logs;
 pub use quit::Quit;
+pub use reload::Reload;
 pub use restart::Restart;
 pub use selector::Selector;
 pub use signal::Signal;
@@ -188,6 +192,10 @@ commands! {
     Attach(Attach),
     /// `!!process.watch`: stream status events.
     Watch(Watch),
+    /// `!!process.apply`: make the processes match a stack.
+    Apply(Apply),
+    /// `!!daemon.reload`: re-read pm.conf and the templates.
+    Reload(Reload),
     /// `!!help`: the help text.
     Help(Help),
     /// `!!quit` or `!!exit`: end the session.

@@ -28,6 +28,8 @@ pub struct Start {
     pub jobid: Option<String>,
     /// From repeated `env:'KEY=VALUE'` keys.
     pub env: BTreeMap<String, String>,
+    /// Dotenv files (repeated `env_file:'path'`), read at each start; `env` wins over them.
+    pub env_files: Vec<String>,
     /// The working directory (`cwd:`); the daemon's own when `None`.
     pub cwd: Option<String>,
     /// Automatic restarts (`restarts:`): a count, `-1` for unlimited.
@@ -77,6 +79,7 @@ impl Start {
             cron: None,
             jobid: None,
             env: BTreeMap::new(),
+            env_files: Vec::new(),
             cwd: None,
             restarts: None,
             restart_policy: None,
@@ -110,6 +113,7 @@ impl Start {
         spec.cron = self.cron.clone();
         spec.job_id = self.jobid.clone();
         spec.env = self.env.clone();
+        spec.env_files = self.env_files.iter().map(Into::into).collect();
         spec.cwd = self.cwd.as_ref().map(Into::into);
         spec.restart.policy = match (self.restart_policy, self.restarts) {
             (Some(p), _) => p,
@@ -134,7 +138,7 @@ impl Start {
     }
 }
 
-fn read_policy(v: &str) -> Option<RestartPolicy> {
+pub(crate) fn read_policy(v: &str) -> Option<RestartPolicy> {
     match v.to_ascii_lowercase().as_str() {
         "always" => Some(RestartPolicy::Always),
         "on-failure" | "on_failure" => Some(RestartPolicy::OnFailure),
@@ -201,6 +205,7 @@ impl Verb for Start {
         "cron",
         "jobid",
         "env",
+        "env_file",
         "cwd",
         "restarts",
         "restart_policy",
@@ -212,7 +217,7 @@ impl Verb for Start {
         "user",
         "group",
     ];
-    const REPEATABLE: &'static [&'static str] = &["args", "env"];
+    const REPEATABLE: &'static [&'static str] = &["args", "env", "env_file"];
 
     fn from_action(a: &Action) -> Result<Self, ParseError> {
         let name = a.required("name")?.to_string();
@@ -242,6 +247,11 @@ impl Verb for Start {
             cron: text("cron"),
             jobid: text("jobid"),
             env: read_env(a)?,
+            env_files: a
+                .all("env_file")
+                .map(|p| p.value.clone())
+                .filter(|v| !v.is_empty())
+                .collect(),
             cwd: text("cwd"),
             restarts,
             restart_policy: a.typed(
@@ -282,6 +292,9 @@ impl Verb for Start {
             .opt("jobid", self.jobid.as_deref());
         for (key, value) in &self.env {
             w.param("env", &format!("{key}={value}"));
+        }
+        for file in &self.env_files {
+            w.param("env_file", file);
         }
         w.opt("cwd", self.cwd.as_deref())
             .num("restarts", self.restarts)

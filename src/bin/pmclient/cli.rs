@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use pm_protocol::command::{self as cmd, Command, Format};
 use pm_protocol::heroscript::parse_duration;
+use pm_protocol::stack::StackFile;
 use pm_protocol::{RestartPolicy, SignalName};
 
 use processmanager::paths::DEFAULT_SOCKET;
@@ -176,6 +177,24 @@ pub enum Action {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
+    /// Make the daemon match a stack file (YAML or JSON) and print the plan it carried out: `+ new`,
+    /// `~ changed` (restarted), `= unchanged` (not touched), `- pruned`.
+    Apply {
+        /// The stack file; relative paths in it are relative to its folder.
+        #[arg(short = 'f', long = "file", value_name = "PATH")]
+        file: PathBuf,
+        /// Also delete the processes the file does not name.
+        #[arg(long)]
+        prune: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The plan as text lines, or JSON.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Re-read the daemon's pm.conf and template folder, and apply the templates as a diff (as SIGHUP).
+    Reload,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
     Completions {
         /// The shell.
@@ -329,6 +348,23 @@ impl StartArgs {
     }
 }
 
+/// Reads and checks a stack file, with its defaults folded in and its paths made absolute against its
+/// folder. A file that cannot be read is a usage error; one that is wrong, an error like the daemon's.
+fn read_stack(file: &Path) -> Result<StackFile, Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let wrong = |e: pm_protocol::PmError| Failure::Answer(format!("{}: {e}", file.display()));
+    let stack = StackFile::parse(&text).map_err(wrong)?;
+    let here = std::env::current_dir().ok();
+    let base = match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => PathBuf::from(absolute(&dir.to_string_lossy(), here.as_deref())),
+        None => here.unwrap_or_default(),
+    };
+    let stack = stack.resolve_paths(&base);
+    stack.to_specs().map_err(wrong)?;
+    Ok(stack)
+}
+
 /// The command the action sends; `None` for the actions the daemon has no part in.
 pub fn to_command(action: &Action) -> Result<Option<Command>, Failure> {
     let command = match action {
@@ -390,6 +426,18 @@ pub fn to_command(action: &Action) -> Result<Option<Command>, Failure> {
             names: processes.iter().chain(name).cloned().collect(),
             format: (*format).into(),
         }),
+        Action::Apply {
+            file,
+            prune,
+            dry_run,
+            format,
+        } => Command::Apply(cmd::Apply {
+            stack: read_stack(file)?,
+            prune: *prune,
+            dry_run: *dry_run,
+            format: (*format).into(),
+        }),
+        Action::Reload => Command::Reload(cmd::Reload),
         Action::Completions { .. } | Action::Man => return Ok(None),
     };
     Ok(Some(command))

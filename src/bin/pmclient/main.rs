@@ -119,13 +119,19 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     }
     let reply = client.run(&command.to_heroscript()).await?;
     print!("{}", reply.body);
-    if reply.is_error() {
+    if reply.is_error() || failed_json_plan(&cli.action, &reply.body) {
         return Ok(EXIT_DAEMON_ERROR);
     }
     match cli.action {
         Action::Watch { .. } => stream::watch_until_a_line(&mut client).await,
         _ => Ok(0),
     }
+}
+
+/// Whether an apply's JSON plan says a change failed (the text plan starts with `Error` then).
+fn failed_json_plan(action: &Action, body: &str) -> bool {
+    matches!(action, Action::Apply { .. })
+        && serde_json::from_str::<pm_protocol::plan::ApplyPlan>(body).is_ok_and(|p| p.has_errors())
 }
 
 async fn connect(cli: &Cli) -> Result<Client, Failure> {

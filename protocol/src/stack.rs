@@ -1,0 +1,442 @@
+//! Stack files: many process definitions in one YAML (or JSON) file, keyed by heroscript option names.
+//!
+//! A stack has `defaults` (applied to every process; a process's own keys win, and `env` maps merge
+//! key by key) and `processes`, a map from name to options. The client reads the file, makes its
+//! relative paths absolute ([`StackFile::resolve_paths`]) and sends it as JSON in `!!process.apply`;
+//! the daemon reads that JSON with the same code ([`StackFile::parse`]) and turns it into specs in
+//! dependency order ([`StackFile::to_specs`]).
+//!
+//! ```
+//! use pm_protocol::stack::StackFile;
+//! let text = "defaults:\n  log: true\nprocesses:\n  db:\n    command: sleep 30\n  web:\n    program: sleep\n    args: [30]\n    after: db\n";
+//! let stack = StackFile::parse(text).unwrap();
+//! let specs = stack.to_specs().unwrap();
+//! assert_eq!(specs.iter().map(|s| s.spec.name.as_str()).collect::<Vec<_>>(), ["db", "web"]);
+//! assert!(specs[1].spec.log.enabled);
+//!
+//! let err = StackFile::parse("processes:\n  db:\n    comand: x\n").unwrap_err();
+//! assert!(err.to_string().contains("line 3"), "{err}");
+//! assert!(err.to_string().contains("`command`"), "{err}");
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::start::read_policy;
+use crate::command::Start;
+use crate::heroscript::parse_duration;
+use crate::{PmError, ProcessSpec};
+
+/// A YAML scalar given where the option wants text: `8080` and `'8080'` are the same argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// A string.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Text(s) => f.write_str(s),
+            Scalar::Int(n) => write!(f, "{n}"),
+            Scalar::Float(n) => write!(f, "{n}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// One value or a list of them (`after: db` or `after: [db, cache]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// A list.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Environment variables: a map (`{PORT: 8080}`) or a list of `K=V`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EnvVars {
+    /// `KEY: value` pairs.
+    Map(BTreeMap<String, Scalar>),
+    /// `KEY=value` items.
+    List(Vec<String>),
+}
+
+impl EnvVars {
+    fn to_map(&self) -> Result<BTreeMap<String, String>, PmError> {
+        match self {
+            EnvVars::Map(m) => Ok(m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()),
+            EnvVars::List(items) => items
+                .iter()
+                .map(|item| match item.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                    _ => Err(PmError::Invalid(format!(
+                        "env item '{item}' is not KEY=VALUE"
+                    ))),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The options of one process (or the defaults), named as `!!process.start` names them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackOptions {
+    /// A command line run with `sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A program run directly, with `args`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The arguments of `program`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<Scalar>>,
+    /// Variables; they win over the env files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<EnvVars>,
+    /// Dotenv files read at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<OneOrMany>,
+    /// The working directory (relative to the stack file's folder; that folder when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Capture output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<bool>,
+    /// Automatic restarts, `-1` unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i64>,
+    /// `always`, `on-failure` or `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    /// A cron expression: scheduled, not started now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// Stop after this long (`30s`, or seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Scalar>,
+    /// A caller's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobid: Option<String>,
+    /// Lead its own session and outlive the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach: Option<bool>,
+    /// The signal a stop sends first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Time between the stop signal and SIGKILL (`5s`, or seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<Scalar>,
+    /// Run as this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Run with this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Processes of the stack started before this one (and restarted before it on a change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<OneOrMany>,
+}
+
+/// Fills every option `own` leaves out from `defaults`; `env` maps merge, `own` winning per key.
+fn merged(own: &StackOptions, defaults: &StackOptions) -> StackOptions {
+    macro_rules! pick {
+        ($($field:ident),*) => {
+            StackOptions {
+                $($field: own.$field.clone().or_else(|| defaults.$field.clone()),)*
+                env: merged_env(own.env.as_ref(), defaults.env.as_ref()),
+            }
+        };
+    }
+    pick!(
+        command,
+        program,
+        args,
+        env_file,
+        cwd,
+        log,
+        restarts,
+        restart_policy,
+        cron,
+        deadline,
+        jobid,
+        detach,
+        stop_signal,
+        grace,
+        user,
+        group,
+        after
+    )
+}
+
+fn merged_env(own: Option<&EnvVars>, defaults: Option<&EnvVars>) -> Option<EnvVars> {
+    match (own, defaults) {
+        (Some(own), Some(defaults)) => {
+            let (Ok(mut all), Ok(own)) = (defaults.to_map(), own.to_map()) else {
+                // A malformed list is reported by `to_specs`; keep the process's own value for that.
+                return Some(own.clone());
+            };
+            all.extend(own);
+            Some(EnvVars::Map(
+                all.into_iter().map(|(k, v)| (k, Scalar::Text(v))).collect(),
+            ))
+        }
+        (own, defaults) => own.or(defaults).cloned(),
+    }
+}
+
+/// A stack file: defaults and processes by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackFile {
+    /// Options every process gets unless it sets its own.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub defaults: StackOptions,
+    /// The processes, by name.
+    #[serde(default)]
+    pub processes: BTreeMap<String, StackOptions>,
+}
+
+fn is_default(o: &StackOptions) -> bool {
+    *o == StackOptions::default()
+}
+
+/// One process of a stack as the daemon starts it, with the names it starts after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackProcess {
+    /// The definition.
+    pub spec: ProcessSpec,
+    /// The processes of the stack it depends on.
+    pub after: Vec<String>,
+}
+
+impl StackFile {
+    /// Reads a stack from YAML or JSON. An unknown key is an error naming its line and the known keys.
+    pub fn parse(text: &str) -> Result<StackFile, PmError> {
+        serde_yaml_ng::from_str(text).map_err(|e| PmError::Invalid(format!("stack file: {e}")))
+    }
+
+    /// The stack as one line of JSON, the form `!!process.apply` carries.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Folds the defaults into every process and makes `cwd` and `env_file` absolute against `base`
+    /// (the stack file's folder); a process without `cwd` runs in `base`.
+    pub fn resolve_paths(&self, base: &Path) -> StackFile {
+        let absolute = |p: &str| base.join(p).display().to_string();
+        let processes = self
+            .processes
+            .iter()
+            .map(|(name, own)| {
+                let mut o = merged(own, &self.defaults);
+                // A program named by a path (`./bin/server`) is the stack's; a bare name is looked up.
+                o.program = o
+                    .program
+                    .map(|p| if p.contains('/') { absolute(&p) } else { p });
+                o.cwd = Some(
+                    o.cwd
+                        .as_deref()
+                        .map_or_else(|| base.display().to_string(), absolute),
+                );
+                o.env_file = o
+                    .env_file
+                    .map(|f| OneOrMany::Many(f.to_vec().iter().map(|p| absolute(p)).collect()));
+                (name.clone(), o)
+            })
+            .collect();
+        StackFile {
+            defaults: StackOptions::default(),
+            processes,
+        }
+    }
+
+    /// Every process as a spec, checked, in dependency order (each after those it names in `after`;
+    /// otherwise by name). An unknown name in `after`, a cycle or a bad value is an error.
+    pub fn to_specs(&self) -> Result<Vec<StackProcess>, PmError> {
+        let mut all = BTreeMap::new();
+        for (name, own) in &self.processes {
+            let o = merged(own, &self.defaults);
+            let spec = to_start(name, &o)
+                .and_then(|s| s.to_spec())
+                .map_err(|e| PmError::Invalid(format!("process '{name}': {e}")))?;
+            let after = o.after.as_ref().map(OneOrMany::to_vec).unwrap_or_default();
+            for dep in &after {
+                if !self.processes.contains_key(dep) {
+                    return Err(PmError::Invalid(format!(
+                        "process '{name}': 'after' names '{dep}', which is not in the stack"
+                    )));
+                }
+            }
+            all.insert(name.clone(), StackProcess { spec, after });
+        }
+        dependency_order(all)
+    }
+}
+
+/// The processes sorted so that each comes after those it depends on.
+fn dependency_order(mut all: BTreeMap<String, StackProcess>) -> Result<Vec<StackProcess>, PmError> {
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::with_capacity(all.len());
+    while !all.is_empty() {
+        let ready: Vec<String> = all
+            .iter()
+            .filter(|(_, p)| p.after.iter().all(|d| done.contains(d)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if ready.is_empty() {
+            let names: Vec<&str> = all.keys().map(String::as_str).collect();
+            return Err(PmError::Invalid(format!(
+                "the 'after' lists form a cycle among: {}",
+                names.join(", ")
+            )));
+        }
+        for name in ready {
+            if let Some(p) = all.remove(&name) {
+                out.push(p);
+            }
+            done.insert(name);
+        }
+    }
+    Ok(out)
+}
+
+fn duration(key: &str, v: &Scalar) -> Result<std::time::Duration, PmError> {
+    let text = match v {
+        Scalar::Int(n) => format!("{n}s"),
+        other => other.to_string(),
+    };
+    parse_duration(&text)
+        .ok_or_else(|| PmError::Invalid(format!("{key}: '{v}' is not a duration such as 5s")))
+}
+
+/// The start command the options describe.
+fn to_start(name: &str, o: &StackOptions) -> Result<Start, PmError> {
+    let mut start = match (&o.command, &o.program) {
+        (Some(c), None) if o.args.is_none() => Start::shell(name, c.clone()),
+        (Some(_), None) => {
+            return Err(PmError::Invalid(
+                "'args' goes with 'program', not with 'command'".into(),
+            ))
+        }
+        (None, Some(p)) => Start::exec(
+            name,
+            p.clone(),
+            o.args.iter().flatten().map(Scalar::to_string).collect(),
+        ),
+        (Some(_), Some(_)) => {
+            return Err(PmError::Invalid(
+                "give either 'command' or 'program' (with 'args'), not both".into(),
+            ))
+        }
+        (None, None) => return Err(PmError::Invalid("'command' or 'program' is missing".into())),
+    };
+    start.log = o.log.unwrap_or(false);
+    start.env = o
+        .env
+        .as_ref()
+        .map(EnvVars::to_map)
+        .transpose()?
+        .unwrap_or_default();
+    start.env_files = o
+        .env_file
+        .as_ref()
+        .map(OneOrMany::to_vec)
+        .unwrap_or_default();
+    start.cwd = o.cwd.clone();
+    start.restarts = o.restarts;
+    if let Some(p) = &o.restart_policy {
+        start.restart_policy = Some(read_policy(p).ok_or_else(|| {
+            PmError::Invalid(format!(
+                "restart_policy: '{p}' is not always, on-failure or never"
+            ))
+        })?);
+    }
+    start.cron = o.cron.clone().filter(|c| !c.is_empty());
+    start.deadline = o
+        .deadline
+        .as_ref()
+        .map(|d| duration("deadline", d))
+        .transpose()?
+        .filter(|d| !d.is_zero());
+    start.jobid = o.jobid.clone();
+    start.detach = o.detach.unwrap_or(false);
+    start.stop_signal = o.stop_signal.clone();
+    start.grace = o.grace.as_ref().map(|g| duration("grace", g)).transpose()?;
+    start.user = o.user.clone();
+    start.group = o.group.clone();
+    Ok(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_may_be_a_map_or_a_list_and_defaults_merge() {
+        let text = "defaults:\n  env: {A: '1', B: '2'}\nprocesses:\n  x:\n    command: 'true'\n    env: ['B=3', 'C=4']\n";
+        let specs = StackFile::parse(text).unwrap().to_specs().unwrap();
+        let env = &specs[0].spec.env;
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["B"], "3");
+        assert_eq!(env["C"], "4");
+    }
+
+    #[test]
+    fn json_is_read_too_and_round_trips() {
+        let text = r#"{"processes": {"x": {"program": "sleep", "args": [5], "grace": "2s"}}}"#;
+        let stack = StackFile::parse(text).unwrap();
+        assert_eq!(StackFile::parse(&stack.to_json()).unwrap(), stack);
+        let spec = &stack.to_specs().unwrap()[0].spec;
+        assert_eq!(spec.command.display(), "sleep 5");
+        assert_eq!(spec.grace_ms, 2000);
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_errors() {
+        let cycle = "processes:\n  a: {command: x, after: b}\n  b: {command: x, after: a}\n";
+        let err = StackFile::parse(cycle).unwrap().to_specs().unwrap_err();
+        assert!(err.to_string().contains("cycle"), "{err}");
+        let unknown = "processes:\n  a: {command: x, after: zz}\n";
+        let err = StackFile::parse(unknown).unwrap().to_specs().unwrap_err();
+        assert!(err.to_string().contains("'zz'"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_stack_file() {
+        let text = "processes:\n  a: {command: x, env_file: a.env}\n  b: {command: x, cwd: sub}\n";
+        let stack = StackFile::parse(text)
+            .unwrap()
+            .resolve_paths(Path::new("/srv/app"));
+        let specs = stack.to_specs().unwrap();
+        assert_eq!(specs[0].spec.env_files, [Path::new("/srv/app/a.env")]);
+        assert_eq!(specs[0].spec.cwd.as_deref(), Some(Path::new("/srv/app")));
+        assert_eq!(
+            specs[1].spec.cwd.as_deref(),
+            Some(Path::new("/srv/app/sub"))
+        );
+    }
+}
