@@ -224,6 +224,9 @@ pub struct ProcessInfo {
     pub detached: bool,
     /// Adopted with `attach` rather than started by the daemon.
     pub attached: bool,
+    /// The env files the last start read, in order; left out of the JSON when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
 }
 
 /// Every time the protocol shows (start, end, next run, next restart, log lines in the file and on
@@ -266,6 +269,7 @@ impl ProcessInfo {
             skipped_runs: 0,
             detached: false,
             attached: false,
+            env_files: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod actor;
 mod child;
 mod clone_exec;
 pub mod descriptors;
+mod env_file;
 mod events;
 pub mod guard;
 mod handle;

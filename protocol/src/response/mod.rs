@@ -230,6 +230,9 @@ pub fn status_text(p: &ProcessInfo) -> String {
     if p.attached {
         line("Attached", &"yes");
     }
+    if !p.env_files.is_empty() {
+        line("Env files", &p.env_files.join(", "));
+    }
     out
 }
 

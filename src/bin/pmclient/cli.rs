@@ -254,6 +254,9 @@ pub struct StartArgs {
     /// KEY=VALUE added to the environment (repeat for more).
     #[arg(long, value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// A dotenv file read at each start (repeat for more; --env wins over it).
+    #[arg(long, value_name = "PATH")]
+    env_file: Vec<String>,
     /// The working directory (default: pmclient's own; a relative one is taken from there).
     #[arg(long)]
     cwd: Option<String>,
@@ -327,6 +330,7 @@ impl StartArgs {
                 .ok_or_else(|| format!("--env '{kv}': expected KEY=VALUE"))?;
             s.env.insert(k.to_string(), v.to_string());
         }
+        s.env_files = self.env_file.iter().map(|f| absolute(f, here)).collect();
         s.cwd = match &self.cwd {
             Some(cwd) => Some(absolute(cwd, here)),
             None => here.map(|h| h.to_string_lossy().into_owned()),

@@ -1,6 +1,7 @@
 //! Starting a run: a free spawn kit, the clone, a failed spawn, the exec'd child wired up (exit
 //! watcher, deadline, log capture), and a restart.
 
+use std::borrow::Cow;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use pm_protocol::{KernelState, PmError, Status, Stream};
 use tokio::sync::oneshot;
 
 use super::super::child::Spawned;
+use super::super::env_file;
 use super::super::logs::Capture;
 use super::super::monitor::Monitor;
 use super::super::options::OutputTarget;
@@ -87,9 +89,23 @@ impl ProcessActor {
                 self.spec.name
             )));
         }
-        let plan = spawn::stdio_plan(&self.spec, &self.opts.output);
-        match spawn::launch(&self.spec, plan, &self.opts.log_dir) {
-            Ok(pending) => Ok((pending, plan)),
+        // The env files are read at each start, so that a restart picks up a changed file.
+        let with_files = match env_file::with_env_files(&self.spec) {
+            Ok(Cow::Owned(spec)) => Some(spec),
+            Ok(Cow::Borrowed(_)) => None,
+            Err(e) => return Err(self.spawn_failed(e)),
+        };
+        let spec = with_files.as_ref().unwrap_or(&self.spec);
+        let plan = spawn::stdio_plan(spec, &self.opts.output);
+        match spawn::launch(spec, plan, &self.opts.log_dir) {
+            Ok(pending) => {
+                self.info.env_files = spec
+                    .env_files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                Ok((pending, plan))
+            }
             Err(e) => Err(self.spawn_failed(e)),
         }
     }
