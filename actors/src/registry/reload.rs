@@ -99,7 +99,9 @@ impl Handler<ReloadDaemon> for Registry {
                 act.config.restart_defaults = c.restart_defaults;
                 act.config.log_defaults = c.log_defaults;
             }
-            act.template_names = templates.into_iter().map(|t| t.name).collect();
+            // A removed template stays known, so that a later reload with prune-templates prunes it.
+            act.template_names
+                .extend(templates.into_iter().map(|t| t.name));
             Box::pin(act.apply_specs(specs, prune, false).map(move |plan, _, _| {
                 let plan = plan?;
                 for key in &needs_restart {
