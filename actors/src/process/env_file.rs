@@ -59,7 +59,7 @@ mod tests {
         std::fs::write(dir.path().join("a.env"), "A=1\nB=from-a\n").unwrap();
         std::fs::write(
             dir.path().join("b.env"),
-            "export B=\"from b\"\nC=${A}x # note\n",
+            "export B=\"from b\"\nD=4\nC=${D}x # note\n",
         )
         .unwrap();
         let mut spec = ProcessSpec::shell("x", "true");
@@ -69,7 +69,7 @@ mod tests {
         let spec = with_env_files(&spec).unwrap();
         assert_eq!(spec.env["A"], "own");
         assert_eq!(spec.env["B"], "from b");
-        assert_eq!(spec.env["C"], "1x");
+        assert_eq!(spec.env["C"], "4x");
     }
 
     #[test]

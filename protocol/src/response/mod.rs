@@ -348,7 +348,7 @@ Available commands:
 
 Process management commands:
   !!process.start name:'<name>' command:'<command>' [log:true|false] [deadline:<duration>] [cron:'<schedule>'] [jobid:'<id>']
-      [program:'<program>' args:'<arg>' ...] [env:'KEY=VALUE' ...] [cwd:'<dir>'] [restarts:<n>|-1]
+      [program:'<program>' args:'<arg>' ...] [env:'KEY=VALUE' ...] [env_file:'<path>' ...] [cwd:'<dir>'] [restarts:<n>|-1]
       [restart_policy:always|on-failure|never] [detach:true] [template:true [run_on_startup:true]]
       [stop_signal:'<signal>'] [grace:<duration>] [user:'<user>'] [group:'<group>']
   !!process.list [format:'json']
@@ -361,6 +361,8 @@ Process management commands:
   !!process.logs name:'<name>' [lines:<n>] [after:<n>] [format:'json']
   !!process.attach pid:<pid> name:'<name>'
   !!process.watch [name:'<name>' ...] [format:'json']
+  !!process.apply stack:'<stack as JSON>' [prune:true] [dry_run:true] [format:'json']
+  !!daemon.reload
 
 Special commands:
   !!help, ? or h - Show this help text
