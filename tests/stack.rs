@@ -277,7 +277,12 @@ fn sighup_reloads_templates_added_changed_and_removed() {
     });
     let (keep, drop) = (pid(&d, "keep"), pid(&d, "drop"));
 
-    template(&templates, "added", "sleep 503");
+    write(
+        &templates,
+        "added.json",
+        r#"{"name": "added", "cmd": "sleep 503", "p_options": {"shell": true, "run_on_startup": true, "env_file": ["added.env"]}}"#,
+    );
+    write(&templates, "added.env", "FROM_TEMPLATE_DIR=1\n");
     template(&templates, "edit", "sleep 511");
     std::fs::remove_file(templates.join("drop.json")).unwrap();
     kill(Pid::from_raw(d.pid()), Signal::SIGHUP).unwrap();

@@ -66,6 +66,10 @@ pub struct TemplateOptions {
     pub env: BTreeMap<String, String>,
     /// Start from an empty environment instead of the daemon's.
     pub env_clear: bool,
+    /// Dotenv files read at each start (`env` wins); a relative path is relative to the template's
+    /// folder.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<PathBuf>,
     /// The working directory; left out means the daemon's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
@@ -122,6 +126,7 @@ impl Default for TemplateOptions {
             shell: false,
             env: BTreeMap::new(),
             env_clear: false,
+            env_file: Vec::new(),
             cwd: None,
             log: log.enabled,
             log_max_bytes: log.max_bytes,
@@ -171,6 +176,7 @@ impl Template {
                 shell,
                 env: spec.env.clone(),
                 env_clear: spec.env_clear,
+                env_file: spec.env_files.clone(),
                 cwd: spec.cwd.clone(),
                 log: spec.log.enabled,
                 log_max_bytes: spec.log.max_bytes,
@@ -235,6 +241,7 @@ impl Template {
         };
         spec.env = o.env.clone();
         spec.env_clear = o.env_clear;
+        spec.env_files = o.env_file.clone();
         spec.cwd = o.cwd.clone();
         spec.log = LogSettings {
             enabled: o.log,

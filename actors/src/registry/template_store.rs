@@ -38,7 +38,15 @@ fn read_file(path: &Path) -> Result<Template, String> {
         return Err(format!("larger than {MAX_TEMPLATE_BYTES} bytes"));
     }
     let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let t = Template::from_json(&text).map_err(|e| e.to_string())?;
+    let mut t = Template::from_json(&text).map_err(|e| e.to_string())?;
+    // An env file named relative to the template is the template's neighbour.
+    if let Some(dir) = path.parent() {
+        for file in &mut t.p_options.env_file {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
+        }
+    }
     // The spec must be usable, and the file must be named after it (`<name>.json`).
     t.to_spec().map_err(|e| e.to_string())?;
     let expected = t.file_name();
