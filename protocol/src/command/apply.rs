@@ -6,6 +6,20 @@ use crate::stack::StackFile;
 
 /// Apply a stack as a diff: new processes start, changed ones restart, unchanged ones are left
 /// alone, and with `prune` the processes not in the stack are deleted.
+///
+/// ```
+/// use pm_protocol::command::{parse_script, Apply, Command, Format};
+/// use pm_protocol::stack::StackFile;
+/// let stack = StackFile::parse("processes:\n  web: {command: \"echo 'hi'\", env: [A=1]}\n").unwrap();
+/// let apply = Command::from(Apply { stack, prune: true, dry_run: false, format: Format::Json });
+/// let text = apply.to_heroscript();
+/// assert!(text.starts_with("!!process.apply stack:'{"), "{text}");
+/// assert!(text.ends_with(" prune:true format:json"), "{text}");
+/// assert_eq!(parse_script(&text).unwrap(), [apply]);
+///
+/// let err = parse_script("!!process.apply stack:'{\"processes\": {\"x\": {\"cmd\": 1}}}'").unwrap_err();
+/// assert!(err.to_string().contains("unknown field `cmd`"), "{err}");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Apply {
     /// The stack, with its defaults folded in and its paths absolute (`stack:` holds it as JSON).

@@ -357,7 +357,13 @@ impl StartArgs {
 fn read_stack(file: &Path) -> Result<StackFile, Failure> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
-    let wrong = |e: pm_protocol::PmError| Failure::Answer(format!("{}: {e}", file.display()));
+    let wrong = |e: pm_protocol::PmError| {
+        let why = match e {
+            pm_protocol::PmError::Invalid(why) => why,
+            other => other.to_string(),
+        };
+        Failure::Answer(format!("{}: {why}", file.display()))
+    };
     let stack = StackFile::parse(&text).map_err(wrong)?;
     let here = std::env::current_dir().ok();
     let base = match file.parent().filter(|p| !p.as_os_str().is_empty()) {
