@@ -384,7 +384,7 @@ fn to_start(name: &str, o: &StackOptions) -> Result<Start, PmError> {
         .filter(|d| !d.is_zero());
     start.jobid = o.jobid.clone();
     start.detach = o.detach.unwrap_or(false);
-    start.stop_signal = o.stop_signal.clone();
+    start.stop_signal = o.stop_signal.as_deref().map(str::parse).transpose()?;
     start.grace = o.grace.as_ref().map(|g| duration("grace", g)).transpose()?;
     start.user = o.user.clone();
     start.group = o.group.clone();
@@ -413,6 +413,20 @@ mod tests {
         let spec = &stack.to_specs().unwrap()[0].spec;
         assert_eq!(spec.command.display(), "sleep 5");
         assert_eq!(spec.grace_ms, 2000);
+    }
+
+    #[test]
+    fn a_stop_signal_is_checked_like_everywhere_else() {
+        let good = "processes:\n  a: {command: x, stop_signal: INT}\n";
+        let specs = StackFile::parse(good).unwrap().to_specs().unwrap();
+        assert_eq!(specs[0].spec.stop_signal.as_str(), "SIGINT");
+        let bad = "processes:\n  a: {command: x, stop_signal: BOGUS}\n";
+        let err = StackFile::parse(bad).unwrap().to_specs().unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("process 'a': invalid signal 'BOGUS'") && text.contains("TERM"),
+            "{text}"
+        );
     }
 
     #[test]
