@@ -94,7 +94,8 @@ fn a_start_that_failed_to_spawn_says_how_to_go_on() {
     assert_eq!(
         body_soon(&mut s),
         "Error starting process: process with name 'now' already exists (it is failed, defined \
-         otherwise than this start: delete it, then start it again to replace it)\n"
+         otherwise than this start: delete it, then start it again, or apply a stack that defines \
+         it, to replace it)\n"
     );
     s.send("!!process.start name:'now' program:'/nonexistent/program'\n\n");
     assert_eq!(

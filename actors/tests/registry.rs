@@ -372,7 +372,7 @@ async fn a_start_that_failed_to_spawn_says_how_to_replace_it() {
     assert_eq!(
         e.to_string(),
         "process with name 'now' already exists (it is failed, defined otherwise than this \
-         start: delete it, then start it again to replace it)"
+         start: delete it, then start it again, or apply a stack that defines it, to replace it)"
     );
     h.registry
         .send(Applied(DeleteProcess { name: "now".into() }))

@@ -133,11 +133,13 @@ fn existing_hint(existing: &Option<Existing>) -> String {
         return String::new();
     };
     if status.is_alive() {
-        format!(" (it is {status}: delete it first to replace it)")
+        format!(
+            " (it is {status}: delete it first, or apply a stack that defines it, to replace it)"
+        )
     } else if differs {
         format!(
             " (it is {status}, defined otherwise than this start: delete it, \
-             then start it again to replace it)"
+             then start it again, or apply a stack that defines it, to replace it)"
         )
     } else {
         format!(" (it is {status}: delete it first, or restart it)")
