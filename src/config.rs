@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pm_actors::registry::{RegistryConfig, RegistryPaths};
+use pm_actors::session::DEFAULT_REPLY_BACKLOG_BYTES;
 use pm_protocol::{LogSettings, RestartSettings};
 use serde::Deserialize;
 use thiserror::Error;
@@ -67,6 +68,8 @@ pub struct ConfigFile {
     pub log_ring_lines: Option<usize>,
     /// On a reload, delete the processes whose template file was removed.
     pub prune_templates: Option<bool>,
+    /// Bytes of answers a connection may have waiting before the daemon stops reading its lines.
+    pub reply_backlog_bytes: Option<usize>,
 }
 
 /// The daemon's settings with every default filled in.
@@ -90,6 +93,8 @@ pub struct Config {
     pub log: LogSettings,
     /// On a reload, delete the processes whose template file was removed.
     pub prune_templates: bool,
+    /// Bytes of answers a connection may have waiting before the daemon stops reading its lines.
+    pub reply_backlog_bytes: usize,
 }
 
 impl ConfigFile {
@@ -175,6 +180,9 @@ impl ConfigFile {
                 ..log
             },
             prune_templates: self.prune_templates.unwrap_or(false),
+            reply_backlog_bytes: self
+                .reply_backlog_bytes
+                .unwrap_or(DEFAULT_REPLY_BACKLOG_BYTES),
         }
     }
 }
@@ -249,6 +257,7 @@ restart-reset-after-ms: 2000
 log-max-bytes: 1048576
 log-keep-files: 2
 log-ring-lines: 10
+reply-backlog-bytes: 65536
 ";
         let c = ConfigFile::parse(text, None).unwrap().resolve(None);
         assert_eq!(c.socket, Path::new("/run/pm.sock"));
@@ -269,6 +278,7 @@ log-ring-lines: 10
             (c.log.max_bytes, c.log.keep_files, c.log.ring_lines),
             (1048576, 2, 10)
         );
+        assert_eq!(c.reply_backlog_bytes, 65536);
         let r = c.registry_config();
         assert_eq!(r.paths.template_dir, Path::new("/etc/pm/templates"));
         assert_eq!(

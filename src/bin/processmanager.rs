@@ -185,7 +185,7 @@ async fn serve(
     ));
     let registry = Registry::new(registry_config).start();
     let link = RegistryLink::new(&registry);
-    let settings = Arc::new(session_settings(args, &secret));
+    let settings = Arc::new(session_settings(args, config, &secret));
     let accept = listener::accept_loop(listener, args.max_connections, |stream, permit| {
         Session::start(stream, link.clone(), settings.clone(), Some(permit));
     });
@@ -219,9 +219,10 @@ async fn serve(
     Ok(())
 }
 
-fn session_settings(args: &Args, secret: &Secret) -> SessionSettings {
+fn session_settings(args: &Args, config: &Config, secret: &Secret) -> SessionSettings {
     let mut settings = SessionSettings::new(secret.expose());
     settings.auth_timeout = Duration::from_millis(args.auth_timeout_ms);
+    settings.reply_backlog_bytes = config.reply_backlog_bytes;
     settings
 }
 

@@ -30,7 +30,7 @@ use pm_protocol::response::{self, frame};
 use pm_protocol::session::{SessionEvent, SessionMachine};
 use subtle::ConstantTimeEq;
 use tokio::net::UnixStream;
-use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::codec::FramedRead;
 
 use lines::{Incoming, LineCodec};
@@ -56,10 +56,13 @@ pub struct SessionSettings {
     pub max_script: usize,
     /// Results that may wait in the outbox for a slow client.
     pub outbox_chunks: usize,
-    /// Results that may wait for the disk or for room in the outbox: at this many the session stops
-    /// reading the client's lines until it takes some, and a watch this far behind ends.
+    /// Watch events that may wait for room in the outbox: a watch this far behind ends.
     pub reply_backlog: usize,
-    /// A client that takes longer than this to take one chunk is dropped.
+    /// Bytes of results that may wait for the disk or for room in the outbox: at this many the session
+    /// stops reading the client's lines until it takes some. A client that writes a whole batch before
+    /// it reads a byte is served in full when the batch's results fit.
+    pub reply_backlog_bytes: usize,
+    /// A client that takes longer than this to take one chunk, sending nothing meanwhile, is dropped.
     pub write_timeout: Duration,
     /// A session that sends nothing for this long inside an open quote is told so, once.
     pub open_quote_notice: Duration,
@@ -67,7 +70,8 @@ pub struct SessionSettings {
 
 impl SessionSettings {
     /// The daemon's defaults for `secret`: 10 s to authenticate, 1 s after a wrong secret, 3 tries,
-    /// 64 KiB lines, 1 MiB scripts, a notice after 3 s of silence inside an open quote.
+    /// 64 KiB lines, 1 MiB scripts, [`DEFAULT_REPLY_BACKLOG_BYTES`] of waiting results, a notice after
+    /// 3 s of silence inside an open quote.
     pub fn new(secret: impl Into<String>) -> Self {
         SessionSettings {
             secret: secret.into(),
@@ -78,11 +82,15 @@ impl SessionSettings {
             max_script: 1024 * 1024,
             outbox_chunks: 256,
             reply_backlog: 1024,
+            reply_backlog_bytes: DEFAULT_REPLY_BACKLOG_BYTES,
             write_timeout: Duration::from_secs(30),
             open_quote_notice: Duration::from_secs(3),
         }
     }
 }
+
+/// The bytes of results a connection may have waiting by default (`reply-backlog-bytes` in pm.conf).
+pub const DEFAULT_REPLY_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many lines of one connection may run at once.
 pub const MAX_LINES_AT_ONCE: usize = 32;
@@ -330,19 +338,17 @@ impl Session {
         close_after: bool,
         ctx: &mut Context<Self>,
     ) {
-        let (tx, rx) = oneshot::channel();
-        if self.replies.push_pending(rx).is_err() {
+        let Ok(pending) = self.replies.push_pending() else {
             ctx.stop();
             return;
-        }
+        };
         self.running.begin(&names);
         let running = self.running.clone();
         let registry = self.registry.clone();
         // Its own task, not the actor's: it goes on while the actor waits for a line to clear, and
         // after the connection closes (a client that sent a script and left still has it run).
         actix_rt::spawn(async move {
-            let replies = script::collect_parts(parts, registry).await;
-            let _ = tx.send(replies);
+            pending.fill(script::collect_parts(parts, registry).await);
             running.end(&names);
         });
         if close_after {
@@ -426,6 +432,7 @@ impl Drop for Session {
 
 impl StreamHandler<Result<Incoming, io::Error>> for Session {
     fn handle(&mut self, item: Result<Incoming, io::Error>, ctx: &mut Context<Self>) {
+        self.replies.heard_from_client();
         if self.watch.is_some() {
             self.end_watch(ctx);
             return;
@@ -446,11 +453,11 @@ impl StreamHandler<Result<Incoming, io::Error>> for Session {
                 return;
             }
         }
-        // A client that does not take its replies is not read on: its lines wait in the socket, not
-        // their replies in the daemon's memory.
-        let limit = self.settings.reply_backlog;
-        if self.replies.backlog() >= limit {
-            ctx.wait(self.replies.below(limit).into_actor(self));
+        // A client that does not take its replies is not read on once they fill the bound: its lines
+        // wait in the socket, not their replies in the daemon's memory.
+        let limit = self.settings.reply_backlog_bytes;
+        if self.replies.backlog_bytes() >= limit {
+            ctx.wait(self.replies.below_bytes(limit).into_actor(self));
         }
     }
 

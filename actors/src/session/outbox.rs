@@ -1,7 +1,12 @@
 //! A connection's outgoing bytes: a bounded queue drained by a writer task, so the session never waits
 //! on a client that does not read.
+//!
+//! A client is dropped when it takes no bytes for the write timeout while it sends none either: one
+//! that writes a long batch before it reads its answers is still busy talking, not stuck.
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -22,18 +27,28 @@ pub enum OutboxError {
 pub struct Outbox {
     tx: mpsc::Sender<Vec<u8>>,
     writer: AbortHandle,
+    /// When the client last sent something ([`Outbox::heard_from_client`]).
+    heard: Rc<Cell<Instant>>,
 }
 
 impl Outbox {
     /// Spawns (on the current actix/tokio runtime) the task that writes queued chunks to `writer`.
-    /// At most `capacity` chunks wait; a single write that takes longer than `write_timeout` ends it.
+    /// At most `capacity` chunks wait; a single write that takes longer than `write_timeout`, with
+    /// nothing heard from the client in that time, ends it.
     pub fn spawn<W>(writer: W, capacity: usize, write_timeout: Duration) -> Outbox
     where
         W: AsyncWrite + Unpin + 'static,
     {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let writer = actix_rt::spawn(drain(rx, writer, write_timeout)).abort_handle();
-        Outbox { tx, writer }
+        let heard = Rc::new(Cell::new(Instant::now()));
+        let writer =
+            actix_rt::spawn(drain(rx, writer, write_timeout, heard.clone())).abort_handle();
+        Outbox { tx, writer, heard }
+    }
+
+    /// The client sent something: a write waiting for it to read starts its timeout again.
+    pub fn heard_from_client(&self) {
+        self.heard.set(Instant::now());
     }
 
     /// Drops what is queued and the writing half now (for a client that does not read: waiting for it
@@ -69,17 +84,28 @@ async fn drain<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Vec<u8>>,
     mut writer: W,
     limit: Duration,
+    heard: Rc<Cell<Instant>>,
 ) {
     while let Some(chunk) = rx.recv().await {
-        match tokio::time::timeout(limit, writer.write_all(&chunk)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "client write failed");
-                return;
-            }
-            Err(_) => {
-                tracing::info!("client did not read for {limit:?}: dropping the connection");
-                return;
+        let began = Instant::now();
+        let write = writer.write_all(&chunk);
+        tokio::pin!(write);
+        loop {
+            let deadline = began.max(heard.get()) + limit;
+            match tokio::time::timeout_at(deadline.into(), &mut write).await {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "client write failed");
+                    return;
+                }
+                // The client sent something meanwhile: it is busy writing, not gone.
+                Err(_) if began.max(heard.get()) + limit > Instant::now() => {}
+                Err(_) => {
+                    tracing::info!(
+                        "client neither read nor wrote for {limit:?}: dropping the connection"
+                    );
+                    return;
+                }
             }
         }
     }
@@ -140,6 +166,27 @@ mod tests {
                 tokio::time::Instant::now() < deadline,
                 "the writer gives up on a stuck reader"
             );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(b);
+    }
+
+    #[actix_rt::test]
+    async fn a_client_that_keeps_writing_is_not_dropped_for_not_reading() {
+        let (a, b) = tokio::io::duplex(16);
+        let outbox = Outbox::spawn(a, 2, Duration::from_millis(200));
+        outbox.push(vec![b'x'; 64]).unwrap();
+        // Heard from for five write timeouts: the writer waits on.
+        let talking_until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < talking_until {
+            outbox.heard_from_client();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!outbox.is_closed(), "dropped while the client was writing");
+        }
+        // Silent: dropped after the write timeout.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !outbox.is_closed() {
+            assert!(Instant::now() < deadline, "a silent client was kept");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(b);

@@ -615,16 +615,36 @@ async fn a_list_waits_for_every_running_line() {
     );
 }
 
-/// An authenticated session whose outbox holds 4 replies and whose backlog 64 (30 s write timeout).
+/// An authenticated session whose outbox holds 4 replies and whose backlog 64 replies or 16 KiB
+/// (30 s write timeout).
 async fn small_outbox_session(registry: &Addr<FakeRegistry>) -> (UnixStream, Addr<Session>) {
     let mut s = settings();
     s.outbox_chunks = 4;
     s.reply_backlog = 64;
+    s.reply_backlog_bytes = 16 * 1024;
     s.write_timeout = Duration::from_secs(30);
     let (mut c, session) = session(registry, s);
     c.write_all(format!("{SECRET}\n").as_bytes()).await.unwrap();
     read_until(&mut c, response::AUTHENTICATED).await;
     (c, session)
+}
+
+/// Reads until the text contains `want`; fails if the session closes, goes quiet for 10 s, or takes
+/// more than 60 s.
+async fn read_answers_until(read: &mut tokio::net::unix::OwnedReadHalf, want: &str) -> String {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&got).contains(want) {
+        assert!(Instant::now() < deadline, "not every start was answered");
+        let n = tokio::time::timeout(Duration::from_secs(10), read.read(&mut buf))
+            .await
+            .expect("the session went quiet")
+            .unwrap();
+        assert!(n > 0, "the session closed the connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 /// `count` start scripts for processes `<prefix>0`, `<prefix>1`, ...
@@ -691,19 +711,36 @@ async fn a_client_that_does_not_read_is_not_read_on() {
     assert!(applied < 20_000, "every start was read: {applied}");
     assert!(session.connected(), "dropped before its write timeout");
     // Reading lets it go on: every start is answered, in order.
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !String::from_utf8_lossy(&got).contains("'f19999' started") {
-        assert!(Instant::now() < deadline, "not every start was answered");
-        let n = tokio::time::timeout(Duration::from_secs(10), read_half.read(&mut buf))
-            .await
-            .expect("the session went quiet")
-            .unwrap();
-        assert!(n > 0, "the session closed the connection");
-        got.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&got);
+    let text = read_answers_until(&mut read_half, "'f19999' started").await;
     assert_eq!(text.matches(" started").count(), 20_000);
     drop(writer);
+}
+
+#[actix_rt::test]
+async fn a_client_that_writes_every_line_before_it_reads_gets_every_answer_in_order() {
+    const N: usize = 10_000;
+    let registry = FakeRegistry::default().start();
+    // The daemon's defaults, so more answers wait than the outbox and the socket hold.
+    let (mut c, session) = session(&registry, settings());
+    c.write_all(format!("{SECRET}\n").as_bytes()).await.unwrap();
+    read_until(&mut c, response::AUTHENTICATED).await;
+    let (mut read_half, mut write_half) = c.into_split();
+    // Every line is taken before the client reads a byte.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        write_half.write_all(starts("w", N).as_bytes()),
+    )
+    .await
+    .expect("the session stopped reading a batch whose answers fit")
+    .unwrap();
+    let text = read_answers_until(&mut read_half, &format!("'w{}' started", N - 1)).await;
+    let started: Vec<&str> = text.lines().filter(|l| l.contains(" started")).collect();
+    assert_eq!(started.len(), N);
+    for (i, line) in started.iter().enumerate() {
+        assert!(
+            line.contains(&format!("'w{i}' started")),
+            "answer {i} out of order: {line}"
+        );
+    }
+    assert!(session.connected(), "a client that reads was dropped");
 }
