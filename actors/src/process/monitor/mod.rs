@@ -21,8 +21,10 @@
 //!
 //! [`ProcessActor`]: super::ProcessActor
 
+mod kept;
 mod tree;
 
+pub use kept::kept_files;
 pub use tree::{Sample, TreeSampler, FALLBACK_REFRESH_TICKS, REFRESH_TICKS};
 
 use std::io;

@@ -13,12 +13,13 @@
 //! every [`FALLBACK_REFRESH_TICKS`]th tick. A full [`TreeSampler::sample`] reads every `stat` and
 //! `children` list. Nothing else on the host is read.
 
-use std::fs::File;
 use std::io;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use pm_protocol::KernelState;
+
+use super::kept::ProcFile;
 
 use crate::process::procfs::{
     boot_ticks, clock_ticks, page_size, parse_schedstat, parse_stat, pread_all, read_children,
@@ -73,9 +74,9 @@ struct Member {
     pid: i32,
     /// Its `stat` as last read (kept as is while it does not run).
     stat: Stat,
-    /// Its `schedstat` (or, without schedstat, its `stat`), kept open: re-reading an open /proc file
-    /// costs a fraction of opening it.
-    kept: File,
+    /// Its `schedstat` (or, without schedstat, its `stat`), kept open while the daemon's descriptors
+    /// allow: re-reading an open /proc file costs a fraction of opening it.
+    kept: ProcFile,
     /// Which file `kept` is.
     kind: Kept,
     /// Its children at the last read of its `children` list.
@@ -245,14 +246,14 @@ impl TreeSampler {
     /// schedstat, its `stat` is kept.
     fn first_read(&mut self, pid: i32) -> io::Result<MemberRead> {
         let sched_file = if self.schedstat {
-            File::open(format!("/proc/{pid}/schedstat")).ok()
+            ProcFile::open(pid, "schedstat").ok()
         } else {
             None
         };
         let (kept, kind, stat) = match sched_file {
             // schedstat before stat: if it runs in between, the next tick sees it moved.
-            Some(f) => {
-                let sched = read_schedstat(&f).ok().flatten();
+            Some(mut f) => {
+                let sched = f.read(read_schedstat).ok().flatten();
                 (
                     f,
                     Kept::Schedstat(sched),
@@ -260,8 +261,8 @@ impl TreeSampler {
                 )
             }
             None => {
-                let f = File::open(format!("/proc/{pid}/stat"))?;
-                pread_all(&f, &mut self.buf)?;
+                let mut f = ProcFile::open(pid, "stat")?;
+                f.read(|f| pread_all(f, &mut self.buf))?;
                 let stat = parse_stat(&self.buf).ok_or_else(|| unreadable(pid))?;
                 (f, Kept::Stat, stat)
             }
@@ -321,7 +322,7 @@ struct Refresh {
 fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<MemberRead> {
     let (stat, moved) = match m.kind {
         Kept::Schedstat(last) => {
-            let sched = read_schedstat(&m.kept)?;
+            let sched = m.kept.read(read_schedstat)?;
             // An unparsable schedstat counts as moved (and stays so): the member is read in full.
             let moved = sched.is_none() || sched != last;
             m.kind = Kept::Schedstat(sched);
@@ -340,7 +341,7 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
             (stat, moved || refresh.stat)
         }
         Kept::Stat => {
-            pread_all(&m.kept, buf)?;
+            m.kept.read(|f| pread_all(f, buf))?;
             let stat = parse_stat(buf).ok_or_else(|| unreadable(m.pid))?;
             (stat, refresh.stat || refresh.children)
         }
