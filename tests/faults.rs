@@ -1,6 +1,6 @@
 //! Fault tests with the real daemon: a SIGKILL during a burst of starts, a full log disk, a low file
-//! descriptor limit, a process limit. Slow or needing root (mount, prlimit, another user), so ignored
-//! by default; run them with
+//! descriptor limit, a process limit. Most are slow or need root (mount, prlimit, another user), so
+//! ignored by default; run them with
 //!
 //! ```sh
 //! cargo test -p processmanager --test faults -- --ignored --test-threads=1
@@ -303,6 +303,46 @@ fn set_limit(pid: i32, resource: &str, soft: u64, user: Option<u32>) {
     );
 }
 
+/// A daemon, a session on it, and its pid, running one process `warm`.
+fn daemon_with_a_warm_process() -> (Daemon, Raw, i32) {
+    let mut d = Daemon::start();
+    let mut s = d.session();
+    let pid = d.pid();
+    s.send("!!process.start name:'warm' command:'exec sleep 300'\n\n");
+    assert!(body_or_closed(&mut s).is_some_and(|b| b.contains("started successfully")));
+    let warm = pid_of(&d.status_json("warm"));
+    track(&mut d, warm);
+    (d, s, pid)
+}
+
+/// Sends `script(i)` for i = 0, 1, ... up to `max` starts, one at a time, until one is not started;
+/// answers the names started (the first quoted word of each script) and the refusal. Every process listed then is killed with `d`.
+fn start_until_refused(
+    d: &mut Daemon,
+    s: &mut Raw,
+    max: usize,
+    script: impl Fn(usize) -> String,
+) -> (Vec<String>, Option<String>) {
+    let mut started = Vec::new();
+    let mut refusal = None;
+    for i in 0..max {
+        let text = script(i);
+        s.send(&format!("{text}\n\n"));
+        let body = body_or_closed(s).expect("the daemon answers at its fd limit");
+        if body.contains("started successfully") {
+            let name = text.split('\'').nth(1).unwrap_or_default();
+            started.push(name.to_string());
+        } else {
+            refusal = Some(body);
+            break;
+        }
+    }
+    for p in list(d) {
+        track(d, pid_of(&p));
+    }
+    (started, refusal)
+}
+
 fn open_fds(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -312,37 +352,17 @@ fn open_fds(pid: i32) -> usize {
 #[test]
 #[ignore = "lowers the daemon's fd limit with prlimit; run with --ignored"]
 fn a_low_fd_limit_fails_starts_clearly_and_the_daemon_recovers() {
-    let mut d = Daemon::start();
-    let mut s = d.session();
-    let pid = d.pid();
     // The first start sets up what every later start shares (the group guard's pipe, the spawner's
     // reserved descriptors): count from after it.
-    s.send("!!process.start name:'warm' command:'exec sleep 300'\n\n");
-    assert!(body_or_closed(&mut s).is_some_and(|b| b.contains("started successfully")));
-    let warm = pid_of(&d.status_json("warm"));
-    track(&mut d, warm);
+    let (mut d, mut s, pid) = daemon_with_a_warm_process();
     assert!(d.pmclient(&["delete", "--name", "warm"]).status.success());
     let base = open_fds(pid);
     // About 16 of its own, and 32 the spawner keeps for its 8 kits (4 each: see clone_exec.rs).
     assert!(base < 56, "the daemon starts with {base} fds");
     set_limit(pid, "nofile", 64, None);
-    let mut started = Vec::new();
-    let mut refusal = None;
-    for i in 0..64 {
-        s.send(&format!(
-            "!!process.start name:'f{i}' command:'exec sleep 300' log:true\n\n"
-        ));
-        let body = body_or_closed(&mut s).expect("the daemon answers at its fd limit");
-        if body.contains("started successfully") {
-            started.push(format!("f{i}"));
-        } else {
-            refusal = Some(body);
-            break;
-        }
-    }
-    for p in list(&d) {
-        track(&mut d, pid_of(&p));
-    }
+    let (started, refusal) = start_until_refused(&mut d, &mut s, 64, |i| {
+        format!("!!process.start name:'f{i}' command:'exec sleep 300' log:true")
+    });
     let refusal = refusal.expect("a start fails once the fds run out");
     eprintln!(
         "{} starts before the limit; refusal: {refusal}",
@@ -375,6 +395,33 @@ fn a_low_fd_limit_fails_starts_clearly_and_the_daemon_recovers() {
     wait_for("fds back near the start", Duration::from_secs(20), || {
         open_fds(pid) <= base + 4
     });
+    assert!(d.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn a_start_near_the_fd_limit_is_refused_with_a_sentence_that_says_so() {
+    let (mut d, mut s, pid) = daemon_with_a_warm_process();
+    // Room for a few processes above what the daemon holds now (its own limit lowered, as an
+    // administrator's ulimit would be).
+    let limit = open_fds(pid) + 40;
+    set_limit(pid, "nofile", limit as u64, None);
+    let (started, refusal) = start_until_refused(&mut d, &mut s, 40, |i| {
+        format!("!!process.start name:'n{i}' program:'sleep' args:'300'")
+    });
+    let refusal = refusal.expect("a start is refused before the fds run out");
+    assert!(started.len() >= 3, "refused too early: {refusal}");
+    assert!(
+        refusal.contains("Too many open files for another process")
+            && refusal.contains(&format!("of its {limit} descriptors"))
+            && refusal.contains("ulimit -n"),
+        "{refusal}"
+    );
+    // Refused with room to spare: new connections are still served.
+    let out = d.pmclient(&["status", "--name", "warm"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    for name in started.iter().chain([&"warm".to_string()]) {
+        assert!(d.pmclient(&["delete", "--name", name]).status.success());
+    }
     assert!(d.terminate(Duration::from_secs(30)).success());
 }
 

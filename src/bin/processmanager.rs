@@ -67,26 +67,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// The open-files limit the daemon raises itself to where it may (root): room for about 100,000
+/// processes, well short of what a child that closes every possible descriptor would crawl through.
+const WANTED_OPEN_FILES: u64 = 1 << 18;
+
 /// What [`prepare_descriptors`] did: lines for the log, each fine (info) or not (warn).
 type Notes = Vec<Result<String, String>>;
 
-/// Raises the soft limit of open files to the hard limit (each managed process holds a pidfd and its
-/// tree's kept-open /proc files, and many systems default to a soft limit of 1,024), having recorded
-/// the original one for the children, then grows the descriptor table while the daemon has one
-/// thread, so that no start in a burst waits for the kernel to grow it.
+/// Raises the limit of open files as far as the daemon may (each managed process holds a pidfd and
+/// kept-open /proc files, and many systems default to a soft limit of 1,024): the soft limit to the
+/// hard one, and, where the daemon may (root), the hard one too, up to [`WANTED_OPEN_FILES`] within
+/// `fs.nr_open`, having recorded the original limit for the children. Then grows the descriptor table while the daemon has one thread, so that no start in
+/// a burst waits for the kernel to grow it.
 fn prepare_descriptors() -> Notes {
     use nix::sys::resource::{setrlimit, Resource};
     use pm_actors::process::descriptors::{
         record_original_open_files_limit, reserve_descriptor_table, RESERVED_DESCRIPTORS,
     };
     let limit = match record_original_open_files_limit() {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => Ok(format!("open files limit raised from {soft} to {hard}")),
-            Err(e) => Err(format!(
-                "cannot raise the open files limit from {soft}: {e}"
-            )),
-        },
-        Ok((soft, _)) => Ok(format!("open files limit: {soft}")),
+        Ok((soft, hard)) => {
+            // No limit may pass fs.nr_open, an unlimited hard one included.
+            let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(hard);
+            let hard_usable = hard.min(nr_open);
+            let wanted = nr_open.min(WANTED_OPEN_FILES).max(hard_usable);
+            // Above the hard limit only with CAP_SYS_RESOURCE: otherwise up to the hard limit.
+            let raised = [wanted, hard_usable]
+                .into_iter()
+                .filter(|&to| to > soft)
+                .find(|&to| setrlimit(Resource::RLIMIT_NOFILE, to, to.max(hard)).is_ok());
+            match raised {
+                Some(to) => Ok(format!("open files limit raised from {soft} to {to}")),
+                None if soft < hard_usable => Err(format!(
+                    "cannot raise the open files limit from {soft} to {hard_usable}"
+                )),
+                None => Ok(format!("open files limit: {soft}")),
+            }
+        }
         Err(e) => Err(format!("cannot read the open files limit: {e}")),
     };
     let table = match reserve_descriptor_table(RESERVED_DESCRIPTORS) {

@@ -18,6 +18,7 @@ mod events;
 pub mod guard;
 mod handle;
 pub mod hardening;
+pub mod limits;
 pub(crate) mod liveness;
 pub mod log_tail;
 pub mod logs;

@@ -381,6 +381,10 @@ fn describe_spawn_error(program: &str, e: &SpawnFailure) -> String {
         (Some(ChildStep::Exec), std::io::ErrorKind::PermissionDenied) => {
             format!("permission denied executing '{program}'")
         }
+        (None, std::io::ErrorKind::WouldBlock) => format!(
+            "cannot create a process (EAGAIN): {}",
+            super::limits::process_limit_clause()
+        ),
         (Some(ChildStep::Exec) | None, _) => format!("'{program}': {io}"),
         (Some(ChildStep::Stdio), _) => format!("cannot set up its standard descriptors: {io}"),
         (Some(ChildStep::Leader), _) => format!("cannot make it lead its own group: {io}"),

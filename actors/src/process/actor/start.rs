@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::super::child::Spawned;
 use super::super::env_file;
+use super::super::limits;
 use super::super::logs::Capture;
 use super::super::monitor::Monitor;
 use super::super::options::OutputTarget;
@@ -83,6 +84,11 @@ impl ProcessActor {
         if self.run.is_some() {
             return Err(PmError::AlreadyRunning(self.spec.name.clone()));
         }
+        // Refused whole while there is room for it, rather than failing in some open on its way.
+        limits::room_for_a_start().map_err(|cause| PmError::Spawn {
+            name: self.spec.name.clone(),
+            cause,
+        })?;
         if self.info.attached {
             return Err(PmError::Invalid(format!(
                 "'{}' was attached, not started by the supervisor: it cannot be started again",
