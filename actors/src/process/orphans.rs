@@ -2,14 +2,16 @@
 //! program's daemonized or `setsid` children), which nobody here would otherwise wait for.
 //!
 //! Every child this crate starts itself is listed from its clone until its owner has reaped it; the
-//! list is taken around the clone, so a scan never sees one of ours unlisted. On SIGCHLD (a burst of
-//! exits is one scan) the reaper lists this process's children (`/proc/self/task/*/children`, or a
-//! /proc scan where the kernel lacks that file) and reaps those not listed. A scan costs in proportion
-//! to the daemon's children, so the next one waits [`SCAN_SPACING`] times as long as the last took:
-//! when thousands of managed processes stop at once, the reaper takes a bounded share of a core
-//! instead of a scan of every child per exit. Only a program whose
-//! children all come from this crate may turn it on ([`reap_orphans`]): the daemon does. A program
-//! that starts children of its own elsewhere must not, or the reaper would take their exit statuses.
+//! list is taken around the clone, so a look never sees one of ours unlisted. On SIGCHLD (a burst of
+//! exits is one look) the reaper first peeks at the exited children one at a time (`waitid` with
+//! `WNOWAIT`) and reaps those not listed, until none is left: when the exit was one of ours, reaped
+//! by its owner meanwhile, that costs one `waitid`. Only when an exited child of ours stays in front
+//! (its owner has not reaped it yet) does it list every child (`/proc/self/task/*/children`, or a
+//! /proc scan where the kernel lacks that file) and reap those not listed. Such a scan costs in
+//! proportion to the daemon's children, and holds back its clones, so the next one waits
+//! [`SCAN_SPACING`] times as long as the last took. Only a program whose children all come from
+//! this crate may turn the reaper on ([`reap_orphans`]): the daemon does. A program that starts
+//! children of its own elsewhere must not, or the reaper would take their exit statuses.
 //!
 //! The list also keeps each child's start time when its clone pinned it down ([`start_ticks`]): the
 //! registry records a run by pid and start time, and a /proc read of it cost a tenth of the daemon's
@@ -101,14 +103,26 @@ fn start_reaper() -> Result<(), String> {
                         Err(e) => return drop(ready_tx.send(Err(e))),
                     };
                 let _ = ready_tx.send(Ok(()));
+                reap_unlisted();
+                let mut next_scan = Instant::now();
                 loop {
-                    let began = Instant::now();
-                    reap_unlisted();
-                    let took = began.elapsed();
                     if sigchld.recv().await.is_none() {
                         return;
                     }
-                    tokio::time::sleep(GATHER.max(took * SCAN_SPACING)).await;
+                    tokio::time::sleep(GATHER).await;
+                    if reap_by_peeking() {
+                        continue;
+                    }
+                    // One of ours in front: its owner reaps it within a moment; look once more
+                    // before listing every child.
+                    tokio::time::sleep(GATHER).await;
+                    if reap_by_peeking() {
+                        continue;
+                    }
+                    tokio::time::sleep_until(next_scan.into()).await;
+                    let began = Instant::now();
+                    reap_unlisted();
+                    next_scan = Instant::now() + began.elapsed() * SCAN_SPACING;
                 }
             })
         })
@@ -118,6 +132,39 @@ fn start_reaper() -> Result<(), String> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("cannot start the orphan reaper: {e}")),
         Err(_) => Err("the orphan reaper ended before it started".into()),
+    }
+}
+
+/// Reaps exited children that are not our own, as long as the first exited child is one: answers
+/// `true` when none is left, `false` when an exited child of ours is in front of any others.
+fn reap_by_peeking() -> bool {
+    // Held throughout: a pid seen here cannot become a new child of ours before it is reaped.
+    let own = own_children();
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid; waitid writes into it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: WNOWAIT leaves the child waitable; WNOHANG never blocks.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: filled in by a successful waitid (0 when no child has exited).
+        let pid = if r == 0 { unsafe { info.si_pid() } } else { 0 };
+        if pid <= 0 {
+            return true;
+        }
+        if own.0.as_ref().is_some_and(|own| own.contains_key(&pid)) {
+            return false;
+        }
+        let mut status = 0;
+        // SAFETY: an exited child of this process that nobody here owns; WNOHANG never blocks.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } <= 0 {
+            return false;
+        }
     }
 }
 
