@@ -148,8 +148,20 @@ impl SavedState {
 /// ```
 #[derive(Debug, Default)]
 pub struct StateEncoder {
-    /// Each process as last encoded, by name, with its JSON.
-    cache: HashMap<String, (SavedProcess, String)>,
+    /// Each process as last encoded, by name: what was encoded, its JSON, and the call that last
+    /// saw it. Updated in place: an unchanged process costs one lookup and a copy of its text.
+    cache: HashMap<String, Encoded>,
+    /// Calls so far.
+    calls: u64,
+    /// The length of the last document.
+    last_len: usize,
+}
+
+#[derive(Debug)]
+struct Encoded {
+    process: SavedProcess,
+    json: String,
+    seen: u64,
 }
 
 impl StateEncoder {
@@ -166,34 +178,55 @@ impl StateEncoder {
         let Some(head) = head.strip_suffix("[]}") else {
             return state.to_json();
         };
-        let mut cache = HashMap::with_capacity(state.processes.len());
+        self.calls += 1;
+        let call = self.calls;
         // Room for the last document and some growth: a copy of the whole text per reallocation was a
         // third of the encoder's time in a burst of starts.
-        let last = self.last_len();
+        let last = self.last_len;
         let mut out = String::with_capacity(head.len() + 2 + last + last / 4 + 4096);
         out.push_str(head);
         out.push('[');
+        let mut seen = 0;
         for (i, p) in state.processes.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            let json = match self.cache.remove(&p.spec.name) {
-                Some((old, json)) if unchanged(&old, p) => json,
-                _ => match serde_json::to_string(p) {
-                    Ok(json) => json,
-                    Err(_) => return state.to_json(),
-                },
+            let fresh = |p: &SavedProcess| serde_json::to_string(p).ok();
+            let entry = match self.cache.get_mut(&p.spec.name) {
+                Some(e) if unchanged(&e.process, p) => e,
+                Some(e) => {
+                    let Some(json) = fresh(p) else {
+                        return state.to_json();
+                    };
+                    e.process = p.clone();
+                    e.json = json;
+                    e
+                }
+                None => {
+                    let Some(json) = fresh(p) else {
+                        return state.to_json();
+                    };
+                    let encoded = Encoded {
+                        process: p.clone(),
+                        json,
+                        seen: 0,
+                    };
+                    self.cache.entry(p.spec.name.clone()).or_insert(encoded)
+                }
             };
-            out.push_str(&json);
-            cache.insert(p.spec.name.clone(), (p.clone(), json));
+            if entry.seen != call {
+                entry.seen = call;
+                seen += 1;
+            }
+            out.push_str(&entry.json);
         }
         out.push_str("]}");
-        self.cache = cache;
+        // Processes gone since the last call are forgotten.
+        if self.cache.len() != seen {
+            self.cache.retain(|_, e| e.seen == call);
+        }
+        self.last_len = out.len();
         out
-    }
-
-    fn last_len(&self) -> usize {
-        self.cache.values().map(|(_, json)| json.len() + 1).sum()
     }
 }
 
