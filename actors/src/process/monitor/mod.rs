@@ -11,7 +11,7 @@
 //! timeout: no wakeup at all.
 //!
 //! A tree that showed no CPU and no change of state for three ticks in a row is read every other
-//! tick. New watches are taken up at the next tick (a parked thread is woken), and dropped ones swept
+//! tick, and one that stayed so for [`LONG_IDLE_AFTER`] readings every fourth. New watches are taken up at the next tick (a parked thread is woken), and dropped ones swept
 //! then: a burst of starts wakes the thread at most once. The thread runs at nice 10: on a machine with
 //! few cores, a tick waits for a restart or a request rather than delaying it.
 //!
@@ -44,6 +44,10 @@ const MIN_TICK: Duration = Duration::from_millis(1);
 /// other tick: at 1,000 sleeping processes that halves the monitor's whole cost (one /proc read per
 /// process per tick), and a tree that wakes up shows within two ticks instead of one.
 const IDLE_AFTER: u32 = 3;
+/// A tree idle for this many readings in a row (a couple of minutes at a one-second tick) is read
+/// every fourth tick: at thousands of sleeping processes the monitor's cost is then a quarter, and
+/// a tree that wakes up shows within four ticks.
+const LONG_IDLE_AFTER: u32 = 64;
 
 /// Sent to the watching actor when a tick found something for it to do; the actor reads the watch's
 /// cell ([`TreeWatch::latest`], [`TreeWatch::take_command`]) to see what.
@@ -281,9 +285,14 @@ impl Watch {
         if self.closed.load(Ordering::SeqCst) {
             return false; // dropped since the pass began: its files stay closed
         }
-        // Idle trees take every other pass, half of them each time.
+        // Idle trees take every other pass, half of them each time; long idle ones every fourth.
         let waiting = self.wants_command.load(Ordering::SeqCst);
-        if cell.idle >= IDLE_AFTER && !waiting && (pass ^ self.id) & 1 == 1 {
+        let spacing = match cell.idle {
+            n if n >= LONG_IDLE_AFTER => 3,
+            n if n >= IDLE_AFTER => 1,
+            _ => 0,
+        };
+        if !waiting && (pass ^ self.id) & spacing != 0 {
             return false;
         }
         let sampled = cell.sampler.tick().ok();
