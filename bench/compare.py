@@ -10,6 +10,7 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -62,6 +63,24 @@ def inproc_status_us(n):
     return float(m.group(1)) if m else None
 
 
+def build_floor():
+    """bench/floor.c compiled to a temporary file; None (with a note) when there is no C compiler."""
+    exe = os.path.join(tempfile.mkdtemp(prefix="pmbench-floor-"), "floor")
+    r = subprocess.run(["cc", "-O2", "-o", exe, os.path.join(BENCH, "floor.c")], capture_output=True,
+                       text=True)
+    if r.returncode:
+        say(f"   no floor figure: cc failed: {r.stderr.strip()}")
+        return None
+    return exe
+
+
+def floor_s(exe, n):
+    """The bare floor at n: seconds until n `sleep 3600` started by clone(CLONE_VM) have all exec'd."""
+    out = subprocess.run([exe, str(n), "1"], capture_output=True, text=True, timeout=600).stdout
+    m = re.search(r"all exec'd ([0-9.]+) s", out)
+    return float(m.group(1)) if m else None
+
+
 def make(name, args):
     return {"ours": lambda: Ours(ROOT, shell=args.ours_shell), "supervisord": lambda: Supervisord(BENCH),
             "pm2": lambda: Pm2(BENCH)}[name]()
@@ -77,6 +96,11 @@ def main():
                     help="start ours with command:'sleep 3600' (through sh -c) instead of program:/args:")
     ap.add_argument("--runs", type=int, default=1,
                     help="whole runs, one after the other; the table shows each figure's median")
+    ap.add_argument("--scale", action="store_true",
+                    help="the scaling run: N=100,1000,5000,10000 (unless --n), the bare clone+exec floor "
+                         "(bench/floor.c) beside ours at each N, peers only up to --peer-max-n")
+    ap.add_argument("--peer-max-n", type=int, default=None,
+                    help="measure supervisord and pm2 only up to this N (default with --scale: 5000)")
     ap.add_argument("--out", default=os.path.join(BENCH, "results", "latest.md"))
     args = ap.parse_args()
 
@@ -84,7 +108,11 @@ def main():
     unknown = set(systems) - set(ALL)
     if unknown:
         ap.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    if args.scale and "--n" not in " ".join(sys.argv[1:]):
+        args.n = "100,1000,5000,10000"
     ns = [20] if args.quick else [int(x.replace("_", "")) for x in args.n.split(",")]
+    peer_max_n = args.peer_max_n or (5000 if args.scale else None)
+    floor = build_floor() if args.scale else None
     cfg = measure.Settings(quick=args.quick)
 
     # SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` tears its daemon down. SIGINT is set
@@ -115,10 +143,15 @@ def main():
         per_run = {}
         for n in ns:
             for sysobj in ready:
+                if sysobj.name != "ours" and peer_max_n and n > peer_max_n:
+                    continue
                 say(f"== run {k + 1}, {sysobj.name}, N={n} (load {os.getloadavg()[0]:.2f})")
                 res = measure.measure(sysobj, n, cfg, lambda m, s=sysobj.name: say(f"   {s}: {m}"))
                 if sysobj.name == "ours":
                     res["status_rust_api_us"] = inproc_status_us(n)
+                    if floor:
+                        res["floor_s"] = floor_s(floor, n)
+                        say(f"   floor: {res['floor_s']} s")
                 per_run.setdefault(sysobj.name, {})[n] = res
         runs.append(per_run)
     results = report.median_of_runs(runs)

@@ -1,7 +1,9 @@
 //! Load: 1,000 managed processes and 50 clients sending 100,000 commands in all (status, list, logs,
 //! stop and start again, and a few that must fail). Every command is answered, no error but the
 //! expected ones; afterwards the daemon's open files, threads and memory are back where they started
-//! and no zombie is left. Slow (minutes on 2 cores), so ignored; run it with
+//! and no zombie is left. And 10,000 processes started by one client that writes every start before
+//! it reads an answer, then restarted after SIGKILL, listed and stopped, with the figures printed.
+//! Slow (minutes on 2 cores), so ignored; run them with
 //!
 //! ```sh
 //! cargo test --release -p processmanager --test load -- --ignored --nocapture
@@ -12,6 +14,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{wait_for, Daemon, SECRET};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use processmanager::client::Client;
 
 const PROCESSES: usize = 1000;
@@ -219,4 +223,138 @@ fn settle(pid: i32, baseline: Option<Usage>) -> Usage {
         }
         last = now;
     }
+}
+
+/// Processes of the scale test.
+const MANY: usize = 10_000;
+
+/// The daemon's CPU time so far (user and system), in seconds.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64
+        / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .unwrap()
+            .unwrap() as f64
+}
+
+/// The pid in a status or list record.
+fn pid_in(body: &str) -> i64 {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let v = v.as_array().and_then(|a| a.first().cloned()).unwrap_or(v);
+    v["pid"].as_i64().unwrap_or(0)
+}
+
+/// The median and the worst of `values`.
+fn median_and_worst(mut values: Vec<Duration>) -> (Duration, Duration) {
+    values.sort();
+    (values[values.len() / 2], values[values.len() - 1])
+}
+
+#[test]
+#[ignore = "load: 10,000 processes; run with --ignored --release"]
+fn ten_thousand_processes_from_a_client_that_writes_everything_first() {
+    let mut d = Daemon::start();
+    let pid = d.pid();
+    let mut s = d.session();
+    // Every start written before a byte is read, as `cat batch.hs | socat - UNIX-CONNECT:...` does.
+    let batch: String = (0..MANY)
+        .map(|i| format!("!!process.start name:'t{i}' program:'sleep' args:'3600'\n\n"))
+        .collect();
+    let t0 = Instant::now();
+    s.send(&batch);
+    let written = t0.elapsed();
+    for i in 0..MANY {
+        let body = s.body();
+        assert!(
+            body.contains(&format!("'t{i}'")) && body.contains("started successfully"),
+            "answer {i}: {body}"
+        );
+    }
+    eprintln!(
+        "{MANY} starts written in {:.2} s, every answer read after {:.2} s",
+        written.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
+    // Idle: the daemon's CPU over 10 s once the burst has settled, and its memory.
+    std::thread::sleep(Duration::from_secs(5));
+    let (cpu0, at0) = (cpu_seconds(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(10));
+    let idle_cpu = (cpu_seconds(pid) - cpu0) / at0.elapsed().as_secs_f64() * 100.0;
+    let idle = usage(pid);
+    eprintln!(
+        "idle: {idle_cpu:.2}% of a core, {:.1} MB, {} fds",
+        idle.rss_kb as f64 / 1024.0,
+        idle.fds
+    );
+    // One status, and the list of every process as JSON.
+    let mut status = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        s.send("!!process.status name:'t0' format:json\n\n");
+        assert!(pid_in(&s.body()) > 0);
+        status.push(t.elapsed());
+    }
+    let mut lists = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        s.send("!!process.list format:json\n\n");
+        let body = s.body();
+        lists.push(t.elapsed());
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(list.as_array().map(Vec::len), Some(MANY));
+    }
+    eprintln!(
+        "status median {:?}, list of {MANY} as JSON median {:?}",
+        median_and_worst(status).0,
+        median_and_worst(lists).0
+    );
+    // Restart after SIGKILL: 20 processes that restart, each killed once, timed until a new pid runs.
+    for i in 0..20 {
+        s.send(&format!(
+            "!!process.start name:'r{i}' program:'sleep' args:'3600' restarts:-1\n\n"
+        ));
+        assert!(s.body().contains("started successfully"));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut restarts = Vec::new();
+    for i in 0..20 {
+        let ask = |s: &mut common::Raw| {
+            s.send(&format!("!!process.status name:'r{i}' format:json\n\n"));
+            pid_in(&s.body())
+        };
+        let old = ask(&mut s);
+        assert!(old > 0);
+        let t = Instant::now();
+        kill(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
+        loop {
+            let new = ask(&mut s);
+            if new > 0 && new != old {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "r{i} not restarted");
+        }
+        restarts.push(t.elapsed());
+    }
+    let (median, worst) = median_and_worst(restarts);
+    eprintln!("restart after SIGKILL: median {median:?}, worst of 20 {worst:?}");
+    // Stop every process: one request, then every pid gone.
+    let pids = d.pids();
+    assert_eq!(pids.len(), MANY + 20);
+    let t = Instant::now();
+    s.send("!!process.stop all:true\n\n");
+    let body = s.body();
+    assert!(!body.starts_with("Error"), "{body}");
+    wait_for("every process gone", Duration::from_secs(120), || {
+        pids.iter().all(|&p| !common::alive(p))
+    });
+    eprintln!("stop all: {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(usage(pid).zombies, 0);
+    assert!(d.terminate(Duration::from_secs(60)).success());
 }

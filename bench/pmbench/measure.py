@@ -128,6 +128,11 @@ def measure(system, n, cfg, say):
         res["throughput_queries"] = done
         say(f"throughput {done / secs:.0f}/s ({done} queries in {secs:.2f} s, {cfg.clients} clients)")
 
+        if hasattr(system, "list_json_latencies"):
+            lats = system.list_json_latencies(5)
+            res["list_json_ms"] = 1000 * statistics.median(lats)
+            say(f"list as JSON median {res['list_json_ms']:.2f} ms")
+
         # 5. stop: request until every pid is gone (reaped: absent from /proc).
         tree.refresh()
         pids = tree.managed(roots) & started

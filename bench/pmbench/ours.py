@@ -143,9 +143,10 @@ class Ours(System):
         return [self.proc.pid] if self.proc else []
 
     def start_all(self, names):
-        # The answers are read on a thread of their own (the daemon stops reading a client's lines
-        # while 1,024 answers wait for it) and checked once the clock has stopped: the figure is "until every pid
-        # runs", as for the others, not "until every answer" (each also waits for the state file).
+        # The answers are read on a thread of their own (a client that reads only after writing
+        # everything is served only while the answers fit the daemon's reply-backlog-bytes) and
+        # checked once the clock has stopped: the figure is "until every pid runs", as for the
+        # others, not "until every answer" (each also waits for the state file).
         scripts = [f"!!process.start name:'{n}' {self.what}" for n in names]
         self.answers = []
         self.expected = len(scripts)
@@ -184,6 +185,17 @@ class Ours(System):
             out.append(time.perf_counter() - t0)
             if time.monotonic() > t_end:
                 break
+        return out
+
+    def list_json_latencies(self, count):
+        """Seconds per `list format:json` of every process, `count` times on one connection."""
+        out = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            body = self.conn.call("!!process.list format:json")
+            out.append(time.perf_counter() - t0)
+            if not isinstance(json.loads(body), list):
+                raise RuntimeError(f"list: not a JSON list: {body[:200]}")
         return out
 
     def throughput(self, name, clients, total, deadline_s):

@@ -5,6 +5,7 @@ import statistics
 # (key, label, unit, scale, higher_is_better)
 FIGURES = [
     ("start_s", "start: request to all running", "s", 1, False),
+    ("floor_s", "bare clone+exec floor, same run (bench/floor.c)", "s", 1, False),
     ("stop_s", "stop: request to all gone", "s", 1, False),
     ("idle_rss_mb", "daemon memory, idle (RSS)", "MB", 1, False),
     ("idle_cpu_pct", "daemon CPU, idle (% of one core)", "%", 1, False),
@@ -13,6 +14,7 @@ FIGURES = [
     ("status_median_ms", "status of one process over the socket, median", "ms", 1, False),
     ("status_p99_ms", "status of one process over the socket, p99", "ms", 1, False),
     ("throughput_qps", "status throughput, 16 clients in parallel", "/s", 1, True),
+    ("list_json_ms", "list of every process as JSON over the socket, median", "ms", 1, False),
     ("status_rust_api_us", "status through the in-process Rust API, median", "µs", 1, False),
 ]
 
