@@ -89,7 +89,7 @@ def make(name, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--systems", default=",".join(ALL), help="comma list of " + ",".join(ALL))
-    ap.add_argument("--n", default="100,1000", help="comma list of process counts")
+    ap.add_argument("--n", default=None, help="comma list of process counts (default 100,1000)")
     ap.add_argument("--quick", action="store_true", help="smoke run: N=20, fewer tries, short waits")
     ap.add_argument("--no-build", action="store_true", help="use the existing target/release binary")
     ap.add_argument("--ours-shell", action="store_true",
@@ -108,8 +108,8 @@ def main():
     unknown = set(systems) - set(ALL)
     if unknown:
         ap.error(f"unknown systems: {', '.join(sorted(unknown))}")
-    if args.scale and "--n" not in " ".join(sys.argv[1:]):
-        args.n = "100,1000,5000,10000"
+    if args.n is None:
+        args.n = "100,1000,5000,10000" if args.scale else "100,1000"
     ns = [20] if args.quick else [int(x.replace("_", "")) for x in args.n.split(",")]
     peer_max_n = args.peer_max_n or (5000 if args.scale else None)
     floor = build_floor() if args.scale else None
