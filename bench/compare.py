@@ -2,11 +2,13 @@
 """Side-by-side benchmark of processmanager, supervisord and pm2 (run it through bench/run)."""
 
 import argparse
+import atexit
 import datetime
 import json
 import os
 import re
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,7 +67,9 @@ def inproc_status_us(n):
 
 def build_floor():
     """bench/floor.c compiled to a temporary file; None (with a note) when there is no C compiler."""
-    exe = os.path.join(tempfile.mkdtemp(prefix="pmbench-floor-"), "floor")
+    folder = tempfile.mkdtemp(prefix="pmbench-floor-")
+    atexit.register(shutil.rmtree, folder, True)
+    exe = os.path.join(folder, "floor")
     r = subprocess.run(["cc", "-O2", "-o", exe, os.path.join(BENCH, "floor.c")], capture_output=True,
                        text=True)
     if r.returncode:
