@@ -497,8 +497,9 @@ fn fork_failures_are_clear_errors_and_the_daemon_recovers() {
         "{} starts before the limit; refusal: {refusal}",
         started.len()
     );
+    // The refusal names the limit the fork met.
     assert!(
-        refusal.contains("Resource temporarily unavailable") || refusal.contains("os error 11"),
+        refusal.contains("cannot create a process (EAGAIN)") && refusal.contains("RLIMIT_NPROC"),
         "{refusal}"
     );
     s.send("!!process.list\n\n");
