@@ -34,6 +34,17 @@ pub fn frame(jobid: &str, body: &str) -> String {
     out.push(' ');
     out.push_str(jobid);
     out.push('\n');
+    if !body.contains('\r') && !body.contains(END_MARK) {
+        // Nothing to stuff and no CR to drop: the lines below would copy the body unchanged (a
+        // long `list` is megabytes), so copy it at once and end it with a newline as they would.
+        out.push_str(body);
+        if !body.is_empty() && !body.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(END_MARK);
+        out.push('\n');
+        return out;
+    }
     for line in body.lines() {
         // A body line that reads as the end mark would end the frame early (a child can print
         // anything into its logs): like SMTP's dot-stuffing, it gets one more leading space, which
@@ -280,9 +291,16 @@ pub fn status_json(p: &ProcessInfo) -> String {
 /// Every process as a pretty JSON array sorted by name, ending with a newline.
 pub fn list_json(processes: &[ProcessInfo]) -> String {
     let mut sorted: Vec<&ProcessInfo> = processes.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    pretty_json(&sorted)
+    // The registry already answers in name order; a sorted slice costs one pass here.
+    if !sorted.is_sorted_by(|a, b| a.name <= b.name) {
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    // Sized for the whole array up front, so a long list is not copied again at every doubling.
+    pretty_json_sized(&sorted, LIST_JSON_BYTES_PER_PROCESS * processes.len())
 }
+
+/// About what one `sleep` process takes in `list_json`'s array: a first guess at its buffer.
+const LIST_JSON_BYTES_PER_PROCESS: usize = 640;
 
 /// Captured lines: `<RFC 3339 time, milliseconds> [stdout] text`, one per line, as the log file has them.
 pub fn logs_text(lines: &[LogLine]) -> String {
@@ -328,10 +346,17 @@ pub fn event_json(e: &ProcessEvent) -> String {
 }
 
 fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    match serde_json::to_string_pretty(value) {
-        Ok(mut s) => {
-            s.push('\n');
-            s
+    pretty_json_sized(value, 128)
+}
+
+/// [`pretty_json`] into a buffer of `capacity` bytes to begin with.
+fn pretty_json_sized<T: serde::Serialize + ?Sized>(value: &T, capacity: usize) -> String {
+    let mut out = Vec::with_capacity(capacity + 1);
+    match serde_json::to_writer_pretty(&mut out, value) {
+        Ok(()) => {
+            out.push(b'\n');
+            // serde_json writes only UTF-8, so this cannot fail.
+            String::from_utf8(out).unwrap_or_else(|e| format!("Error encoding JSON: {e}\n"))
         }
         Err(e) => format!("Error encoding JSON: {e}\n"),
     }
