@@ -24,7 +24,8 @@ class Conn:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(path)
-        self.buf = b""
+        # Grown in place: a `list` answer of megabytes arrives in many chunks.
+        self.buf = bytearray()
         self.sock.sendall(secret.encode() + b"\n")
         while True:
             line = self._line()
@@ -50,14 +51,16 @@ class Conn:
 
     def read_result(self):
         """The body of the next `**RESULT** ... **ENDRESULT**` frame."""
+        searched = 0  # the end mark is not before here: each chunk is searched once, not the whole
         while True:
             start = self.buf.find(b"**RESULT**")
-            end = self.buf.find(END, start) if start >= 0 else -1
+            end = self.buf.find(END, max(start, searched - len(END))) if start >= 0 else -1
             if end >= 0:
                 frame = self.buf[start:end]
                 self.buf = self.buf[end + len(END) :]
                 body = frame.split(b"\n", 1)[1] if b"\n" in frame else b""
                 return body.decode(errors="replace")
+            searched = len(self.buf)
             self._fill()
 
     def call(self, script):

@@ -23,6 +23,18 @@ def read_stat(pid):
     return ppid, comm, state, ticks
 
 
+def daemon_cpu(pid):
+    """CPU time of all the daemon's threads, in seconds, to the nanosecond (schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended between the listing and the read
+    return total / 1e9
+
+
 def rss_kb(pid):
     """VmRSS of a pid in KiB (0 when gone or a kernel thread)."""
     try:
