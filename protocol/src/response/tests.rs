@@ -41,7 +41,10 @@ fn frames_always_end_the_body_with_a_newline() {
     assert_eq!(frame("", ""), "**RESULT** \n**ENDRESULT**\n");
     // Blank lines are kept and a CR before a newline is dropped, as line by line.
     assert_eq!(frame("", "a\n\nb"), "**RESULT** \na\n\nb\n**ENDRESULT**\n");
-    assert_eq!(frame("", "a\r\nb\r\n"), "**RESULT** \na\nb\n**ENDRESULT**\n");
+    assert_eq!(
+        frame("", "a\r\nb\r\n"),
+        "**RESULT** \na\nb\n**ENDRESULT**\n"
+    );
 }
 
 #[test]
