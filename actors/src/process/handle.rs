@@ -66,6 +66,18 @@ impl ProcessHandle {
         async move { request.await.map_err(gone) }
     }
 
+    /// [`ask`](Self::ask) for a message whose answer is itself a `Result`: one error either way.
+    fn ask_fallible<M, T>(&self, msg: M) -> impl Future<Output = Result<T, PmError>> + 'static
+    where
+        M: Message<Result = Result<T, PmError>> + Send + 'static,
+        T: Send + 'static,
+        ProcessActor: Handler<M>,
+        <ProcessActor as Actor>::Context: ToEnvelope<ProcessActor, M>,
+    {
+        let answer = self.ask(msg);
+        async move { answer.await? }
+    }
+
     /// Starts the process; answers its pid.
     pub fn start(&self) -> impl Future<Output = Result<i32, PmError>> + 'static {
         let answer = self.start_info();
@@ -74,8 +86,7 @@ impl ProcessHandle {
 
     /// Starts the process; answers its status record once it runs.
     pub fn start_info(&self) -> impl Future<Output = Result<ProcessInfo, PmError>> + 'static {
-        let answer = self.ask(Start);
-        async move { answer.await? }
+        self.ask_fallible(Start)
     }
 
     /// Sends the stop signal (SIGKILL after `grace`, or the spec's grace time); does not wait.
@@ -83,8 +94,7 @@ impl ProcessHandle {
         &self,
         grace: Option<Duration>,
     ) -> impl Future<Output = Result<(), PmError>> + 'static {
-        let answer = self.ask(Stop { grace });
-        async move { answer.await? }
+        self.ask_fallible(Stop { grace })
     }
 
     /// Sends the stop signal as [`ProcessHandle::stop`] does, without awaiting the answer; the
@@ -98,20 +108,17 @@ impl ProcessHandle {
         &self,
         grace: Option<Duration>,
     ) -> impl Future<Output = Result<ExitInfo, PmError>> + 'static {
-        let answer = self.ask(StopAndWait { grace });
-        async move { answer.await? }
+        self.ask_fallible(StopAndWait { grace })
     }
 
     /// SIGKILL to the group; answers once it is gone.
     pub fn kill(&self) -> impl Future<Output = Result<ExitInfo, PmError>> + 'static {
-        let answer = self.ask(Kill);
-        async move { answer.await? }
+        self.ask_fallible(Kill)
     }
 
     /// Waits for the process to end.
     pub fn wait(&self) -> impl Future<Output = Result<ExitInfo, PmError>> + 'static {
-        let answer = self.ask(Wait);
-        async move { answer.await? }
+        self.ask_fallible(Wait)
     }
 
     /// Sends `signal` (`HUP`, `SIGHUP` or a number) to the process, or to its whole group.
@@ -120,11 +127,10 @@ impl ProcessHandle {
         signal: &str,
         group: bool,
     ) -> impl Future<Output = Result<(), PmError>> + 'static {
-        let answer = self.ask(Signal {
+        self.ask_fallible(Signal {
             signal: signal.to_string(),
             group,
-        });
-        async move { answer.await? }
+        })
     }
 
     /// Stops (gracefully, forcing after the grace time) and starts again; answers the new pid.
@@ -135,8 +141,7 @@ impl ProcessHandle {
 
     /// Restarts the process; answers the status record of the new run.
     pub fn restart_info(&self) -> impl Future<Output = Result<ProcessInfo, PmError>> + 'static {
-        let answer = self.ask(Restart);
-        async move { answer.await? }
+        self.ask_fallible(Restart)
     }
 
     /// Whether the process is alive.
