@@ -224,6 +224,10 @@ pub struct ProcessInfo {
     pub detached: bool,
     /// Adopted with `attach` rather than started by the daemon.
     pub attached: bool,
+    /// CPU time of the current run, in seconds, summed over the process tree as the status monitor
+    /// has seen it; 0 when not running (each run starts again from 0). JSON carries two decimals.
+    #[serde(default, serialize_with = "two_decimals")]
+    pub cpu_seconds: f64,
     /// The env files the last start read, in order; left out of the JSON when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
@@ -269,6 +273,7 @@ impl ProcessInfo {
             skipped_runs: 0,
             detached: false,
             attached: false,
+            cpu_seconds: 0.0,
             env_files: Vec::new(),
         }
     }

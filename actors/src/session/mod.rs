@@ -33,6 +33,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::codec::FramedRead;
 
+use crate::counters::{self, OpenConnection, Transport};
 use lines::{Incoming, LineCodec};
 use outbox::{Outbox, OutboxError};
 pub use registry_link::RegistryLink;
@@ -176,6 +177,8 @@ pub struct Session {
     quote_timer: Option<SpawnHandle>,
     /// Counts this connection against the daemon's cap until the actor is gone.
     _permit: Option<OwnedSemaphorePermit>,
+    /// Counts this connection as open in the daemon's metrics until the actor is gone.
+    _counted: OpenConnection<'static>,
 }
 
 impl Session {
@@ -211,6 +214,7 @@ impl Session {
                 running: Rc::default(),
                 quote_timer: None,
                 _permit: permit,
+                _counted: counters::daemon().connections(Transport::Socket).opened(),
             }
         })
     }
