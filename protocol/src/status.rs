@@ -30,6 +30,19 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order of the lifecycle's description above.
+    pub const ALL: [Status; 9] = [
+        Status::Initial,
+        Status::Running,
+        Status::Stopping,
+        Status::Stopped,
+        Status::Completed,
+        Status::Failed,
+        Status::Backoff,
+        Status::Scheduled,
+        Status::Terminated,
+    ];
+
     /// The wire word (`running`, `backoff`, ...), as in text output and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -319,6 +332,26 @@ pub struct ProcessEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_status_once() {
+        // The match has no catch-all: a new status fails to compile here until ALL has it.
+        let place = |s: Status| match s {
+            Status::Initial => 0,
+            Status::Running => 1,
+            Status::Stopping => 2,
+            Status::Stopped => 3,
+            Status::Completed => 4,
+            Status::Failed => 5,
+            Status::Backoff => 6,
+            Status::Scheduled => 7,
+            Status::Terminated => 8,
+        };
+        assert_eq!(Status::ALL.len(), 9);
+        for (i, &s) in Status::ALL.iter().enumerate() {
+            assert_eq!(place(s), i, "{s} in its place");
+        }
+    }
 
     #[test]
     fn times_carry_milliseconds() {

@@ -1,0 +1,3 @@
+//! The daemon's HTTP server and its routes.
+
+pub mod metrics;
