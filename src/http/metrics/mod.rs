@@ -10,6 +10,7 @@ mod families;
 pub mod host;
 
 use actix::Addr;
+use actix_web::{web, HttpResponse};
 use pm_actors::counters::{self, ConnectionReading, RequestsReading, Transport};
 use pm_actors::registry::{ListProcesses, Registry, StateWrites};
 use pm_protocol::{PmError, ProcessInfo};
@@ -22,6 +23,24 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "processmanager";
+
+/// Mounts `GET /metrics`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(page));
+}
+
+/// `GET /metrics`: the page, gathered now; 503 once the registry is gone.
+async fn page(registry: web::Data<Addr<Registry>>) -> HttpResponse {
+    match Scrape::gather(&registry).await {
+        Ok(scrape) => HttpResponse::Ok()
+            .content_type(CONTENT_TYPE)
+            .body(scrape.render()),
+        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "error": e.to_string(),
+            "kind": "shutting_down",
+        })),
+    }
+}
 
 /// Everything one scrape reports, as read at one moment.
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,3 @@
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use pm_actors::counters::{CommandReading, LATENCY_BUCKETS};
 use pm_protocol::Status;
 
@@ -159,59 +156,52 @@ fn every_family_is_written_and_documented() {
     }
 }
 
-/// Runs `promtool check metrics` on `page`: `None` when promtool is not installed.
-pub(crate) fn promtool_check(page: &str) -> Option<(bool, String)> {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(_) => return None,
-    };
-    let mut stdin = child.stdin.take()?;
-    stdin.write_all(page.as_bytes()).ok()?;
-    drop(stdin);
-    let out = child.wait_with_output().ok()?;
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    Some((out.status.success() && said.trim().is_empty(), said))
-}
+#[actix_rt::test]
+async fn the_route_answers_the_page_of_a_live_registry() {
+    use actix_web::{test, App};
+    use pm_actors::registry::{RegistryConfig, StartProcess};
+    use pm_protocol::ProcessSpec;
 
-#[test]
-fn promtool_accepts_the_page() {
-    let page = scrape().render();
-    match promtool_check(&page) {
-        None => eprintln!("skipped: promtool is not installed (Debian package prometheus)"),
-        Some((ok, said)) => assert!(ok, "promtool check metrics:\n{said}\n{page}"),
-    }
-}
-
-#[test]
-fn promtool_accepts_the_documented_alert_rules() {
-    let docs = include_str!("../../../docs/metrics.md");
-    let start = docs
-        .find("```yaml\n# processmanager-rules.yml")
-        .expect("the rules block");
-    let block = &docs[start + "```yaml\n".len()..];
-    let rules = &block[..block.find("```").expect("the block's end")];
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rules.yml");
-    std::fs::write(&file, rules).unwrap();
-    match Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(&file)
-        .output()
-    {
-        Err(_) => eprintln!("skipped: promtool is not installed (Debian package prometheus)"),
-        Ok(out) => assert!(
-            out.status.success(),
-            "promtool check rules:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    let mut config = RegistryConfig::in_dir(dir.path());
+    config.persist_state = false;
+    let registry = Registry::new(config).start();
+    let spec = ProcessSpec::shell("nap", "sleep 30");
+    let started = registry.send(StartProcess {
+        spec,
+        template: None,
+    });
+    started.await.unwrap().unwrap();
+    let app = App::new()
+        .app_data(web::Data::new(registry.clone()))
+        .configure(routes);
+    let app = test::init_service(app).await;
+    let answer =
+        test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(answer.status(), 200);
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(content_type, CONTENT_TYPE);
+    let page = String::from_utf8(test::read_body(answer).await.to_vec()).unwrap();
+    assert_eq!(
+        value(&page, r#"processmanager_process_up{name="nap"}"#),
+        Some(1.0)
+    );
+    registry
+        .send(pm_actors::registry::Shutdown)
+        .await
+        .unwrap()
+        .unwrap();
+    let request = test::TestRequest::get().uri("/metrics").to_request();
+    let page = test::read_body(test::call_service(&app, request).await).await;
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    assert_eq!(
+        value(&page, r#"processmanager_process_up{name="nap"}"#),
+        Some(0.0),
+        "stopped by the shutdown"
+    );
 }
