@@ -9,11 +9,15 @@
 mod families;
 pub mod host;
 
-use actix::Addr;
 use actix_web::{web, HttpResponse};
 use pm_actors::counters::{self, ConnectionReading, RequestsReading, Transport};
-use pm_actors::registry::{ListProcesses, Registry, StateWrites};
+use pm_actors::registry::{ListProcesses, StateWrites};
+use pm_actors::session::RegistryLink;
+use pm_protocol::response::Operation;
 use pm_protocol::{PmError, ProcessInfo};
+
+use super::error::ApiError;
+use super::HttpState;
 
 pub use families::FAMILIES;
 pub use host::HostReading;
@@ -24,22 +28,20 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 /// The prefix of every metric name.
 pub const PREFIX: &str = "processmanager";
 
-/// Mounts `GET /metrics`.
+/// Mounts `GET /metrics` (the server's auth lets it through without the secret when pm.conf says
+/// `metrics-public: true`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(page));
 }
 
 /// `GET /metrics`: the page, gathered now; 503 once the registry is gone.
-async fn page(registry: web::Data<Addr<Registry>>) -> HttpResponse {
-    match Scrape::gather(&registry).await {
-        Ok(scrape) => HttpResponse::Ok()
-            .content_type(CONTENT_TYPE)
-            .body(scrape.render()),
-        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
-            "error": e.to_string(),
-            "kind": "shutting_down",
-        })),
-    }
+async fn page(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
+    let scrape = Scrape::gather(&state.registry)
+        .await
+        .map_err(|e| ApiError::from_pm(Operation::List, &e))?;
+    Ok(HttpResponse::Ok()
+        .content_type(CONTENT_TYPE)
+        .body(scrape.render()))
 }
 
 /// Everything one scrape reports, as read at one moment.
@@ -60,9 +62,9 @@ pub struct Scrape {
 impl Scrape {
     /// Gathers the figures now: two requests to the registry (asked at once), the counters and the
     /// host. A registry that is gone answers [`PmError::ShuttingDown`].
-    pub async fn gather(registry: &Addr<Registry>) -> Result<Scrape, PmError> {
-        let list = registry.send(ListProcesses);
-        let writes = registry.send(StateWrites);
+    pub async fn gather(registry: &RegistryLink) -> Result<Scrape, PmError> {
+        let list = registry.list.send(ListProcesses);
+        let writes = registry.state_writes.send(StateWrites);
         let gone = |_| PmError::ShuttingDown;
         let processes = list.await.map_err(gone)??;
         let state_writes = writes.await.map_err(gone)?;

@@ -159,8 +159,13 @@ fn every_family_is_written_and_documented() {
 #[actix_rt::test]
 async fn the_route_answers_the_page_of_a_live_registry() {
     use actix_web::{test, App};
-    use pm_actors::registry::{RegistryConfig, StartProcess};
+    use pm_actors::registry::{Registry, RegistryConfig, Shutdown, StartProcess};
+    use pm_actors::session::SessionSettings;
     use pm_protocol::ProcessSpec;
+
+    use crate::http::auth::Auth;
+    use crate::http::events::EventHub;
+    use crate::http::HttpSettings;
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = RegistryConfig::in_dir(dir.path());
@@ -172,36 +177,26 @@ async fn the_route_answers_the_page_of_a_live_registry() {
         template: None,
     });
     started.await.unwrap().unwrap();
-    let app = App::new()
-        .app_data(web::Data::new(registry.clone()))
-        .configure(routes);
+    let settings = HttpSettings::new("127.0.0.1:0".parse().unwrap());
+    let state = HttpState {
+        registry: RegistryLink::new(&registry),
+        auth: Auth::new("s", SessionSettings::new("s").throttle(), true),
+        events: EventHub::new(settings.events_backlog),
+        settings,
+    };
+    let app = App::new().app_data(web::Data::new(state)).configure(routes);
     let app = test::init_service(app).await;
-    let answer =
-        test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+    let scrape = || test::TestRequest::get().uri("/metrics").to_request();
+    let answer = test::call_service(&app, scrape()).await;
     assert_eq!(answer.status(), 200);
-    let content_type = answer
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    assert_eq!(content_type, CONTENT_TYPE);
+    let content_type = answer.headers().get("content-type").unwrap();
+    assert_eq!(content_type.to_str().unwrap(), CONTENT_TYPE);
     let page = String::from_utf8(test::read_body(answer).await.to_vec()).unwrap();
-    assert_eq!(
-        value(&page, r#"processmanager_process_up{name="nap"}"#),
-        Some(1.0)
-    );
-    registry
-        .send(pm_actors::registry::Shutdown)
-        .await
-        .unwrap()
-        .unwrap();
-    let request = test::TestRequest::get().uri("/metrics").to_request();
-    let page = test::read_body(test::call_service(&app, request).await).await;
+    let nap_up = r#"processmanager_process_up{name="nap"}"#;
+    assert_eq!(value(&page, nap_up), Some(1.0));
+
+    registry.send(Shutdown).await.unwrap().unwrap();
+    let page = test::read_body(test::call_service(&app, scrape()).await).await;
     let page = String::from_utf8(page.to_vec()).unwrap();
-    assert_eq!(
-        value(&page, r#"processmanager_process_up{name="nap"}"#),
-        Some(0.0),
-        "stopped by the shutdown"
-    );
+    assert_eq!(value(&page, nap_up), Some(0.0), "stopped by the shutdown");
 }
