@@ -152,6 +152,20 @@ impl RequestCounters {
         }
     }
 
+    /// Starts timing a request for the command named `action` (`process.start`, as in
+    /// [`Command::ACTIONS`]), for a front door that does not hold a [`Command`]; an unknown name is
+    /// not counted.
+    pub fn time_action(&self, action: &str) -> RequestTimer<'_> {
+        RequestTimer {
+            counters: self,
+            kind: Command::ACTIONS
+                .iter()
+                .position(|a| *a == action)
+                .unwrap_or(KINDS),
+            started: Instant::now(),
+        }
+    }
+
     /// Counts one request of the kind at `kind` ([`Command::action_index`]) that took `took`.
     pub fn record(&self, kind: usize, took: Duration) {
         let Some(c) = self.commands.get(kind) else {
@@ -317,6 +331,17 @@ mod tests {
         assert_eq!(counters.read().commands[list.action_index()].count, 0);
         drop(timer);
         assert_eq!(counters.read().commands[list.action_index()].count, 1);
+    }
+
+    #[test]
+    fn a_request_is_timed_by_its_action_name_too() {
+        let counters = RequestCounters::new();
+        let list = &parse_script("!!process.list").unwrap()[0];
+        drop(counters.time_action("process.list"));
+        drop(counters.time_action("no.such"));
+        let reading = counters.read();
+        assert_eq!(reading.commands[list.action_index()].count, 1);
+        assert_eq!(reading.commands.iter().map(|c| c.count).sum::<u64>(), 1);
     }
 
     #[test]

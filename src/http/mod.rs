@@ -20,6 +20,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use futures_util::StreamExt;
+use pm_actors::counters::{self, Transport};
 use pm_actors::session::RegistryLink;
 
 use auth::Auth;
@@ -116,6 +117,10 @@ pub fn start(state: HttpState) -> Result<actix_web::dev::Server, String> {
             .wrap(security_headers())
             .configure(routes)
             .default_service(web::to(not_found))
+    })
+    // Counted as open in the metrics until actix drops the connection's data, when it closes.
+    .on_connect(|_, data| {
+        data.insert(counters::daemon().connections(Transport::Http).opened());
     })
     // One worker: the daemon's HTTP traffic is light, and each worker is a thread of its own.
     .workers(1)

@@ -8,7 +8,7 @@ mod api;
 mod auth;
 mod events;
 mod limits;
-mod openapi;
+mod metrics;
 
 use std::time::Duration;
 

@@ -349,3 +349,25 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&frames[0].jobid, "id");
     }
 }
+
+#[test]
+fn every_operation_names_a_command() {
+    use crate::command::Command;
+    let all = [
+        Operation::Start,
+        Operation::Stop,
+        Operation::Restart,
+        Operation::Delete,
+        Operation::Kill,
+        Operation::Signal,
+        Operation::Attach,
+        Operation::Status,
+        Operation::List,
+        Operation::Logs,
+        Operation::Watch,
+        Operation::StopAll,
+    ];
+    for op in all {
+        assert!(Command::ACTIONS.contains(&op.action()), "{op:?}");
+    }
+}

@@ -1,6 +1,7 @@
 //! `POST /api/v1/apply`: a stack file (YAML or JSON) applied as a diff, as `!!process.apply` does.
 
 use actix_web::{web, HttpResponse};
+use pm_actors::counters;
 use pm_actors::registry::ApplyStack;
 use pm_protocol::stack::StackFile;
 use pm_protocol::PmError;
@@ -37,7 +38,7 @@ fn apply_error(e: &PmError) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/apply", tag = "processes",
     params(ApplyQuery),
     request_body(content = String, content_type = "application/yaml",
-        example = "processes:\n  web:\n    command: sleep 600\n    log: true\n"),
+        example = "processes:\n  web:\n    command: sleep 600\n"),
     responses(
         (status = 200, description = "The plan, carried out unless dry_run", body = Object),
         (status = 400, description = "A stack that cannot be read", body = ErrorBody),
@@ -62,13 +63,17 @@ pub async fn apply(
         prune: query.prune,
         dry_run: query.dry_run,
     };
-    let plan = state
-        .registry
-        .apply
-        .send(msg)
-        .await
-        .unwrap_or(Err(PmError::ShuttingDown))
-        .map_err(|e| apply_error(&e))?;
+    let plan = {
+        // Counted as the socket counts it: until the registry answers, before the disk.
+        let _timed = counters::daemon().requests.time_action("process.apply");
+        state
+            .registry
+            .apply
+            .send(msg)
+            .await
+            .unwrap_or(Err(PmError::ShuttingDown))
+            .map_err(|e| apply_error(&e))?
+    };
     durable(&state.registry).await;
     Ok(json_text(plan.json()))
 }

@@ -11,6 +11,7 @@ pub mod processes;
 use actix::prelude::*;
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
+use pm_actors::counters;
 use pm_actors::registry::Durable;
 use pm_actors::session::RegistryLink;
 use pm_protocol::response::Operation;
@@ -29,12 +30,14 @@ pub struct Done {
 }
 
 /// Sends `msg` to the registry; its refusal (or a registry that is gone: the daemon is shutting
-/// down) is the error answer of `op`.
+/// down) is the error answer of `op`. Counted in the daemon's request metrics as the socket command
+/// of `op`.
 pub(crate) async fn ask<M, T>(op: Operation, to: &Recipient<M>, msg: M) -> Result<T, ApiError>
 where
     M: Message<Result = Result<T, PmError>> + Send + 'static,
     T: Send + 'static,
 {
+    let _timed = counters::daemon().requests.time_action(op.action());
     to.send(msg)
         .await
         .unwrap_or(Err(PmError::ShuttingDown))
