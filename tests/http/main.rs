@@ -9,6 +9,7 @@ mod auth;
 mod events;
 mod limits;
 mod metrics;
+mod openapi;
 
 use std::time::Duration;
 
