@@ -346,8 +346,8 @@ impl Registry {
         if let Some(expr) = &spec.cron {
             CronSchedule::parse(expr)?;
         }
-        let spec = self.with_marker(self.apply_defaults(spec));
-        let addr = ProcessActor::new(spec.clone(), self.process_options()).start();
+        let spec = Arc::new(self.with_marker(self.apply_defaults(spec)));
+        let addr = ProcessActor::new(Arc::clone(&spec), self.process_options()).start();
         self.register(spec.name.clone(), spec, addr, false);
         Ok(())
     }

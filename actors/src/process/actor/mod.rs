@@ -130,7 +130,8 @@ struct LingeringGroup {
 
 /// One actor per managed process. See the module docs of [`crate::process`].
 pub struct ProcessActor {
-    spec: ProcessSpec,
+    /// Shared with the registry's record: one definition in memory per process, not two.
+    spec: Arc<ProcessSpec>,
     opts: ProcessOptions,
     info: ProcessInfo,
     run: Option<Run>,
@@ -165,7 +166,8 @@ impl ProcessActor {
     /// kernel ties to the *thread* that cloned it, not to the program: start the actor on an
     /// arbiter that lives as long as its processes should. One started on a short-lived arbiter
     /// sees its children killed when that arbiter's thread ends.
-    pub fn new(spec: ProcessSpec, opts: ProcessOptions) -> ProcessActor {
+    pub fn new(spec: impl Into<Arc<ProcessSpec>>, opts: ProcessOptions) -> ProcessActor {
+        let spec = spec.into();
         let mut info = ProcessInfo::initial(spec.name.clone(), spec.command.display());
         info.args = match &spec.command {
             CommandLine::Shell(_) => Vec::new(),
@@ -337,7 +339,7 @@ impl Handler<UpdateStatus> for ProcessActor {
 impl Handler<GetSpec> for ProcessActor {
     type Result = MessageResult<GetSpec>;
     fn handle(&mut self, _: GetSpec, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.spec.clone())
+        MessageResult(ProcessSpec::clone(&self.spec))
     }
 }
 
