@@ -327,6 +327,9 @@ pub fn event_text(e: &ProcessEvent) -> String {
     let change = match &e.kind {
         crate::EventKind::Status { old, new } => format!("status {old} -> {new}"),
         crate::EventKind::State { old, new } => format!("state {old} -> {new}"),
+        crate::EventKind::Ready => "ready".to_string(),
+        crate::EventKind::Unready { detail } => format!("unready: {detail}"),
+        crate::EventKind::Unhealthy { detail } => format!("unhealthy: {detail}"),
     };
     let exit = e
         .exit

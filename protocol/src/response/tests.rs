@@ -229,6 +229,7 @@ fn logs_and_events_as_text() {
             new: Status::Failed,
         },
         exit: Some(ExitInfo {
+            reason: None,
             code: Some(3),
             signal: None,
             time: t,

@@ -21,6 +21,7 @@ const FALLBACK_POLL: Duration = Duration::from_millis(100);
 fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
     use std::os::unix::process::ExitStatusExt;
     ExitInfo {
+        reason: None,
         code: status.code(),
         signal: status.signal().map(signal_name),
         time: Local::now(),
@@ -30,6 +31,7 @@ fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
 /// The exit of a process whose status cannot be known.
 fn unknown_exit() -> ExitInfo {
     ExitInfo {
+        reason: None,
         code: None,
         signal: None,
         time: Local::now(),
