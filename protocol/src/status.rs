@@ -150,9 +150,10 @@ pub struct ExitInfo {
 }
 
 impl ExitInfo {
-    /// Whether this exit counts as a success (exit code 0).
+    /// Whether this exit counts as a success (exit code 0, and not ended by the supervisor for a
+    /// reason of the run's own).
     pub fn success(&self) -> bool {
-        self.code == Some(0)
+        self.code == Some(0) && self.reason.is_none()
     }
 
     /// `exited with code 3` or `killed by signal SIGSEGV` (the signal wins when both are set); plain

@@ -6,7 +6,8 @@
 //! - `exit`: learning of an exit (pidfd, or polling), reaping it and ending the run;
 //! - `stop`: a stop or kill of the whole group, the groups that linger, signals;
 //! - `attach`: taking a process the daemon did not spawn (attached, or adopted after a restart);
-//! - `status`: the status record, the readings of the tree, the log ring.
+//! - `status`: the status record, the readings of the tree, the log ring;
+//! - `health`: readiness and health checks, the notify socket, the stop of an unhealthy run.
 //!
 //! Exits are event-driven: a pidfd per run, awaited with tokio's `AsyncFd`, wakes the actor the moment
 //! the process exits, and the actor reaps it at once. Polling happens only during a stop, to see the
@@ -22,6 +23,7 @@
 
 mod attach;
 mod exit;
+mod health;
 mod start;
 mod status;
 mod stop;
@@ -54,6 +56,8 @@ type ExitSender = oneshot::Sender<Result<ExitInfo, PmError>>;
 enum StopReason {
     User,
     Deadline(u64),
+    /// Unhealthy, or not ready in time: the reason is in the actor's probe state.
+    Probe,
 }
 
 /// Who a run's process is to the daemon: decides how it is reaped, signalled and ended.
@@ -147,6 +151,8 @@ pub struct ProcessActor {
     subscribers: Subscribers,
     ring: Arc<Mutex<LogRing>>,
     log_file: Option<Arc<Mutex<RotatingFile>>>,
+    /// Readiness and health of the current run.
+    probes: health::ProbeState,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -204,6 +210,7 @@ impl ProcessActor {
             subscribers: Subscribers::default(),
             ring,
             log_file,
+            probes: health::ProbeState::default(),
         }
     }
 
