@@ -163,9 +163,13 @@ impl ProcessActor {
             run.id = self.next_run_id;
             self.next_run_id += 1;
             let (id, pid) = (run.id, run.pid);
+            let adopted = matches!(run.origin, Origin::Adopted(_));
             let _ = self.watch_tree(&mut run, ctx);
             self.run = Some(run);
             self.watch_exit(id, pid, ctx);
+            if adopted {
+                self.probes_adopted(id, ctx);
+            }
         }
     }
 

@@ -99,6 +99,11 @@ impl ProcessActor {
 
     /// Run `id` has started: `starting` until its readiness holds, then its health checks.
     pub(super) fn probes_begin(&mut self, id: u64, ctx: &mut Context<Self>) {
+        self.probes_run(id, false, ctx);
+    }
+
+    /// Readiness and health for run `id`, started by us or `adopted`.
+    fn probes_run(&mut self, id: u64, adopted: bool, ctx: &mut Context<Self>) {
         let settings = &self.spec.probes;
         self.probes.run_id = id;
         self.probes.ready = false;
@@ -113,7 +118,11 @@ impl ProcessActor {
         self.info.health = Some(Health::Starting);
         self.info.ready_since = None;
         self.info.health_detail.clear();
-        if let Some(within) = settings.ready_within_ms.map(Duration::from_millis) {
+        if let Some(within) = settings
+            .ready_within_ms
+            .filter(|_| !adopted)
+            .map(Duration::from_millis)
+        {
             ctx.run_later(within, move |act, ctx| {
                 if act.probes.run_id == id && !act.probes.ready {
                     act.probe_stop(id, format!("not ready within {}", human(within)), ctx);
@@ -121,11 +130,22 @@ impl ProcessActor {
             });
         }
         match &settings.ready {
-            Readiness::Started => self.become_ready(id, ctx),
             Readiness::Check(_) => self.check_later(id, CheckKind::Ready, Duration::ZERO, ctx),
+            _ if adopted => self.become_ready(id, ctx),
+            Readiness::Started => self.become_ready(id, ctx),
             // Told by the notify socket, the log capture, or the exit.
             Readiness::Notify | Readiness::Log(_) | Readiness::Exited => {}
         }
+    }
+
+    /// Run `id` was adopted after a daemon restart: it ran before, so a readiness that cannot be
+    /// asked again (notify, log, started) holds at once, a check is asked again, and the health
+    /// checks resume. A notify process keeps its socket path, bound again here.
+    pub(super) fn probes_adopted(&mut self, id: u64, ctx: &mut Context<Self>) {
+        if let Err(e) = self.notify_socket(ctx) {
+            tracing::warn!(process = %self.spec.name, "{e}");
+        }
+        self.probes_run(id, true, ctx);
     }
 
     /// Run `id` is ready: the `ready` event (the registry's cue), `ready_since`, the health checks.
