@@ -200,7 +200,8 @@ impl ProcessActor {
             );
             return;
         }
-        let check = probe::check(probe, &self.spec, Duration::from_millis(timeout));
+        let guard = self.guard().cloned();
+        let check = probe::check(probe, &self.spec, Duration::from_millis(timeout), guard);
         ctx.spawn(check.into_actor(self).map(move |res, act, ctx| match kind {
             CheckKind::Ready => act.ready_answer(id, res, ctx),
             CheckKind::Health => act.health_answer(id, res, ctx),

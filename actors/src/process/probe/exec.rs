@@ -13,6 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe::Receiver;
 
 use super::super::child::ChildProcess;
+use super::super::guard::GroupGuard;
 use super::super::{env_file, pidfd, spawn};
 use super::{human, Failure};
 
@@ -28,12 +29,18 @@ pub(crate) struct ExecProbe {
     child: Option<ChildProcess>,
     pid: i32,
     command: String,
+    /// Kills the check's group should the daemon die while it runs.
+    guard: Option<GroupGuard>,
 }
 
 impl ExecProbe {
     /// Spawns `command` with `sh -c` as the process of `spec` would run (its user, environment, env
     /// files, directory), output captured. Call on the process actor's thread.
-    pub(crate) fn start(spec: &ProcessSpec, command: &str) -> Result<ExecProbe, Failure> {
+    pub(crate) fn start(
+        spec: &ProcessSpec,
+        command: &str,
+        guard: Option<GroupGuard>,
+    ) -> Result<ExecProbe, Failure> {
         let base = match env_file::with_env_files(spec) {
             Ok(Cow::Owned(s)) => s,
             Ok(Cow::Borrowed(s)) => s.clone(),
@@ -47,11 +54,16 @@ impl ExecProbe {
         // The log folder is not used: a check's output is piped, never written to a file.
         let pending = spawn::launch(&probe, spawn::StdioPlan::Capture, std::path::Path::new("."))
             .map_err(|e| format!("exec {command}: {e}"))?;
+        let pid = pending.pid();
+        if let Some(g) = &guard {
+            g.register(pid);
+        }
         Ok(ExecProbe {
-            pid: pending.pid(),
+            pid,
             pending: Some(pending),
             child: None,
             command: command.to_string(),
+            guard,
         })
     }
 
@@ -101,13 +113,17 @@ impl ExecProbe {
     /// Reaps the child (killed or exited), waiting in the reactor, never on the thread.
     async fn reap(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        loop {
+        let status = loop {
             match child.try_wait() {
-                Ok(Some(status)) => return Some(status),
+                Ok(Some(status)) => break Some(status),
                 Ok(None) => tokio::time::sleep(FALLBACK_POLL).await,
-                Err(_) => return None,
+                Err(_) => break None,
             }
+        };
+        if let Some(g) = self.guard.take() {
+            g.unregister(self.pid);
         }
+        status
     }
 }
 
@@ -119,13 +135,18 @@ impl Drop for ExecProbe {
             return;
         }
         let _ = kill(Pid::from_raw(-self.pid), NixSignal::SIGKILL);
-        if let Some(mut child) = self.child.take() {
-            let _ = std::thread::Builder::new()
-                .name("pm-probe-reaper".into())
-                .spawn(move || {
+        let (guard, pgid) = (self.guard.take(), self.pid);
+        let child = self.child.take();
+        let _ = std::thread::Builder::new()
+            .name("pm-probe-reaper".into())
+            .spawn(move || {
+                if let Some(mut child) = child {
                     let _ = child.wait();
-                });
-        }
+                }
+                if let Some(g) = guard {
+                    g.unregister(pgid);
+                }
+            });
         // A pending spawn reaps its own child when dropped before its exec report.
     }
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use pm_protocol::{Probe, ProcessSpec};
 
+use super::guard::GroupGuard;
+
 pub(crate) use exec::ExecProbe;
 
 /// A check's failure, as the status shows it (`GET http://...: 503 after 12 ms`).
@@ -35,11 +37,12 @@ pub(crate) fn check(
     probe: &Probe,
     spec: &ProcessSpec,
     timeout: Duration,
+    guard: Option<GroupGuard>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Failure>>>> {
     match probe {
         Probe::Http(target) => Box::pin(http::get(target.clone(), timeout)),
         Probe::Tcp { host, port } => Box::pin(tcp(host.clone(), *port, timeout)),
-        Probe::Exec(command) => match ExecProbe::start(spec, command) {
+        Probe::Exec(command) => match ExecProbe::start(spec, command, guard) {
             Ok(child) => Box::pin(child.finish(timeout)),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         },
