@@ -11,7 +11,7 @@ mod server;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::{start_in, Cleanup};
+use common::{start_in, Cleanup, Life};
 use pm_actors::process::EventSink;
 use pm_actors::registry::*;
 use pm_protocol::{
@@ -34,15 +34,7 @@ impl Harness {
         let mut config = RegistryConfig::in_dir(dir.path());
         config.status_interval = Duration::from_millis(200);
         let registry = Registry::new(config).start();
-        let (tx, events) = mpsc::unbounded_channel();
-        registry
-            .send(SubscribeEvents {
-                names: None,
-                sink: EventSink::Unbounded(tx),
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        let events = subscribe(&registry).await;
         Harness {
             registry,
             events,
@@ -128,6 +120,20 @@ impl Harness {
     async fn shutdown(&self) {
         self.registry.send(Shutdown).await.unwrap().unwrap();
     }
+}
+
+/// Every event of every process of `registry`, from now on.
+async fn subscribe(registry: &Addr<Registry>) -> mpsc::UnboundedReceiver<ProcessEvent> {
+    let (tx, events) = mpsc::unbounded_channel();
+    registry
+        .send(SubscribeEvents {
+            names: None,
+            sink: EventSink::Unbounded(tx),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    events
 }
 
 fn probed(name: &str, command: &str, ready: &str) -> ProcessSpec {
@@ -542,4 +548,75 @@ async fn a_silent_watchdog_makes_it_unhealthy() {
     );
     h.until("dog", 10, |i| i.restarts == 1).await;
     h.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn an_adopted_run_is_ready_again_after_a_daemon_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut cleanup = Cleanup::default();
+    let mut spec = probed("kept", "exec sleep 600", &format!("tcp:127.0.0.1:{port}"));
+    spec.detach = true;
+    spec.probes.health = Some(pm_protocol::Probe::parse(&format!("tcp:127.0.0.1:{port}")).unwrap());
+    spec.probes.health_period_ms = 100;
+    let status = |r: Addr<Registry>| async move {
+        r.send(GetStatus {
+            name: "kept".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    let first = {
+        let life = Life::start(dir.path());
+        let info = start_in(&life.registry, spec).await.unwrap();
+        cleanup.group(info.pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while status(life.registry.clone()).await.health != Some(Health::Ready) {
+            assert!(Instant::now() < deadline, "not ready in the first life");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        info.pid
+    };
+    let life = Life::start(dir.path());
+    let mut events = subscribe(&life.registry).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        let info = status(life.registry.clone()).await;
+        if info.health == Some(Health::Ready) {
+            break info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready after adoption: {info:#?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(info.pid, first, "the same run, adopted");
+    assert!(info.ready_since.is_some());
+    // Its health checks go on: the listener gone, it is unhealthy (and the policy never keeps it).
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(life.registry.clone()).await.health != Some(Health::Unhealthy) {
+        assert!(Instant::now() < deadline, "no health checks after adoption");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut kinds = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        kinds.push(ev.kind);
+    }
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::Unhealthy { .. })),
+        "{kinds:?}"
+    );
+    life.registry
+        .send(KillProcess {
+            name: "kept".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -168,7 +168,11 @@ impl ProcessActor {
             self.run = Some(run);
             self.watch_exit(id, pid, ctx);
             if adopted {
-                self.probes_adopted(id, ctx);
+                // After the messages already in the mailbox (the registry's subscription), so
+                // that the `ready` event of an adopted run reaches it.
+                ctx.run_later(std::time::Duration::ZERO, move |act, ctx| {
+                    act.probes_adopted(id, ctx)
+                });
             }
         }
     }

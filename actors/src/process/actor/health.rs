@@ -142,6 +142,9 @@ impl ProcessActor {
     /// asked again (notify, log, started) holds at once, a check is asked again, and the health
     /// checks resume. A notify process keeps its socket path, bound again here.
     pub(super) fn probes_adopted(&mut self, id: u64, ctx: &mut Context<Self>) {
+        if self.current_run(id).is_none() {
+            return;
+        }
         if let Err(e) = self.notify_socket(ctx) {
             tracing::warn!(process = %self.spec.name, "{e}");
         }
@@ -357,6 +360,7 @@ impl ProcessActor {
                     self.probes.ready = false;
                     self.info.health = Some(Health::Starting);
                     self.info.ready_since = None;
+                    self.info.health_detail = detail.to_string();
                     self.emit(
                         leader,
                         EventKind::Unready {
