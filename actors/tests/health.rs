@@ -488,23 +488,12 @@ async fn notify_with_the_real_systemd_notify() {
 async fn notify_with_raw_datagrams_and_only_from_its_tree() {
     let mut h = Harness::new().await;
     let flag = h.dir.path().join("go");
-    let send = |text: &str| {
-        format!(
-            "python3 -c 'import os,socket; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); \
-             s.sendto(b\"{text}\", os.environ[\"NOTIFY_SOCKET\"])'"
-        )
-    };
-    if std::process::Command::new("python3")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: python3 (to send a raw datagram) is not installed");
+    if !have_python3() {
         return;
     }
     let command = format!(
         "while [ ! -f {f} ]; do sleep 0.02; done; {}; sleep 600",
-        send("STATUS=up\\nREADY=1"),
+        raw_notify("STATUS=up\\nREADY=1"),
         f = flag.display()
     );
     let mut spec = probed("raw", &command, "notify");
@@ -518,6 +507,63 @@ async fn notify_with_raw_datagrams_and_only_from_its_tree() {
     ready_only_after(&mut h, "raw", || std::fs::write(&flag, "").unwrap()).await;
     assert_eq!(h.status("raw").await.health_detail, "up");
     assert_eq!(h.status("raw").await.pid, info.pid);
+    h.shutdown().await;
+}
+
+/// Whether python3 is here to send raw datagrams (says why a test skips when not).
+fn have_python3() -> bool {
+    let here = std::process::Command::new("python3")
+        .arg("-V")
+        .output()
+        .is_ok();
+    if !here {
+        eprintln!("skipped: python3 (to send a raw datagram) is not installed");
+    }
+    here
+}
+
+/// `python3 -c` sending `text` (assignments separated by `\\n`) to `NOTIFY_SOCKET`.
+fn raw_notify(text: &str) -> String {
+    format!(
+        "python3 -c 'import os,socket; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); \
+         s.sendto(b\"{text}\", os.environ[\"NOTIFY_SOCKET\"])'"
+    )
+}
+
+#[actix_rt::test]
+async fn reloading_makes_it_unready_until_ready_again() {
+    if !have_python3() {
+        return;
+    }
+    let mut h = Harness::new().await;
+    let flag = h.dir.path().join("reloaded");
+    let command = format!(
+        "{}; while [ ! -f {f} ]; do sleep 0.02; done; {}; sleep 0.3; {}; sleep 600",
+        raw_notify("READY=1"),
+        raw_notify("RELOADING=1"),
+        raw_notify("READY=1"),
+        f = flag.display()
+    );
+    let mut spec = probed("reload", &command, "notify");
+    spec.probes.health = Some(pm_protocol::Probe::parse("exec:true").unwrap());
+    spec.probes.health_period_ms = 50;
+    h.start(spec).await.unwrap();
+    h.event("reload", 10, is_ready).await;
+    std::fs::write(&flag, "").unwrap();
+    let seen = h
+        .event("reload", 10, |k| matches!(k, EventKind::Unready { .. }))
+        .await;
+    assert_eq!(
+        seen.last(),
+        Some(&EventKind::Unready {
+            detail: "reloading".into()
+        })
+    );
+    let info = h.status("reload").await;
+    assert_eq!(info.health, Some(Health::Starting), "{info:#?}");
+    assert!(info.ready_since.is_none());
+    h.event("reload", 10, is_ready).await;
+    assert_eq!(h.status("reload").await.health, Some(Health::Ready));
     h.shutdown().await;
 }
 

@@ -28,6 +28,9 @@ use super::{now_rfc3339, ProcessActor, StopReason};
 pub(super) struct ProbeState {
     run_id: u64,
     ready: bool,
+    /// The health check loop of this run is armed (once per run, though a notify process may
+    /// become ready again after `RELOADING=1`).
+    checking: bool,
     /// Consecutive failed health checks (or watchdog expiries).
     failures: u32,
     /// Why the supervisor stops the current run (`unhealthy: ...`, `not ready within 5 s`).
@@ -107,6 +110,7 @@ impl ProcessActor {
         let settings = &self.spec.probes;
         self.probes.run_id = id;
         self.probes.ready = false;
+        self.probes.checking = false;
         self.probes.failures = 0;
         self.probes.stop_reason = None;
         if let Some(h) = self.probes.watchdog.take() {
@@ -164,7 +168,8 @@ impl ProcessActor {
         self.info.health = Some(Health::Ready);
         self.info.ready_since = Some(now_rfc3339(Local::now()));
         self.emit(pid, EventKind::Ready, None);
-        if self.spec.probes.health.is_some() {
+        if self.spec.probes.health.is_some() && !self.probes.checking {
+            self.probes.checking = true;
             let period = Duration::from_millis(self.spec.probes.health_period_ms);
             self.check_later(id, CheckKind::Health, period, ctx);
         }
