@@ -258,7 +258,18 @@ impl From<Readiness> for String {
     }
 }
 
-/// Readiness, health checks and the watchdog of one process, with their timings.
+/// Readiness, health checks and the watchdog of one process, with their timings
+/// ([`ProcessSpec::probes`](crate::ProcessSpec::probes)).
+///
+/// ```
+/// use pm_protocol::{Probe, ProcessSpec, Readiness};
+/// let mut spec = ProcessSpec::exec("api", "./api", ["--port", "8080"]);
+/// spec.probes.ready = Readiness::parse("http:http://127.0.0.1:8080/ready").unwrap();
+/// spec.probes.ready_within_ms = Some(30_000);
+/// spec.probes.health = Some(Probe::parse("tcp:127.0.0.1:8080").unwrap());
+/// spec.probes.health_failures = 2;
+/// assert!(spec.probes.validate().is_ok() && spec.probes.has_health());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProbeSettings {
