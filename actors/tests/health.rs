@@ -666,3 +666,24 @@ async fn an_adopted_run_is_ready_again_after_a_daemon_restart() {
         .unwrap()
         .unwrap();
 }
+
+#[actix_rt::test]
+async fn a_failed_exec_check_says_its_exit_code_and_first_line() {
+    let mut h = Harness::new().await;
+    let mut spec = ProcessSpec::shell("checked", "sleep 600");
+    spec.probes.health =
+        Some(pm_protocol::Probe::parse("exec:echo; echo broken >&2; exit 4").unwrap());
+    spec.probes.health_period_ms = 50;
+    spec.probes.health_failures = 1;
+    let pid = h.start(spec).await.unwrap().pid;
+    let info = h
+        .until("checked", 10, |i| i.health == Some(Health::Unhealthy))
+        .await;
+    assert_eq!(
+        info.health_detail,
+        "exec echo; echo broken >&2; exit 4: exit code 4: broken"
+    );
+    // The policy is never: it keeps running, unhealthy.
+    assert_eq!((info.status, info.pid), (Status::Running, pid));
+    h.shutdown().await;
+}
