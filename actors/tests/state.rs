@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::start_in;
+use common::{start_in, Life};
 use pm_actors::process::procfs;
 use pm_actors::registry::*;
 use pm_protocol::state::{SavedProcess, SavedRun, SavedState};
@@ -65,52 +65,6 @@ fn kill_and_reap(pid: i32) {
 
 fn alive(pid: i32) -> bool {
     procfs::read_stat(pid).is_ok_and(|s| s.state != 'Z')
-}
-
-/// One life of a registry on `dir`, in an actix system on its own thread.
-struct Life {
-    registry: Addr<Registry>,
-    system: System,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Life {
-    fn start(dir: &Path) -> Life {
-        let mut config = RegistryConfig::in_dir(dir);
-        config.status_interval = Duration::from_millis(100);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runner = System::new();
-            runner.block_on(async {
-                let registry = Registry::new(config).start();
-                tx.send((registry, System::current())).unwrap();
-            });
-            let _ = runner.run();
-        });
-        let (registry, system) = rx.recv().unwrap();
-        Life {
-            registry,
-            system,
-            thread: Some(thread),
-        }
-    }
-
-    /// Ends the life without a shutdown: the registry is gone, every child is left as it is.
-    fn end(mut self) {
-        self.system.stop();
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Life {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.system.stop();
-            let _ = t.join();
-        }
-    }
 }
 
 async fn poll<T, F: FnMut() -> Option<T>>(what: &str, mut check: F) -> T {

@@ -42,6 +42,22 @@ def load():
     return os.getloadavg()[0]
 
 
+class Progress:
+    """How far a start got: the most processes seen running, and when the last of them appeared."""
+
+    def __init__(self, t0):
+        self.t0, self.most, self.last_at = t0, 0, t0
+
+    def saw(self, count):
+        if count > self.most:
+            self.most, self.last_at = count, time.monotonic()
+        return count
+
+    def __str__(self):
+        return (f"{self.most:,} were running, the last of them {self.last_at - self.t0:.1f} s after the "
+                f"first request")
+
+
 def measure(system, n, cfg, say):
     """Runs the whole workload on one system at one N; returns {figure: value} (missing = not reached)."""
     workdir = tempfile.mkdtemp(prefix=f"pmbench-{system.name}-{n}-")
@@ -62,8 +78,12 @@ def measure(system, n, cfg, say):
         system.start_all(names)
         # Every 5 ms: each poll reads the pids new since the last one, and those still between fork and
         # exec, again; every millisecond that took a fifth of a core from the system being measured.
-        procfs.wait_until(lambda: len(new.poll()) >= n, cfg.start_timeout_s, f"{n} processes to run",
-                          interval=0.005)
+        progress = Progress(t0)
+        try:
+            procfs.wait_until(lambda: progress.saw(len(new.poll())) >= n, cfg.start_timeout_s,
+                              f"{n} processes to run", interval=0.005)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}: {progress}") from None
         res["start_s"] = time.monotonic() - t0
         system.start_answers()
         say(f"start {res['start_s']:.3f} s")

@@ -107,7 +107,7 @@ class Supervisord(System):
             f"[unix_http_server]\nfile={self.path}\nchmod=0700\n",
             f"[supervisord]\nnodaemon=true\nlogfile={workdir}/supervisord.log\n"
             f"pidfile={workdir}/supervisord.pid\nchildlogdir={workdir}\n"
-            f"minfds={max(1024, 4 * len(n_names) + 256)}\nloglevel=warn\n",
+            f"minfds={minfds(len(n_names))}\nloglevel=warn\n",
             "[rpcinterface:supervisor]\n"
             "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
             f"[supervisorctl]\nserverurl=unix://{self.path}\n",
@@ -179,3 +179,14 @@ class Supervisord(System):
 
     def stop_all(self, names):
         self.proxy.supervisor.stopProcessGroup("bench", False)
+
+
+def minfds(n):
+    """supervisord's `minfds` for n programs: four descriptors each (its pipes) and some room, but never
+    past the hard limit, which it refuses to start above. Past it, supervisord starts and runs out of
+    descriptors part way (`too many open files to spawn`): the bench then reports how far it got."""
+    import resource
+    wanted = max(1024, 4 * n + 256)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+

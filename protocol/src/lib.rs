@@ -4,6 +4,7 @@
 //! - [`spec`]: what a process is ([`ProcessSpec`]): command, environment, logs, restarts, deadline, cron.
 //! - [`status`]: what a process is doing ([`ProcessInfo`], [`Status`], [`KernelState`]) and the events
 //!   that report changes ([`ProcessEvent`]).
+//! - [`probe`]: readiness and health checks ([`Readiness`], [`Probe`], [`ProbeSettings`]).
 //! - [`signal`]: the typed signal name ([`SignalName`]) of a stop signal.
 //! - [`error`]: the typed error ([`PmError`]) shared by the library API and the socket.
 //! - [`heroscript`]: the text grammar people type (`!!process.start name:'web' ...`).
@@ -23,6 +24,7 @@ pub mod error;
 pub mod heroscript;
 pub mod logs;
 pub mod plan;
+pub mod probe;
 pub mod response;
 pub mod session;
 pub mod signal;
@@ -36,6 +38,7 @@ pub use command::{Command, Format};
 pub use error::PmError;
 pub use heroscript::ParseError;
 pub use logs::{LogLine, Stream};
+pub use probe::{Health, Probe, ProbeSettings, Readiness};
 pub use session::{SessionEvent, SessionMachine};
 pub use signal::SignalName;
 pub use spec::{CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings};

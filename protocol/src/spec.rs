@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::probe::ProbeSettings;
 use crate::signal::SignalName;
 
 /// How the process is launched.
@@ -159,6 +160,11 @@ pub struct ProcessSpec {
     /// Run with this group (the daemon must be root); `None` keeps the default group.
     #[serde(default)]
     pub group: Option<String>,
+
+    // Readiness and health (issue 14, part D).
+    /// Readiness, health checks and the watchdog (`ready`, `health`, ... options).
+    #[serde(default, skip_serializing_if = "ProbeSettings::is_default")]
+    pub probes: ProbeSettings,
 }
 
 fn default_grace_ms() -> u64 {
@@ -224,6 +230,7 @@ impl ProcessSpec {
             grace_ms: default_grace_ms(),
             user: None,
             group: None,
+            probes: ProbeSettings::default(),
         }
     }
 }

@@ -26,8 +26,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::command::start::read_policy;
-use crate::command::Start;
+use crate::command::{ProbeOptions, Start};
 use crate::heroscript::parse_duration;
+use crate::probe::{Probe, Readiness};
 use crate::{PmError, ProcessSpec};
 
 /// A YAML scalar given where the option wants text: `8080` and `'8080'` are the same argument.
@@ -159,6 +160,35 @@ pub struct StackOptions {
     /// Processes of the stack started before this one (and restarted before it on a change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<OneOrMany>,
+
+    // Readiness and health (issue 14, part D), as `!!process.start` names them.
+    /// How readiness is known: `notify`, `exited`, `log:<regex>`, `http:<url>`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// Time between readiness checks (`500ms`, or seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_period: Option<Scalar>,
+    /// Timeout of each readiness check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_timeout: Option<Scalar>,
+    /// A start not ready this long after it began fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_within: Option<Scalar>,
+    /// The health check: `http:<url>`, `tcp:<host>:<port>` or `exec:<command>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Time between health checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_period: Option<Scalar>,
+    /// Timeout of each health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout: Option<Scalar>,
+    /// Failed checks in a row that make it unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_failures: Option<u32>,
+    /// With `ready: notify`: no `WATCHDOG=1` for this long is a failed check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<Scalar>,
 }
 
 /// Fills every option `own` leaves out from `defaults`; `env` maps merge, `own` winning per key.
@@ -188,7 +218,16 @@ fn merged(own: &StackOptions, defaults: &StackOptions) -> StackOptions {
         grace,
         user,
         group,
-        after
+        after,
+        ready,
+        ready_period,
+        ready_timeout,
+        ready_within,
+        health,
+        health_period,
+        health_timeout,
+        health_failures,
+        watchdog
     )
 }
 
@@ -388,12 +427,63 @@ fn to_start(name: &str, o: &StackOptions) -> Result<Start, PmError> {
     start.grace = o.grace.as_ref().map(|g| duration("grace", g)).transpose()?;
     start.user = o.user.clone();
     start.group = o.group.clone();
+    start.probes = probe_options(o)?;
     Ok(start)
+}
+
+/// The readiness and health options of one process of a stack.
+fn probe_options(o: &StackOptions) -> Result<ProbeOptions, PmError> {
+    let within = |key: &str, v: &Option<Scalar>| v.as_ref().map(|d| duration(key, d)).transpose();
+    let bad = |key: &str, e: String| PmError::Invalid(format!("{key}: {e}"));
+    let opts = ProbeOptions {
+        ready: o
+            .ready
+            .as_deref()
+            .map(|r| Readiness::parse(r).map_err(|e| bad("ready", e)))
+            .transpose()?,
+        ready_period: within("ready_period", &o.ready_period)?,
+        ready_timeout: within("ready_timeout", &o.ready_timeout)?,
+        ready_within: within("ready_within", &o.ready_within)?,
+        health: o
+            .health
+            .as_deref()
+            .map(|p| Probe::parse(p).map_err(|e| bad("health", e)))
+            .transpose()?,
+        health_period: within("health_period", &o.health_period)?,
+        health_timeout: within("health_timeout", &o.health_timeout)?,
+        health_failures: o.health_failures,
+        watchdog: within("watchdog", &o.watchdog)?,
+    };
+    opts.to_settings()?;
+    Ok(opts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_and_health_are_read_and_checked() {
+        let text = "defaults:\n  health_period: 2s\nprocesses:\n  web:\n    command: run\n    \
+                    ready: 'http:http://127.0.0.1:8080/up'\n    ready_within: 30\n    \
+                    health: 'tcp:127.0.0.1:8080'\n    health_failures: 5\n";
+        let specs = StackFile::parse(text).unwrap().to_specs().unwrap();
+        let p = &specs[0].spec.probes;
+        assert_eq!(p.ready.to_string(), "http:http://127.0.0.1:8080/up");
+        assert_eq!(
+            (p.ready_within_ms, p.health_period_ms, p.health_failures),
+            (Some(30_000), 2000, 5)
+        );
+        for (bad, word) in [
+            ("ready: 'log:('", "regex"),
+            ("watchdog: 5s", "notify"),
+            ("health: 'x'", "health"),
+        ] {
+            let text = format!("processes:\n  web:\n    command: run\n    {bad}\n");
+            let e = StackFile::parse(&text).unwrap().to_specs().unwrap_err();
+            assert!(e.to_string().contains(word), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn env_may_be_a_map_or_a_list_and_defaults_merge() {

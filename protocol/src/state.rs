@@ -191,7 +191,13 @@ impl StateEncoder {
             if i > 0 {
                 out.push(',');
             }
-            let fresh = |p: &SavedProcess| serde_json::to_string(p).ok();
+            // Kept for as long as the process exists: without its growth room (up to half of it).
+            let fresh = |p: &SavedProcess| {
+                serde_json::to_string(p).ok().map(|mut json| {
+                    json.shrink_to_fit();
+                    json
+                })
+            };
             let entry = match self.cache.get_mut(&p.spec.name) {
                 Some(e) if unchanged(&e.process, p) => e,
                 Some(e) => {

@@ -156,17 +156,25 @@ pub struct ExitInfo {
     pub signal: Option<String>,
     /// When the supervisor saw the exit (reaped the child, or found an attached pid gone).
     pub time: DateTime<Local>,
+    /// Why the supervisor ended the run, when it did so for a reason of the run's own (`unhealthy:
+    /// ...`, `not ready within 5 s`): this is then what [`ExitInfo::describe`] says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ExitInfo {
-    /// Whether this exit counts as a success (exit code 0).
+    /// Whether this exit counts as a success (exit code 0, and not ended by the supervisor for a
+    /// reason of the run's own).
     pub fn success(&self) -> bool {
-        self.code == Some(0)
+        self.code == Some(0) && self.reason.is_none()
     }
 
     /// `exited with code 3` or `killed by signal SIGSEGV` (the signal wins when both are set); plain
     /// `exited` when neither is known.
     pub fn describe(&self) -> String {
+        if let Some(reason) = &self.reason {
+            return reason.clone();
+        }
         match (&self.code, &self.signal) {
             (_, Some(sig)) => format!("killed by signal {sig}"),
             (Some(code), None) => format!("exited with code {code}"),
@@ -244,6 +252,19 @@ pub struct ProcessInfo {
     /// The env files the last start read, in order; left out of the JSON when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
+
+    // Readiness and health (issue 14, part D).
+    /// `starting`, `ready` or `unhealthy` while a process with a `ready:` or `health:` option runs;
+    /// `None` (left out of the JSON) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::probe::Health>,
+    /// RFC 3339 time the current run became ready; left out of the JSON when not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<String>,
+    /// The last failed check (`GET http://...: 503 after 12 ms`), or the last `STATUS=` a notify
+    /// process sent; left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub health_detail: String,
 }
 
 /// Every time the protocol shows (start, end, next run, next restart, log lines in the file and on
@@ -288,6 +309,9 @@ impl ProcessInfo {
             attached: false,
             cpu_seconds: 0.0,
             env_files: Vec::new(),
+            health: None,
+            ready_since: None,
+            health_detail: String::new(),
         }
     }
 }
@@ -309,6 +333,18 @@ pub enum EventKind {
         old: KernelState,
         /// The state after.
         new: KernelState,
+    },
+    /// The run became ready (its `ready:` condition holds).
+    Ready,
+    /// A ready run is no longer ready (`RELOADING=1` or `STOPPING=1` from a notify process).
+    Unready {
+        /// Why, as the process said it.
+        detail: String,
+    },
+    /// Its health checks failed `health_failures` times in a row (or its watchdog ran out).
+    Unhealthy {
+        /// The last failure (`GET http://127.0.0.1:8080/health: 503 after 12 ms`).
+        detail: String,
     },
 }
 

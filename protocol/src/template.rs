@@ -22,6 +22,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::ProbeOptions;
+use crate::probe::{Probe, ProbeSettings, Readiness};
 use crate::signal::SignalName;
 use crate::spec::{
     validate_name, CommandLine, LogSettings, ProcessSpec, RestartPolicy, RestartSettings,
@@ -109,6 +111,35 @@ pub struct TemplateOptions {
     /// Run with this group (the daemon must be root); left out keeps the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+
+    // Readiness and health (issue 14, part D): left out means the default of `ProbeSettings`.
+    /// `started`, `notify`, `exited`, `log:<regex>`, `http:<url>`, `tcp:<host>:<port>`, `exec:<command>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Readiness>,
+    /// Milliseconds between readiness checks (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_period_ms: Option<u64>,
+    /// Timeout of each readiness check, in milliseconds (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_timeout_ms: Option<u64>,
+    /// A start not ready within this many milliseconds fails (default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_within_ms: Option<u64>,
+    /// The health check: `http:<url>`, `tcp:<host>:<port>` or `exec:<command>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Probe>,
+    /// Milliseconds between health checks (default 10000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_period_ms: Option<u64>,
+    /// Timeout of each health check, in milliseconds (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_timeout_ms: Option<u64>,
+    /// Failed checks in a row that make it unhealthy (default 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_failures: Option<u32>,
+    /// With `ready: notify`: no `WATCHDOG=1` for this many milliseconds is a failed check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watchdog_ms: Option<u64>,
 }
 
 impl Default for TemplateOptions {
@@ -143,6 +174,15 @@ impl Default for TemplateOptions {
             grace_ms: spec.grace_ms,
             user: None,
             group: None,
+            ready: None,
+            ready_period_ms: None,
+            ready_timeout_ms: None,
+            ready_within_ms: None,
+            health: None,
+            health_period_ms: None,
+            health_timeout_ms: None,
+            health_failures: None,
+            watchdog_ms: None,
         }
     }
 }
@@ -163,10 +203,21 @@ impl Template {
             CommandLine::Exec { program, args } => (program.clone(), args.clone(), false),
         };
         let r = &spec.restart;
+        let p = ProbeOptions::from_settings(&spec.probes);
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
         Template {
             name: spec.name.clone(),
             cmd,
             p_options: TemplateOptions {
+                ready: p.ready,
+                ready_period_ms: ms(p.ready_period),
+                ready_timeout_ms: ms(p.ready_timeout),
+                ready_within_ms: ms(p.ready_within),
+                health: p.health,
+                health_period_ms: ms(p.health_period),
+                health_timeout_ms: ms(p.health_timeout),
+                health_failures: p.health_failures,
+                watchdog_ms: ms(p.watchdog),
                 args,
                 restart: r.max_restarts,
                 detach: spec.detach,
@@ -264,6 +315,19 @@ impl Template {
         spec.grace_ms = o.grace_ms;
         spec.user = o.user.clone();
         spec.group = o.group.clone();
+        let d = ProbeSettings::default();
+        spec.probes = ProbeSettings {
+            ready: o.ready.clone().unwrap_or_default(),
+            ready_period_ms: o.ready_period_ms.unwrap_or(d.ready_period_ms),
+            ready_timeout_ms: o.ready_timeout_ms.unwrap_or(d.ready_timeout_ms),
+            ready_within_ms: o.ready_within_ms,
+            health: o.health.clone(),
+            health_period_ms: o.health_period_ms.unwrap_or(d.health_period_ms),
+            health_timeout_ms: o.health_timeout_ms.unwrap_or(d.health_timeout_ms),
+            health_failures: o.health_failures.unwrap_or(d.health_failures),
+            watchdog_ms: o.watchdog_ms,
+        };
+        spec.probes.validate().map_err(|e| bad(&e))?;
         Ok(spec)
     }
 
@@ -380,6 +444,34 @@ pub(crate) mod tests {
     }
 
     prop_compose! {
+        /// Any valid readiness and health settings.
+        fn any_probes()(
+            ready in 0usize..5,
+            periods in (1u64..100_000, 1u64..100_000, proptest::option::of(1u64..100_000)),
+            health in proptest::option::of(0usize..3),
+            checks in (1u64..100_000, 1u64..100_000, 1u32..10),
+            watchdog in proptest::option::of(1u64..100_000),
+        ) -> ProbeSettings {
+            let ready = ["started", "notify", "exited", "log:^up [0-9]+$", "tcp:db:5432"][ready];
+            let ready = Readiness::parse(ready).unwrap();
+            let health = health.map(|h| {
+                Probe::parse(["http:http://127.0.0.1:8080/h", "tcp:[::1]:1", "exec:true"][h]).unwrap()
+            });
+            ProbeSettings {
+                watchdog_ms: watchdog.filter(|_| ready == Readiness::Notify),
+                ready,
+                ready_period_ms: periods.0,
+                ready_timeout_ms: periods.1,
+                ready_within_ms: periods.2,
+                health,
+                health_period_ms: checks.0,
+                health_timeout_ms: checks.1,
+                health_failures: checks.2,
+            }
+        }
+    }
+
+    prop_compose! {
         /// Any valid spec (shared with the state file's tests).
         pub(crate) fn any_spec()(
             name in "[a-zA-Z0-9_.-]{1,20}".prop_filter("not . or ..", |n| n != "." && n != ".."),
@@ -394,6 +486,7 @@ pub(crate) mod tests {
             deadline in proptest::option::of(any::<u64>()),
             texts in (opt_string(), opt_string(), opt_string(), opt_string()),
             stop in (1i32..=31, any::<u64>()),
+            probes in any_probes(),
         ) -> ProcessSpec {
             let mut spec = if shell {
                 ProcessSpec::shell(name, cmd)
@@ -415,6 +508,7 @@ pub(crate) mod tests {
             (spec.cron, spec.job_id, spec.user, spec.group) = texts;
             spec.stop_signal = stop.0.to_string().parse().unwrap();
             spec.grace_ms = stop.1;
+            spec.probes = probes;
             spec
         }
     }

@@ -227,6 +227,30 @@ pub struct Capture {
     pub file: Option<Arc<Mutex<RotatingFile>>>,
     /// The caller's channel of lines (the Rust API's Writer option).
     pub channel: Option<mpsc::Sender<LogLine>>,
+    /// With `ready:'log:...'`: the line that makes the run ready.
+    pub ready_line: Option<ReadyLine>,
+}
+
+/// What a `ready:'log:<regex>'` run waits for in its output: the first matching line fires `matched`.
+#[derive(Clone)]
+pub struct ReadyLine {
+    /// The regex, compiled once per process.
+    pub regex: Arc<regex::Regex>,
+    /// Taken by the first match (shared by the stdout and stderr readers).
+    pub matched: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+impl ReadyLine {
+    fn look_at(&self, lines: &[String]) {
+        let Ok(mut matched) = self.matched.lock() else {
+            return;
+        };
+        if matched.is_some() && lines.iter().any(|l| self.regex.is_match(l)) {
+            if let Some(tx) = matched.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
 }
 
 impl Capture {
@@ -248,6 +272,9 @@ impl Capture {
     async fn emit(&self, lines: Vec<String>, time: DateTime<Local>, stream: Stream) {
         if lines.is_empty() {
             return;
+        }
+        if let Some(ready) = &self.ready_line {
+            ready.look_at(&lines);
         }
         if let Some(file) = &self.file {
             let stamp = pm_protocol::status::time_text(&time);

@@ -27,6 +27,7 @@ pub mod monitor;
 mod options;
 mod orphans;
 mod pidfd;
+mod probe;
 pub mod procfs;
 pub mod signal;
 mod spawn;

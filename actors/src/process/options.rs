@@ -39,6 +39,9 @@ pub struct ProcessOptions {
     /// How long a start may take from the clone to the exec: a child still short of its exec then
     /// is killed, and the start fails.
     pub start_deadline: Duration,
+    /// Where the notify sockets of `ready:notify` processes go (`<name>.notify`); `None`: a
+    /// `notify` folder in `log_dir`.
+    pub notify_dir: Option<PathBuf>,
 }
 
 impl ProcessOptions {
@@ -62,6 +65,7 @@ impl ProcessOptions {
             output: OutputTarget::Spec,
             guard,
             start_deadline: START_DEADLINE,
+            notify_dir: None,
         }
     }
 
@@ -69,6 +73,13 @@ impl ProcessOptions {
     pub fn with_tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
         self
+    }
+
+    /// The folder of the notify sockets (see [`ProcessOptions::notify_dir`]).
+    pub fn notify_dir(&self) -> PathBuf {
+        self.notify_dir
+            .clone()
+            .unwrap_or_else(|| self.log_dir.join("notify"))
     }
 
     /// The same options with another start deadline.

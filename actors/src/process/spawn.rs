@@ -47,6 +47,10 @@ pub fn stdio_plan(spec: &ProcessSpec, output: &OutputTarget) -> StdioPlan {
         OutputTarget::DaemonStdio => StdioPlan::Inherit,
         OutputTarget::Channel(_) => StdioPlan::Capture,
         OutputTarget::Spec if spec.log.enabled => StdioPlan::Capture,
+        // `ready:'log:...'` reads the output even when it is not logged.
+        OutputTarget::Spec if matches!(spec.probes.ready, pm_protocol::Readiness::Log(_)) => {
+            StdioPlan::Capture
+        }
         OutputTarget::Spec => StdioPlan::Null,
     }
 }

@@ -25,9 +25,11 @@ impl Stream for EventStream {
 impl StreamHandler<ProcessEvent> for Registry {
     fn handle(&mut self, event: ProcessEvent, ctx: &mut Context<Self>) {
         // Only a run that ended by itself matters here: a user's stop, kill and a deadline end in
-        // `stopped`, an attached process in `terminated`.
-        let EventKind::Status { new, .. } = event.kind else {
-            return;
+        // `stopped`, an attached process in `terminated`. And a run that became ready.
+        let new = match event.kind {
+            EventKind::Status { new, .. } => new,
+            EventKind::Ready => return self.process_ready(&event.name, event.pid, ctx),
+            _ => return,
         };
         self.track_run(&event.name, event.pid, new.is_alive(), ctx);
         let Some(exit) = event.exit else {

@@ -35,6 +35,7 @@ mod events;
 mod lifecycle;
 mod logs;
 pub mod messages;
+mod readiness;
 mod reload;
 mod restart;
 mod schedule;
@@ -251,8 +252,16 @@ impl Registry {
     }
 
     fn process_options(&self) -> ProcessOptions {
-        ProcessOptions::new(self.config.paths.log_dir.clone())
-            .with_tick(self.config.status_interval)
+        let mut opts = ProcessOptions::new(self.config.paths.log_dir.clone())
+            .with_tick(self.config.status_interval);
+        // The notify sockets live in the daemon's run folder, beside its state file.
+        opts.notify_dir = self
+            .config
+            .paths
+            .state_file
+            .parent()
+            .map(|dir| dir.join("notify"));
+        opts
     }
 
     /// The spec with the configured defaults where it kept the built-in ones.
@@ -346,8 +355,8 @@ impl Registry {
         if let Some(expr) = &spec.cron {
             CronSchedule::parse(expr)?;
         }
-        let spec = self.with_marker(self.apply_defaults(spec));
-        let addr = ProcessActor::new(spec.clone(), self.process_options()).start();
+        let spec = Arc::new(self.with_marker(self.apply_defaults(spec)));
+        let addr = ProcessActor::new(Arc::clone(&spec), self.process_options()).start();
         self.register(spec.name.clone(), spec, addr, false);
         Ok(())
     }

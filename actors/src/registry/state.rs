@@ -60,9 +60,15 @@ impl Handler<StateWrites> for Registry {
 
 /// After a failed write, the next attempt waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// The longest a write waits after the previous one ended (see [`StateBook::pace_left`]), and the
-/// longest a change waits for the starts on their way (see [`Registry::write_state`]).
+/// The longest a change waits for the starts on their way (see [`Registry::write_state`]).
 const MAX_PACE: Duration = Duration::from_millis(50);
+/// In a burst, a write waits this many times as long as the previous one took (see
+/// [`StateBook::pace_left`]): rewriting the file then takes at most a sixth of a core, which a burst
+/// of starts needs for the children's execs.
+const BURST_PACE_FACTOR: u32 = 5;
+/// The longest a write waits after the previous one ended: at 10,000 processes a write takes tens of
+/// milliseconds, and a shorter cap would let the writer take a third of a core again.
+const MAX_BURST_PACE: Duration = Duration::from_millis(250);
 
 /// The books of the state writer.
 #[derive(Default)]
@@ -211,11 +217,12 @@ impl Registry {
             for (_, tx) in done {
                 let _ = tx.send(());
             }
-            // Changes came during the write (a burst): the next one waits twice as long as this one
-            // took (at most `MAX_PACE`), so that rewriting the file takes at most a third of a core
-            // (each write is the whole file, fsync'd); otherwise a change is written at once.
+            // Changes came during the write (a burst): the next one waits `BURST_PACE_FACTOR` times
+            // as long as this one took (at most `MAX_BURST_PACE`), each write being the whole file,
+            // fsync'd; otherwise a change is written at once.
             let burst = act.state.generation != written;
-            act.state.pace_until = burst.then(|| Instant::now() + (took * 2).min(MAX_PACE));
+            act.state.pace_until =
+                burst.then(|| Instant::now() + (took * BURST_PACE_FACTOR).min(MAX_BURST_PACE));
             if burst {
                 act.schedule_write(Duration::ZERO, ctx);
             } else if act.state.last_error.is_some() {

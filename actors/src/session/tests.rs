@@ -158,6 +158,7 @@ answer_with!(DeleteProcess, (), |s, m| s
     .ok_or(PmError::NotFound(m.name)));
 answer_with!(KillProcess, ExitInfo, |s, m| s.get(&m.name).map(|_| {
     ExitInfo {
+        reason: None,
         code: None,
         signal: Some("SIGKILL".into()),
         time: Local::now(),

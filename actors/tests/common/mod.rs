@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use actix::Addr;
 use pm_actors::process::{ProcessActor, ProcessHandle, ProcessOptions};
 use pm_protocol::ProcessSpec;
 
@@ -92,4 +93,50 @@ pub async fn start_in(
         })
         .await
         .expect("the registry answers")
+}
+
+/// One life of a registry on `dir`, in an actix system on its own thread.
+pub struct Life {
+    pub registry: Addr<pm_actors::registry::Registry>,
+    system: actix::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Life {
+    pub fn start(dir: &std::path::Path) -> Life {
+        let mut config = pm_actors::registry::RegistryConfig::in_dir(dir);
+        config.status_interval = Duration::from_millis(100);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runner = actix::System::new();
+            runner.block_on(async {
+                let registry = pm_actors::registry::Registry::new(config).start();
+                tx.send((registry, actix::System::current())).unwrap();
+            });
+            let _ = runner.run();
+        });
+        let (registry, system) = rx.recv().unwrap();
+        Life {
+            registry,
+            system,
+            thread: Some(thread),
+        }
+    }
+
+    /// Ends the life without a shutdown: the registry is gone, every child is left as it is.
+    pub fn end(mut self) {
+        self.system.stop();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Life {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.system.stop();
+            let _ = t.join();
+        }
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::start_probes::ProbeOptions;
 use super::Verb;
 use crate::heroscript::{format_duration, Action, ActionWriter, ParseError, ParseErrorKind};
 use crate::signal::{valid_signal_names, SignalName};
@@ -51,6 +52,10 @@ pub struct Start {
     pub user: Option<String>,
     /// Run with this group (`group:`; the daemon must be root).
     pub group: Option<String>,
+
+    // Readiness and health (issue 14, part D).
+    /// `ready`, `health`, their periods and timeouts, `watchdog`.
+    pub probes: ProbeOptions,
 }
 
 impl Start {
@@ -90,6 +95,7 @@ impl Start {
             grace: None,
             user: None,
             group: None,
+            probes: ProbeOptions::default(),
         }
     }
 
@@ -134,6 +140,7 @@ impl Start {
         }
         spec.user = self.user.clone();
         spec.group = self.group.clone();
+        spec.probes = self.probes.to_settings()?;
         Ok(spec)
     }
 }
@@ -216,6 +223,16 @@ impl Verb for Start {
         "grace",
         "user",
         "group",
+        // Readiness and health (issue 14, part D): the keys `ProbeOptions` reads.
+        "ready",
+        "ready_period",
+        "ready_timeout",
+        "ready_within",
+        "health",
+        "health_period",
+        "health_timeout",
+        "health_failures",
+        "watchdog",
     ];
     const REPEATABLE: &'static [&'static str] = &["args", "env", "env_file"];
 
@@ -270,6 +287,7 @@ impl Verb for Start {
             grace: a.duration("grace")?,
             user: text("user"),
             group: text("group"),
+            probes: ProbeOptions::from_action(a)?,
         })
     }
 
@@ -306,5 +324,6 @@ impl Verb for Start {
             .opt("grace", self.grace.map(format_duration).as_deref())
             .opt("user", self.user.as_deref())
             .opt("group", self.group.as_deref());
+        self.probes.write(w);
     }
 }

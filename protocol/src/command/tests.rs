@@ -421,8 +421,9 @@ fn start() -> impl Strategy<Value = Start> {
             opt_text(),
             opt_text(),
         ),
+        probe_options(),
     )
-        .prop_map(|(a, b, c, d)| {
+        .prop_map(|(a, b, c, d, probes)| {
             let mut s = Start::shell(a.0, "");
             s.command = a.1;
             s.log = a.2;
@@ -432,7 +433,52 @@ fn start() -> impl Strategy<Value = Start> {
             s.template = c.3 .0;
             s.run_on_startup = c.3 .0 && c.3 .1;
             (s.stop_signal, s.grace, s.user, s.group) = d;
+            s.probes = probes;
             s
+        })
+}
+
+/// Readiness and health options (issue 14, part D), valid together.
+fn probe_options() -> impl Strategy<Value = crate::command::ProbeOptions> {
+    let ready = proptest::option::of(
+        prop_oneof![
+            Just("started"),
+            Just("notify"),
+            Just("exited"),
+            Just("log:^listening on [0-9]+ 'x'"),
+            Just("http:http://127.0.0.1:8080/health?a=1"),
+            Just("tcp:[::1]:5432"),
+            Just("exec:pg_isready -q && echo \"ok\""),
+        ]
+        .prop_map(|t| crate::probe::Readiness::parse(t).unwrap()),
+    );
+    let health = proptest::option::of(
+        prop_oneof![
+            Just("http:http://localhost/"),
+            Just("tcp:db:1"),
+            Just("exec:true")
+        ]
+        .prop_map(|t| crate::probe::Probe::parse(t).unwrap()),
+    );
+    let some_duration = || proptest::option::of(duration().prop_filter("not 0", |d| !d.is_zero()));
+    (
+        (ready, some_duration(), some_duration(), some_duration()),
+        (health, some_duration(), some_duration()),
+        (proptest::option::of(1u32..10), some_duration()),
+    )
+        .prop_map(|(r, h, w)| {
+            let watchdog = w.1.filter(|_| r.0 == Some(crate::probe::Readiness::Notify));
+            crate::command::ProbeOptions {
+                ready: r.0,
+                ready_period: r.1,
+                ready_timeout: r.2,
+                ready_within: r.3,
+                health: h.0,
+                health_period: h.1,
+                health_timeout: h.2,
+                health_failures: w.0,
+                watchdog,
+            }
         })
 }
 

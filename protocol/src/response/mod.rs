@@ -262,17 +262,34 @@ pub fn status_text(p: &ProcessInfo) -> String {
     if !p.env_files.is_empty() {
         line("Env files", &p.env_files.join(", "));
     }
+    // Readiness and health (issue 14, part D).
+    if let Some(health) = p.health {
+        line("Health", &health);
+    }
+    if let Some(since) = &p.ready_since {
+        line("Ready since", since);
+    }
+    if !p.health_detail.is_empty() {
+        line("Health detail", &p.health_detail);
+    }
     out
 }
 
-/// `list` as text: an aligned table NAME STATUS PID CPU MEM UPTIME RESTARTS, sorted by name.
+/// `list` as text: an aligned table NAME STATUS PID CPU MEM UPTIME RESTARTS, sorted by name, with a
+/// HEALTH column after STATUS when a process listed has readiness or health checks.
 pub fn list_text(processes: &[ProcessInfo]) -> String {
     let mut sorted: Vec<&ProcessInfo> = processes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let header = ["NAME", "STATUS", "PID", "CPU", "MEM", "UPTIME", "RESTARTS"].map(String::from);
+    let with_health = sorted.iter().any(|p| p.health.is_some());
+    let mut header: Vec<String> = ["NAME", "STATUS", "PID", "CPU", "MEM", "UPTIME", "RESTARTS"]
+        .map(String::from)
+        .into();
+    if with_health {
+        header.insert(2, "HEALTH".into());
+    }
     let mut rows = vec![header];
     for p in sorted {
-        rows.push([
+        let mut row = vec![
             p.name.clone(),
             p.status.to_string(),
             if p.pid > 0 {
@@ -284,9 +301,13 @@ pub fn list_text(processes: &[ProcessInfo]) -> String {
             format!("{:.1} MB", p.memory_mb),
             p.uptime_secs.map_or_else(|| "-".into(), uptime_text),
             p.restarts.to_string(),
-        ]);
+        ];
+        if with_health {
+            row.insert(2, p.health.map_or_else(|| "-".into(), |h| h.to_string()));
+        }
+        rows.push(row);
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -345,6 +366,9 @@ pub fn event_text(e: &ProcessEvent) -> String {
     let change = match &e.kind {
         crate::EventKind::Status { old, new } => format!("status {old} -> {new}"),
         crate::EventKind::State { old, new } => format!("state {old} -> {new}"),
+        crate::EventKind::Ready => "ready".to_string(),
+        crate::EventKind::Unready { detail } => format!("unready: {detail}"),
+        crate::EventKind::Unhealthy { detail } => format!("unhealthy: {detail}"),
     };
     let exit = e
         .exit

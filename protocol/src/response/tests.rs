@@ -229,6 +229,7 @@ fn logs_and_events_as_text() {
             new: Status::Failed,
         },
         exit: Some(ExitInfo {
+            reason: None,
             code: Some(3),
             signal: None,
             time: t,
@@ -370,4 +371,48 @@ fn every_operation_names_a_command() {
     for op in all {
         assert!(Command::ACTIONS.contains(&op.action()), "{op:?}");
     }
+}
+
+#[test]
+fn health_shows_in_status_list_json_and_events() {
+    let mut web = running("web", 4242);
+    web.health = Some(crate::Health::Unhealthy);
+    web.health_detail = "GET http://127.0.0.1:8080/health: 503 after 12 ms".into();
+    let text = status_text(&web);
+    assert!(text.contains("\nHealth: unhealthy\n"), "{text}");
+    assert!(
+        text.ends_with("Health detail: GET http://127.0.0.1:8080/health: 503 after 12 ms\n"),
+        "{text}"
+    );
+    let table = list_text(&[web.clone(), ProcessInfo::initial("db", "x")]);
+    assert_eq!(
+        table,
+        "NAME  STATUS   HEALTH     PID   CPU   MEM      UPTIME  RESTARTS\n\
+         db    initial  -          -     0.0%  0.0 MB   -       0\n\
+         web   running  unhealthy  4242  1.5%  12.3 MB  1h2m3s  0\n"
+    );
+    web.health = Some(crate::Health::Ready);
+    web.ready_since = Some("2024-05-01T10:00:01.000+02:00".into());
+    let v: serde_json::Value = serde_json::from_str(&status_json(&web)).unwrap();
+    assert_eq!(v["health"], "ready");
+    assert_eq!(v["ready_since"], "2024-05-01T10:00:01.000+02:00");
+    assert!(v["health_detail"].as_str().unwrap().contains("503"));
+    // A process without readiness or health keeps the JSON it had.
+    let v: serde_json::Value = serde_json::from_str(&status_json(&running("x", 1))).unwrap();
+    assert!(v.get("health").is_none() && v.get("ready_since").is_none());
+    let ev = ProcessEvent {
+        name: "web".into(),
+        pid: 4242,
+        kind: EventKind::Unhealthy {
+            detail: "timed out after 1 s".into(),
+        },
+        exit: None,
+        time: chrono::Local::now(),
+    };
+    assert!(event_text(&ev).ends_with("web (pid 4242): unhealthy: timed out after 1 s\n"));
+    let v: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
+    assert_eq!(
+        (v["kind"].as_str(), v["detail"].as_str()),
+        (Some("unhealthy"), Some("timed out after 1 s"))
+    );
 }

@@ -15,6 +15,7 @@ use pm_protocol::{RestartPolicy, SignalName};
 
 use processmanager::paths::DEFAULT_SOCKET;
 
+use crate::probe_args::ProbeArgs;
 use crate::Failure;
 
 const GLOBAL_OPTIONS: &str = "Global options";
@@ -287,6 +288,9 @@ pub struct StartArgs {
     /// Run with this group, a name or a gid (the daemon must run as root).
     #[arg(long)]
     group: Option<String>,
+    // Readiness and health (issue 14, part D).
+    #[command(flatten)]
+    probes: ProbeArgs,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -348,6 +352,7 @@ impl StartArgs {
         s.grace = self.grace;
         s.user = self.user.clone();
         s.group = self.group.clone();
+        s.probes = self.probes.to_options();
         Ok(s)
     }
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod probe_args;
 mod stream;
 
 use std::ffi::OsString;

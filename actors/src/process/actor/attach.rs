@@ -163,9 +163,17 @@ impl ProcessActor {
             run.id = self.next_run_id;
             self.next_run_id += 1;
             let (id, pid) = (run.id, run.pid);
+            let adopted = matches!(run.origin, Origin::Adopted(_));
             let _ = self.watch_tree(&mut run, ctx);
             self.run = Some(run);
             self.watch_exit(id, pid, ctx);
+            if adopted {
+                // After the messages already in the mailbox (the registry's subscription), so
+                // that the `ready` event of an adopted run reaches it.
+                ctx.run_later(std::time::Duration::ZERO, move |act, ctx| {
+                    act.probes_adopted(id, ctx)
+                });
+            }
         }
     }
 

@@ -21,6 +21,7 @@ const FALLBACK_POLL: Duration = Duration::from_millis(100);
 fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
     use std::os::unix::process::ExitStatusExt;
     ExitInfo {
+        reason: None,
         code: status.code(),
         signal: status.signal().map(signal_name),
         time: Local::now(),
@@ -30,6 +31,7 @@ fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
 /// The exit of a process whose status cannot be known.
 fn unknown_exit() -> ExitInfo {
     ExitInfo {
+        reason: None,
         code: None,
         signal: None,
         time: Local::now(),
@@ -105,16 +107,19 @@ impl ProcessActor {
 
     /// The run has exited: its final status, its waiters answered, and the rest of its group (which
     /// may live on) handed to the stop that waits for it or watched as lingering.
-    fn finish_run(&mut self, run: Run, exit: ExitInfo, ctx: &mut Context<Self>) {
+    fn finish_run(&mut self, run: Run, mut exit: ExitInfo, ctx: &mut Context<Self>) {
         if let Some(h) = run.deadline {
             ctx.cancel_future(h);
         }
+        let by_probe = run.stop == Some(StopReason::Probe);
+        self.probes_end(run.pid, by_probe, &mut exit, ctx);
         let (status, error) = match (&run.origin, run.stop) {
             (Origin::Attached(_), _) => (Status::Terminated, String::new()),
             (_, Some(StopReason::User)) => (Status::Stopped, String::new()),
             (_, Some(StopReason::Deadline(secs))) => {
                 (Status::Stopped, format!("deadline of {secs} s exceeded"))
             }
+            (_, Some(StopReason::Probe)) => (Status::Failed, exit.describe()),
             (Origin::Adopted(_), None) => (
                 Status::Failed,
                 "ended while adopted after a daemon restart (exit status unknown)".to_string(),

@@ -6,7 +6,8 @@
 //! - `exit`: learning of an exit (pidfd, or polling), reaping it and ending the run;
 //! - `stop`: a stop or kill of the whole group, the groups that linger, signals;
 //! - `attach`: taking a process the daemon did not spawn (attached, or adopted after a restart);
-//! - `status`: the status record, the readings of the tree, the log ring.
+//! - `status`: the status record, the readings of the tree, the log ring;
+//! - `health`: readiness and health checks, the notify socket, the stop of an unhealthy run.
 //!
 //! Exits are event-driven: a pidfd per run, awaited with tokio's `AsyncFd`, wakes the actor the moment
 //! the process exits, and the actor reaps it at once. Polling happens only during a stop, to see the
@@ -22,6 +23,7 @@
 
 mod attach;
 mod exit;
+mod health;
 mod start;
 mod status;
 mod stop;
@@ -54,6 +56,8 @@ type ExitSender = oneshot::Sender<Result<ExitInfo, PmError>>;
 enum StopReason {
     User,
     Deadline(u64),
+    /// Unhealthy, or not ready in time: the reason is in the actor's probe state.
+    Probe,
 }
 
 /// Who a run's process is to the daemon: decides how it is reaped, signalled and ended.
@@ -130,7 +134,8 @@ struct LingeringGroup {
 
 /// One actor per managed process. See the module docs of [`crate::process`].
 pub struct ProcessActor {
-    spec: ProcessSpec,
+    /// Shared with the registry's record: one definition in memory per process, not two.
+    spec: Arc<ProcessSpec>,
     opts: ProcessOptions,
     info: ProcessInfo,
     run: Option<Run>,
@@ -146,6 +151,8 @@ pub struct ProcessActor {
     subscribers: Subscribers,
     ring: Arc<Mutex<LogRing>>,
     log_file: Option<Arc<Mutex<RotatingFile>>>,
+    /// Readiness and health of the current run.
+    probes: health::ProbeState,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -165,7 +172,8 @@ impl ProcessActor {
     /// kernel ties to the *thread* that cloned it, not to the program: start the actor on an
     /// arbiter that lives as long as its processes should. One started on a short-lived arbiter
     /// sees its children killed when that arbiter's thread ends.
-    pub fn new(spec: ProcessSpec, opts: ProcessOptions) -> ProcessActor {
+    pub fn new(spec: impl Into<Arc<ProcessSpec>>, opts: ProcessOptions) -> ProcessActor {
+        let spec = spec.into();
         let mut info = ProcessInfo::initial(spec.name.clone(), spec.command.display());
         info.args = match &spec.command {
             CommandLine::Shell(_) => Vec::new(),
@@ -202,6 +210,7 @@ impl ProcessActor {
             subscribers: Subscribers::default(),
             ring,
             log_file,
+            probes: health::ProbeState::default(),
         }
     }
 
@@ -337,7 +346,7 @@ impl Handler<UpdateStatus> for ProcessActor {
 impl Handler<GetSpec> for ProcessActor {
     type Result = MessageResult<GetSpec>;
     fn handle(&mut self, _: GetSpec, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.spec.clone())
+        MessageResult(ProcessSpec::clone(&self.spec))
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::super::child::Spawned;
 use super::super::env_file;
 use super::super::limits;
-use super::super::logs::Capture;
+use super::super::logs::{Capture, ReadyLine};
 use super::super::monitor::Monitor;
 use super::super::options::OutputTarget;
 use super::super::spawn::{self, StdioPlan};
@@ -50,7 +50,7 @@ impl ProcessActor {
     }
 
     fn start_now(&mut self, tx: oneshot::Sender<Result<i32, PmError>>, ctx: &mut Context<Self>) {
-        match self.launch() {
+        match self.launch(ctx) {
             Err(e) => {
                 let _ = tx.send(Err(e));
             }
@@ -80,7 +80,10 @@ impl ProcessActor {
     }
 
     /// Clones the child for a start.
-    fn launch(&mut self) -> Result<(spawn::PendingSpawn, StdioPlan), PmError> {
+    fn launch(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> Result<(spawn::PendingSpawn, StdioPlan), PmError> {
         if self.run.is_some() {
             return Err(PmError::AlreadyRunning(self.spec.name.clone()));
         }
@@ -96,11 +99,25 @@ impl ProcessActor {
             )));
         }
         // The env files are read at each start, so that a restart picks up a changed file.
-        let with_files = match env_file::with_env_files(&self.spec) {
+        let mut with_files = match env_file::with_env_files(&self.spec) {
             Ok(Cow::Owned(spec)) => Some(spec),
             Ok(Cow::Borrowed(_)) => None,
             Err(e) => return Err(self.spawn_failed(e)),
         };
+        // `ready:notify`: the child gets its own socket, as systemd gives its services theirs.
+        match self.notify_socket(ctx) {
+            Ok(None) => {}
+            Ok(Some(path)) => {
+                let spec =
+                    with_files.get_or_insert_with(|| pm_protocol::ProcessSpec::clone(&self.spec));
+                let path = path.display().to_string();
+                spec.env.insert("NOTIFY_SOCKET".into(), path);
+            }
+            Err(cause) => {
+                let name = self.spec.name.clone();
+                return Err(self.spawn_failed(PmError::Spawn { name, cause }));
+            }
+        }
         let spec = with_files.as_ref().unwrap_or(&self.spec);
         let plan = spawn::stdio_plan(spec, &self.opts.output);
         match spawn::launch(spec, plan, &self.opts.log_dir) {
@@ -146,7 +163,8 @@ impl ProcessActor {
 
         let guarded = self.guard().is_some();
         if plan == StdioPlan::Capture {
-            self.start_capture(stdout, stderr);
+            let ready_line = self.ready_line(id, ctx);
+            self.start_capture(stdout, stderr, ready_line);
         }
         let deadline = self.spec.deadline_secs.map(|secs| {
             ctx.run_later(Duration::from_secs(secs), move |act, ctx| {
@@ -179,12 +197,19 @@ impl ProcessActor {
         self.info.memory_mb = 0.0;
         self.set_status(Status::Running, pid, None);
         self.set_state(KernelState::Running, pid);
+        self.probes_begin(id, ctx);
         Ok(pid)
     }
 
     /// Reads the child's output pipes into the ring, the log file or the caller's channel.
-    fn start_capture(&mut self, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>) {
+    fn start_capture(
+        &mut self,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+        ready_line: Option<ReadyLine>,
+    ) {
         let capture = Capture {
+            ready_line,
             ring: self.ring.clone(),
             file: match self.opts.output {
                 OutputTarget::DaemonStdio => None,

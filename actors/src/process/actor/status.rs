@@ -48,7 +48,7 @@ impl ProcessActor {
                         .and_then(|r| r.watch.as_ref()?.take_command())
                         .unwrap_or_else(|| procfs::read_cmdline(pid));
                     if let Some((program, args)) = cmdline.split_first() {
-                        self.spec.command = CommandLine::Exec {
+                        std::sync::Arc::make_mut(&mut self.spec).command = CommandLine::Exec {
                             program: program.clone(),
                             args: args.to_vec(),
                         };

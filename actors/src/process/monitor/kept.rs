@@ -3,7 +3,7 @@
 //! Re-reading an open /proc file costs a fraction of opening it, so each tree member keeps one. But
 //! every managed process also holds a pidfd, and at thousands of processes the kept files would take
 //! the daemon past its open-files limit. So at most a quarter of the limit is kept open; a member
-//! beyond it opens its file for each read (rarely: a sleeping tree is read every other tick), and
+//! beyond it opens its file for each read (rarely: a sleeping tree is read every other tick or less), and
 //! keeps it once there is room again.
 
 use std::fs::File;

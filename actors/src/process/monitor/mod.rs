@@ -11,7 +11,12 @@
 //! timeout: no wakeup at all.
 //!
 //! A tree that showed no CPU and no change of state for three ticks in a row is read every other
-//! tick, and one that stayed so for [`LONG_IDLE_AFTER`] readings every fourth. New watches are taken up at the next tick (a parked thread is woken), and dropped ones swept
+//! tick, and one that stayed so for [`LONG_IDLE_AFTER`] readings every fourth. Idle trees also share
+//! a budget of [`IDLE_READS_PER_TICK`] reads a tick: past it (thousands of sleeping processes) each
+//! is read every 4th, 8th, ... tick, so that the cost of watching idle processes stops growing with
+//! their number (at 10,000 a sleeping tree that wakes up shows within sixteen ticks). A tree that is
+//! not idle is read every tick, however many there are. New watches are taken up at the next tick (a
+//! parked thread is woken), and dropped ones swept
 //! then: a burst of starts wakes the thread at most once. The thread runs at nice 10: on a machine with
 //! few cores, a tick waits for a restart or a request rather than delaying it.
 //!
@@ -48,6 +53,20 @@ const IDLE_AFTER: u32 = 3;
 /// every fourth tick: at thousands of sleeping processes the monitor's cost is then a quarter, and
 /// a tree that wakes up shows within four ticks.
 const LONG_IDLE_AFTER: u32 = 64;
+/// Reads of idle trees a tick, shared by all of them: with more idle trees than this, each is read
+/// only every so many ticks (a power of two) so that the reads stay within it. A read costs a few
+/// microseconds, so the budget keeps the idle monitor under half a percent of a core at a 1 s tick.
+const IDLE_READS_PER_TICK: usize = 1024;
+
+/// The spacing mask (a power of two less one) that keeps `idle` trees within the budget: 0 while they
+/// fit, 1 for every other tick, 3 for every fourth, ...
+fn budget_mask(idle: usize) -> u64 {
+    let every = idle
+        .div_ceil(IDLE_READS_PER_TICK)
+        .max(1)
+        .next_power_of_two();
+    every as u64 - 1
+}
 
 /// Sent to the watching actor when a tick found something for it to do; the actor reads the watch's
 /// cell ([`TreeWatch::latest`], [`TreeWatch::take_command`]) to see what.
@@ -278,22 +297,28 @@ impl Drop for TreeWatch {
 }
 
 impl Watch {
-    /// One tick of this tree: keeps the reading, and notifies the actor when it has something to do
-    /// (answers whether it did).
-    fn tick(&self, pass: u64) -> bool {
+    /// One tick of this tree: keeps the reading, and notifies the actor when it has something to do.
+    /// `budget` is the spacing mask the idle trees' shared budget asks for ([`budget_mask`]).
+    fn tick(&self, pass: u64, budget: u64) -> Ticked {
         let mut cell = lock(&self.cell);
         if self.closed.load(Ordering::SeqCst) {
-            return false; // dropped since the pass began: its files stay closed
+            // Dropped since the pass began: its files stay closed.
+            return Ticked::default();
         }
-        // Idle trees take every other pass, half of them each time; long idle ones every fourth.
+        // Idle trees take every other pass, half of them each time; long idle ones every fourth;
+        // either, every so many as the budget needs.
         let waiting = self.wants_command.load(Ordering::SeqCst);
         let spacing = match cell.idle {
-            n if n >= LONG_IDLE_AFTER => 3,
-            n if n >= IDLE_AFTER => 1,
+            n if n >= LONG_IDLE_AFTER => budget.max(3),
+            n if n >= IDLE_AFTER => budget.max(1),
             _ => 0,
         };
+        let idle = spacing != 0;
         if !waiting && (pass ^ self.id) & spacing != 0 {
-            return false;
+            return Ticked {
+                notified: false,
+                idle,
+            };
         }
         let sampled = cell.sampler.tick().ok();
         cell.latest = sampled;
@@ -319,8 +344,20 @@ impl Watch {
                 actor.do_send(TreeNotice { watch: self.id });
             }
         }
-        notify
+        Ticked {
+            notified: notify,
+            idle,
+        }
     }
+}
+
+/// What one tree's tick did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ticked {
+    /// The actor was sent a [`TreeNotice`].
+    notified: bool,
+    /// The tree counted as idle this tick (read or not): it shares the idle budget.
+    idle: bool,
 }
 
 /// Lowers this thread's scheduling priority (nice 10): a tick of 1,000 trees is background work, and on
@@ -339,6 +376,8 @@ fn run(shared: &Shared) {
     let interval = shared.interval.max(MIN_TICK);
     let mut watches: Vec<Arc<Watch>> = Vec::new();
     let mut next: Option<Instant> = None;
+    // Trees idle at the previous pass: they set this pass's share of the idle budget.
+    let mut idle_trees = 0;
     loop {
         let mut inbox = lock(&shared.inbox);
         let due = loop {
@@ -376,8 +415,12 @@ fn run(shared: &Shared) {
         };
         drop(inbox);
         let pass = shared.passes.load(Ordering::SeqCst);
+        let budget = budget_mask(idle_trees);
+        idle_trees = 0;
         for w in &watches {
-            if w.tick(pass) {
+            let ticked = w.tick(pass, budget);
+            idle_trees += usize::from(ticked.idle);
+            if ticked.notified {
                 shared.notices.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -416,6 +459,23 @@ mod tests {
                     .ok()
             })
             .collect()
+    }
+
+    #[test]
+    fn idle_trees_beyond_the_budget_are_read_less_often() {
+        assert_eq!(budget_mask(0), 0);
+        assert_eq!(budget_mask(IDLE_READS_PER_TICK), 0);
+        assert_eq!(budget_mask(IDLE_READS_PER_TICK + 1), 1);
+        assert_eq!(budget_mask(10_000), 15);
+        // Each pass reads one tree in `mask + 1` of a run of consecutive ids: within the budget.
+        for idle in [3_000usize, 10_000, 50_000] {
+            let mask = budget_mask(idle);
+            let read = (0..idle as u64).filter(|id| (7 ^ id) & mask == 0).count();
+            assert!(
+                read <= IDLE_READS_PER_TICK,
+                "{idle} idle trees: {read} reads a tick"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! every [`FALLBACK_REFRESH_TICKS`]th tick. A full [`TreeSampler::sample`] reads every `stat` and
 //! `children` list. Nothing else on the host is read.
 
+use std::cell::RefCell;
 use std::io;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -122,7 +123,12 @@ pub struct TreeSampler {
     ticks: u32,
     /// Whether members keep `schedstat` open and skip `stat` while they do not run.
     schedstat: bool,
-    buf: Vec<u8>,
+}
+
+thread_local! {
+    /// The buffer every sampler on this thread reads its files into (one thread, the monitor's,
+    /// samples every tree): one buffer a tree would cost each managed process half a kilobyte.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
 impl TreeSampler {
@@ -157,7 +163,6 @@ impl TreeSampler {
             prev_boot_ticks: 0,
             ticks: 0,
             schedstat,
-            buf: Vec::with_capacity(512),
         }
     }
 
@@ -187,6 +192,10 @@ impl TreeSampler {
     }
 
     fn read(&mut self, refresh: Refresh) -> io::Result<Sample> {
+        READ_BUF.with_borrow_mut(|buf| self.read_with(refresh, buf))
+    }
+
+    fn read_with(&mut self, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Sample> {
         let now = Instant::now();
         let boot_ticks = boot_ticks();
         let mut prev = std::mem::take(&mut self.members);
@@ -200,8 +209,8 @@ impl TreeSampler {
         while let Some(pid) = self.queue.pop() {
             let is_root = pid == self.root;
             let read = match prev.iter().position(|m| m.pid == pid) {
-                Some(i) => reread(prev.swap_remove(i), refresh, &mut self.buf),
-                None => self.first_read(pid),
+                Some(i) => reread(prev.swap_remove(i), refresh, buf),
+                None => self.first_read(pid, buf),
             };
             // A kept file of a process that has exited reads ESRCH, even if its pid was reused.
             let MemberRead { member, cpu_ticks } = match read {
@@ -216,6 +225,10 @@ impl TreeSampler {
             rss_pages = member.stat.rss_pages.saturating_add(rss_pages);
             delta_ticks = cpu_ticks.saturating_add(delta_ticks);
             self.queue.extend_from_slice(&member.children);
+            // Most trees are one process: grow from one place, not the four a first push takes.
+            if current.len() == current.capacity() {
+                current.reserve_exact(current.len().max(1));
+            }
             current.push(member);
             if current.len() > 100_000 {
                 break; // a fork bomb: stop counting rather than spin
@@ -253,7 +266,7 @@ impl TreeSampler {
 
     /// A member new to the tree: its `schedstat` is opened and kept (its `stat` read once), or, without
     /// schedstat, its `stat` is kept.
-    fn first_read(&mut self, pid: i32) -> io::Result<MemberRead> {
+    fn first_read(&mut self, pid: i32, buf: &mut Vec<u8>) -> io::Result<MemberRead> {
         let sched_file = if self.schedstat {
             ProcFile::open(pid, "schedstat").ok()
         } else {
@@ -263,16 +276,12 @@ impl TreeSampler {
             // schedstat before stat: if it runs in between, the next tick sees it moved.
             Some(mut f) => {
                 let sched = f.read(read_schedstat).ok().flatten();
-                (
-                    f,
-                    Kept::Schedstat(sched),
-                    read_stat_into(pid, &mut self.buf)?,
-                )
+                (f, Kept::Schedstat(sched), read_stat_into(pid, buf)?)
             }
             None => {
                 let mut f = ProcFile::open(pid, "stat")?;
-                f.read(|f| pread_all(f, &mut self.buf))?;
-                let stat = parse_stat(&self.buf).ok_or_else(|| unreadable(pid))?;
+                f.read(|f| pread_all(f, buf))?;
+                let stat = parse_stat(buf).ok_or_else(|| unreadable(pid))?;
                 (f, Kept::Stat, stat)
             }
         };
@@ -284,7 +293,7 @@ impl TreeSampler {
             stat.cpu_ticks
         };
         let mut children = Vec::new();
-        read_children(pid, stat.num_threads, &mut self.buf, &mut children);
+        read_children(pid, stat.num_threads, buf, &mut children);
         Ok(MemberRead {
             member: Member {
                 pid,
