@@ -29,6 +29,13 @@ fn value(page: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().expect("a number"))
 }
 
+/// `pmclient start --name <name> --command <command> <extra...>`, which must succeed.
+fn start(d: &HttpDaemon, name: &str, command: &str, extra: &[&str]) {
+    let mut args = vec!["start", "--name", name, "--command", command];
+    args.extend_from_slice(extra);
+    ok(&d.daemon, &args);
+}
+
 /// Waits until the page's `series` has a value that `ok` accepts.
 fn wait_series(d: &HttpDaemon, series: &str, ok: impl Fn(f64) -> bool) {
     wait_for(series, LIMIT, || {
@@ -39,11 +46,9 @@ fn wait_series(d: &HttpDaemon, series: &str, ok: impl Fn(f64) -> bool) {
 #[test]
 fn the_page_passes_promtool_and_counts_what_happened() {
     let d = HttpDaemon::start();
-    ok(
-        &d.daemon,
-        &["start", "--name", "web", "--command", "sleep 60"],
-    );
-    ok(&d.daemon, &["start", "--name", "done", "--command", "true"]);
+    // With a readiness check, so that the page promtool reads has health series too.
+    start(&d, "web", "sleep 60", &["--ready", "exec:true"]);
+    start(&d, "done", "true", &[]);
     wait_for("'done' to complete", LIMIT, || {
         d.daemon.status_json("done")["status"] == "completed"
     });
@@ -56,6 +61,7 @@ fn the_page_passes_promtool_and_counts_what_happened() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let page = reply.into_string().unwrap();
+    assert!(page.contains(r#"process_health{name="web","#), "{page}");
     let expected = [
         (r#"process_up{name="web"}"#, 1.0),
         (r#"process_up{name="done"}"#, 0.0),
@@ -111,16 +117,7 @@ fn the_page_passes_promtool_and_counts_what_happened() {
 #[test]
 fn restarts_count_after_a_sigkill() {
     let d = HttpDaemon::start();
-    let args = [
-        "start",
-        "--name",
-        "crashy",
-        "--command",
-        "sleep 60",
-        "--restarts",
-        "-1",
-    ];
-    ok(&d.daemon, &args);
+    start(&d, "crashy", "sleep 60", &["--restarts", "-1"]);
     let up = r#"processmanager_process_up{name="crashy"}"#;
     wait_series(&d, up, |v| v == 1.0);
     let first = d.daemon.status_json("crashy")["pid"].as_i64().unwrap() as i32;
@@ -130,6 +127,19 @@ fn restarts_count_after_a_sigkill() {
     wait_series(&d, up, |v| v == 1.0);
     let again = d.daemon.status_json("crashy")["pid"].as_i64().unwrap() as i32;
     assert_ne!(again, first, "a new run");
+}
+
+#[test]
+fn health_shows_for_a_process_with_checks_only() {
+    let d = HttpDaemon::start();
+    start(&d, "checked", "sleep 60", &["--ready", "exec:true"]);
+    start(&d, "plain", "sleep 60", &[]);
+    let ready = r#"processmanager_process_health{name="checked",state="ready"}"#;
+    wait_series(&d, ready, |v| v == 1.0);
+    let page = metrics(&d);
+    let starting = r#"processmanager_process_health{name="checked",state="starting"}"#;
+    assert_eq!(value(&page, starting), Some(0.0), "{page}");
+    assert!(!page.contains(r#"process_health{name="plain""#), "{page}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 use pm_actors::counters::{ConnectionReading, LATENCY_BUCKETS};
-use pm_protocol::{ProcessInfo, Status};
+use pm_protocol::{Health, ProcessInfo, Status};
 
 use super::Scrape;
 
@@ -25,6 +25,7 @@ pub const FAMILIES: &[&str] = &[
     "process_cpu_seconds",
     "process_memory_rss_bytes",
     "process_start_time_seconds",
+    "process_health",
     "processes",
     "requests",
     "request_duration_seconds",
@@ -84,12 +85,35 @@ impl Scrape {
         per_process(out, "process_start_time_seconds", help, Gauge, each, |p| {
             start_time_seconds(&p.start_time)
         })?;
+        self.health(out)?;
         let by_status = Status::ALL.map(|status| {
             let count = each.iter().filter(|p| p.status == status).count();
             (status.as_str(), count as f64)
         });
         let help = "Processes by lifecycle status.";
         family(out, "processes", help, Gauge, "status", by_status)
+    }
+
+    /// One series per health state (`state`) of each process that has readiness or health checks,
+    /// 1 for the state it is in: the usual way to write an enumeration for Prometheus.
+    fn health(&self, out: &mut DescriptorEncoder) -> Written {
+        const STATES: [Health; 3] = [Health::Starting, Health::Ready, Health::Unhealthy];
+        let mut family = out.encode_descriptor(
+            "process_health",
+            "1 for the health state the process is in (starting, ready, unhealthy); only processes \
+             with readiness or health checks.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &self.processes {
+            let Some(health) = p.health else { continue };
+            for state in STATES {
+                let labels = [("name", p.name.as_str()), ("state", state.as_str())];
+                let value = i64::from(health == state);
+                ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 
     fn requests(&self, out: &mut DescriptorEncoder) -> Written {

@@ -15,6 +15,7 @@ fn scrape() -> Scrape {
     web.cpu_seconds = 12.5;
     web.memory_mb = 1.5;
     web.start_time = "2026-12-04T10:00:00.250+01:00".into();
+    web.health = Some(pm_protocol::Health::Unhealthy);
     let mut worker = process("worker");
     worker.status = Status::Stopped;
     worker.start_time = "2026-12-04T09:00:00.000+00:00".into();
@@ -62,6 +63,11 @@ fn every_process_has_its_series() {
         ),
         // Never started: no start time.
         (r#"process_start_time_seconds{name="fresh"}"#, None),
+        (r#"process_health{name="web",state="unhealthy"}"#, Some(1.0)),
+        (r#"process_health{name="web",state="ready"}"#, Some(0.0)),
+        (r#"process_health{name="web",state="starting"}"#, Some(0.0)),
+        // No checks: no health.
+        (r#"process_health{name="worker",state="ready"}"#, None),
         (r#"processes{status="running"}"#, Some(1.0)),
         (r#"processes{status="stopped"}"#, Some(1.0)),
         (r#"processes{status="initial"}"#, Some(1.0)),
