@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::stat::{umask, Mode};
+use pm_actors::counters::{self, Transport};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
@@ -96,6 +97,7 @@ where
                 Ok(permit) => on_connection(stream, permit),
                 Err(_) => {
                     tracing::warn!(max, "connection refused: too many connections");
+                    counters::daemon().connections(Transport::Socket).refused();
                     actix_rt::spawn(refuse(stream, max));
                 }
             },

@@ -7,9 +7,12 @@
 //!   schedules, templates, shutdown. It is also the in-process Rust API.
 //! - [`session`]: one `Session` actor per socket connection: the secret, then heroscript turned into
 //!   registry messages, framed results written back.
+//! - [`counters`]: the daemon's request and connection counters (atomics), read by the metrics
+//!   endpoint.
 
 #![warn(missing_docs)]
 
+pub mod counters;
 pub mod process;
 pub mod registry;
 pub mod session;

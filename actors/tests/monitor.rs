@@ -90,6 +90,41 @@ async fn busy_loop_reads_about_one_core_and_sleep_about_none() {
 }
 
 #[actix_rt::test]
+async fn cpu_seconds_add_up_and_keep_a_child_that_exited() {
+    let (_dir, opts) = options();
+    let mut cleanup = Cleanup::default();
+    // A child burns a second of CPU and exits; the root sleeps on.
+    let mut spec = ProcessSpec::shell("burn", r#"python3 -c "$PM_TEST_SCRIPT"; sleep 60"#);
+    let script = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass";
+    spec.env.insert("PM_TEST_SCRIPT".into(), script.into());
+    let p = actor(spec, opts.clone());
+    cleanup.group(p.start().await.unwrap());
+    let burnt = poll("half a second of CPU", LONG, || async {
+        let i = p.info().await.ok()?;
+        (i.cpu_seconds >= 0.5).then_some(i.cpu_seconds)
+    })
+    .await;
+    // Once the root's only child is `sleep`, python has exited: its seconds stay counted.
+    let pid = p.pid().await.unwrap();
+    poll("python gone, sleep started", LONG, || async move {
+        let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", kids.trim())).ok()?;
+        (comm.trim() == "sleep").then_some(())
+    })
+    .await;
+    ticks(&opts, 2).await;
+    let after = p.info().await.unwrap().cpu_seconds;
+    assert!(
+        after >= burnt,
+        "{after} < {burnt}: the exited child's seconds were lost"
+    );
+    assert!((0.5..5.0).contains(&after), "{after}");
+    p.kill().await.unwrap();
+    let gone = p.info().await.unwrap();
+    assert_eq!(gone.cpu_seconds, 0.0, "not running: 0");
+}
+
+#[actix_rt::test]
 async fn memory_of_the_tree_is_counted() {
     let (_dir, opts) = options();
     let mut cleanup = Cleanup::default();

@@ -30,6 +30,19 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order of the lifecycle's description above.
+    pub const ALL: [Status; 9] = [
+        Status::Initial,
+        Status::Running,
+        Status::Stopping,
+        Status::Stopped,
+        Status::Completed,
+        Status::Failed,
+        Status::Backoff,
+        Status::Scheduled,
+        Status::Terminated,
+    ];
+
     /// The wire word (`running`, `backoff`, ...), as in text output and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -232,6 +245,10 @@ pub struct ProcessInfo {
     pub detached: bool,
     /// Adopted with `attach` rather than started by the daemon.
     pub attached: bool,
+    /// CPU time of the current run, in seconds, summed over the process tree as the status monitor
+    /// has seen it; 0 when not running (each run starts again from 0). JSON carries two decimals.
+    #[serde(default, serialize_with = "two_decimals")]
+    pub cpu_seconds: f64,
     /// The env files the last start read, in order; left out of the JSON when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
@@ -290,6 +307,7 @@ impl ProcessInfo {
             skipped_runs: 0,
             detached: false,
             attached: false,
+            cpu_seconds: 0.0,
             env_files: Vec::new(),
             health: None,
             ready_since: None,
@@ -350,6 +368,26 @@ pub struct ProcessEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_status_once() {
+        // The match has no catch-all: a new status fails to compile here until ALL has it.
+        let place = |s: Status| match s {
+            Status::Initial => 0,
+            Status::Running => 1,
+            Status::Stopping => 2,
+            Status::Stopped => 3,
+            Status::Completed => 4,
+            Status::Failed => 5,
+            Status::Backoff => 6,
+            Status::Scheduled => 7,
+            Status::Terminated => 8,
+        };
+        assert_eq!(Status::ALL.len(), 9);
+        for (i, &s) in Status::ALL.iter().enumerate() {
+            assert_eq!(place(s), i, "{s} in its place");
+        }
+    }
 
     #[test]
     fn times_carry_milliseconds() {

@@ -6,8 +6,8 @@ use actix::prelude::*;
 
 use crate::registry::{
     Applied, ApplyStack, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus,
-    KillProcess, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess, StartProcess, StopAll,
-    StopProcess, SubscribeEvents,
+    KillProcess, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess, StartProcess,
+    StateWrites, StopAll, StopProcess, SubscribeEvents,
 };
 
 /// Where a session sends each kind of request. Those of the commands that change state
@@ -45,6 +45,8 @@ pub struct RegistryLink {
     pub apply: Recipient<ApplyStack>,
     /// Re-reads pm.conf and the templates.
     pub reload: Recipient<ReloadDaemon>,
+    /// Answers the count of completed state-file writes (for the metrics).
+    pub state_writes: Recipient<StateWrites>,
 }
 
 impl RegistryLink {
@@ -66,7 +68,8 @@ impl RegistryLink {
             + Handler<SubscribeEvents>
             + Handler<Durable>
             + Handler<ApplyStack>
-            + Handler<ReloadDaemon>,
+            + Handler<ReloadDaemon>
+            + Handler<StateWrites>,
         A::Context: ToEnvelope<A, Applied<StartProcess>>
             + ToEnvelope<A, Applied<StopProcess>>
             + ToEnvelope<A, StopAll>
@@ -81,7 +84,8 @@ impl RegistryLink {
             + ToEnvelope<A, SubscribeEvents>
             + ToEnvelope<A, Durable>
             + ToEnvelope<A, ApplyStack>
-            + ToEnvelope<A, ReloadDaemon>,
+            + ToEnvelope<A, ReloadDaemon>
+            + ToEnvelope<A, StateWrites>,
     {
         RegistryLink {
             start: addr.clone().recipient(),
@@ -99,6 +103,7 @@ impl RegistryLink {
             durable: addr.clone().recipient(),
             apply: addr.clone().recipient(),
             reload: addr.clone().recipient(),
+            state_writes: addr.clone().recipient(),
         }
     }
 }

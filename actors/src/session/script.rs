@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::registry_link::RegistryLink;
 use super::replies::{Replies, Reply, Wait};
+use crate::counters;
 use crate::process::EventSink;
 use crate::registry::{
     Applied, ApplyStack, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus,
@@ -192,6 +193,8 @@ async fn run_script(commands: Vec<Command>, registry: &RegistryLink) -> (String,
     let mut body = String::new();
     let mut commands = commands.into_iter();
     while let Some(command) = commands.next() {
+        // Counted when this turn of the loop ends, however it ends.
+        let _timed = counters::daemon().requests.time(&command);
         let after = match command {
             Command::Quit(_) => After::Close,
             Command::Watch(w) => match subscribe(registry, w.filter()).await {

@@ -221,6 +221,13 @@ impl Handler<ReloadDaemon> for FakeRegistry {
     }
 }
 
+impl Handler<StateWrites> for FakeRegistry {
+    type Result = u64;
+    fn handle(&mut self, _: StateWrites, _: &mut Context<Self>) -> u64 {
+        0
+    }
+}
+
 impl Handler<Durable> for FakeRegistry {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: Durable, _: &mut Context<Self>) -> Self::Result {

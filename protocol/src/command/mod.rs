@@ -111,6 +111,35 @@ macro_rules! commands {
         }
 
         impl Command {
+            /// The action name of each kind of command, in the order of the variants (no aliases):
+            /// [`Command::action_index`] is a position in it.
+            pub const ACTIONS: &'static [&'static str] = &[$(<$ty as Verb>::ACTION),*];
+
+            /// The action name of this kind of command (`process.start`), as in [`Command::ACTIONS`].
+            ///
+            /// ```
+            /// use pm_protocol::command::{parse_script, Command};
+            /// let cmd = &parse_script("!!process.list").unwrap()[0];
+            /// assert_eq!(cmd.action(), "process.list");
+            /// assert_eq!(Command::ACTIONS[cmd.action_index()], "process.list");
+            /// ```
+            pub fn action(&self) -> &'static str {
+                Command::ACTIONS[self.action_index()]
+            }
+
+            /// The position of this kind of command in [`Command::ACTIONS`], so that per-command
+            /// figures can live in an array indexed by it.
+            pub fn action_index(&self) -> usize {
+                let mut index = 0;
+                $(
+                    if matches!(self, Command::$variant(_)) {
+                        return index;
+                    }
+                    index += 1;
+                )*
+                index
+            }
+
             /// Every action name a script may use, aliases included.
             pub fn known_actions() -> Vec<&'static str> {
                 let mut names = Vec::new();

@@ -100,6 +100,24 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The action name of the command that asks for it (`process.start`; `process.stop` for
+    /// [`Operation::StopAll`]), as in [`Command::ACTIONS`](crate::command::Command::ACTIONS).
+    pub fn action(self) -> &'static str {
+        match self {
+            Operation::Start => "process.start",
+            Operation::Stop | Operation::StopAll => "process.stop",
+            Operation::Restart => "process.restart",
+            Operation::Delete => "process.delete",
+            Operation::Kill => "process.kill",
+            Operation::Signal => "process.signal",
+            Operation::Attach => "process.attach",
+            Operation::Status => "process.status",
+            Operation::List => "process.list",
+            Operation::Logs => "process.logs",
+            Operation::Watch => "process.watch",
+        }
+    }
+
     /// The words after `Error` in a failure sentence.
     fn doing(self) -> &'static str {
         match self {

@@ -352,6 +352,28 @@ proptest::proptest! {
 }
 
 #[test]
+fn every_operation_names_a_command() {
+    use crate::command::Command;
+    let all = [
+        Operation::Start,
+        Operation::Stop,
+        Operation::Restart,
+        Operation::Delete,
+        Operation::Kill,
+        Operation::Signal,
+        Operation::Attach,
+        Operation::Status,
+        Operation::List,
+        Operation::Logs,
+        Operation::Watch,
+        Operation::StopAll,
+    ];
+    for op in all {
+        assert!(Command::ACTIONS.contains(&op.action()), "{op:?}");
+    }
+}
+
+#[test]
 fn health_shows_in_status_list_json_and_events() {
     let mut web = running("web", 4242);
     web.health = Some(crate::Health::Unhealthy);

@@ -108,7 +108,8 @@ impl ProcessActor {
         match self.notify_socket(ctx) {
             Ok(None) => {}
             Ok(Some(path)) => {
-                let spec = with_files.get_or_insert_with(|| pm_protocol::ProcessSpec::clone(&self.spec));
+                let spec =
+                    with_files.get_or_insert_with(|| pm_protocol::ProcessSpec::clone(&self.spec));
                 let path = path.display().to_string();
                 spec.env.insert("NOTIFY_SOCKET".into(), path);
             }

@@ -82,6 +82,7 @@ impl ProcessActor {
             if let Some(s) = run.watch.as_ref().and_then(|w| w.latest()) {
                 info.cpu_percent = s.cpu_percent;
                 info.memory_mb = s.rss_bytes as f64 / 1_048_576.0;
+                info.cpu_seconds = s.cpu_seconds;
             }
         }
         info

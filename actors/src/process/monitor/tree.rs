@@ -38,6 +38,10 @@ pub struct Sample {
     pub rss_bytes: u64,
     /// Processes in the tree, root included.
     pub processes: usize,
+    /// CPU time the tree used since the sampler started (the run's start for
+    /// [`TreeSampler::started_now`]), in seconds: the sum of every sample's share, so it never goes
+    /// back when a child exits.
+    pub cpu_seconds: f64,
 }
 
 /// Every this many ticks, [`TreeSampler::tick`] reads every member's `stat` and `children` even when its
@@ -110,6 +114,8 @@ pub struct TreeSampler {
     next: Vec<Member>,
     queue: Vec<i32>,
     prev_at: Option<Instant>,
+    /// CPU clock ticks of every sample so far, summed ([`Sample::cpu_seconds`]).
+    cpu_ticks: u64,
     /// Boot time (clock ticks) of the previous sample: a member first seen now that started before it
     /// was missed by a cheap tick, and its CPU time is not all from this interval.
     prev_boot_ticks: u64,
@@ -153,6 +159,7 @@ impl TreeSampler {
             next: Vec::new(),
             queue: Vec::new(),
             prev_at: None,
+            cpu_ticks: 0,
             prev_boot_ticks: 0,
             ticks: 0,
             schedstat,
@@ -242,6 +249,7 @@ impl TreeSampler {
             None => 0.0,
         };
         let processes = current.len();
+        self.cpu_ticks = self.cpu_ticks.saturating_add(delta_ticks);
         prev.clear(); // closes the files of members that left the tree
         self.members = current;
         self.next = prev;
@@ -252,6 +260,7 @@ impl TreeSampler {
             cpu_percent,
             rss_bytes: rss_pages.saturating_mul(page_size() as u64),
             processes,
+            cpu_seconds: self.cpu_ticks as f64 / clock_ticks() as f64,
         })
     }
 
