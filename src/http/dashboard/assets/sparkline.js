@@ -6,6 +6,8 @@ const WIDTH = 100;
 const HEIGHT = 24;
 /** How long a sample is kept: the chart shows the last few minutes. */
 export const WINDOW_MS = 5 * 60 * 1000;
+/** The shortest span the chart is drawn over, so a page just opened does not stretch two dots. */
+const MIN_SPAN_MS = 30 * 1000;
 
 /** Keeps one process's samples: push a reading, drop those older than the window. */
 export class Samples {
@@ -20,10 +22,10 @@ export class Samples {
   }
 }
 
-function polyline(points, now, pick, floor, cls) {
+function polyline(points, now, span, pick, floor, cls) {
   const top = Math.max(floor, ...points.map(pick));
   const coords = points.map((p) => {
-    const x = WIDTH - ((now - p.time) / WINDOW_MS) * WIDTH;
+    const x = WIDTH - ((now - p.time) / span) * WIDTH;
     const y = HEIGHT - 1 - (pick(p) / top) * (HEIGHT - 2);
     return `${x.toFixed(1)},${y.toFixed(1)}`;
   });
@@ -53,8 +55,10 @@ export function drawSparkline(svg, samples, now = Date.now()) {
     svg.setAttribute('aria-label', 'No samples yet');
     return;
   }
-  svg.append(polyline(points, now, (p) => p.memory, 1, 'mem'));
-  svg.append(polyline(points, now, (p) => p.cpu, 5, 'cpu'));
+  // The chart stretches over the samples there are, up to the whole window.
+  const span = Math.max(MIN_SPAN_MS, now - points[0].time);
+  svg.append(polyline(points, now, span, (p) => p.memory, 1, 'mem'));
+  svg.append(polyline(points, now, span, (p) => p.cpu, 5, 'cpu'));
   const [cpuLow, cpuHigh] = range(points, (p) => p.cpu);
   const [memLow, memHigh] = range(points, (p) => p.memory);
   const minutes = Math.max(1, Math.round((now - points[0].time) / 60000));

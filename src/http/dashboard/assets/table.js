@@ -35,7 +35,7 @@ function buildRow(name, onAction) {
   for (const [key, label] of COLUMNS) {
     const cell = document.createElement(key === 'name' ? 'th' : 'td');
     if (key === 'name') cell.scope = 'row';
-    cell.className = key;
+    cell.className = `col-${key}`;
     cell.dataset.label = label;
     if (['pid', 'cpu', 'memory', 'uptime', 'restarts'].includes(key)) cell.classList.add('num');
     cells[key] = cell;
@@ -87,7 +87,7 @@ export function renderTable(tbody, rows, processes, samples, onAction) {
     badge.className = `badge s-${fmt.token(p.status)}`;
     const health = p.health === undefined || p.health === null ? '' : String(p.health);
     setText(cells.health, health || '-');
-    cells.health.className = `health h-${fmt.token(health)}`;
+    cells.health.className = `col-health${health ? ` h-${fmt.token(health)}` : ''}`;
     setText(cells.pid, fmt.pid(p.pid));
     setText(cells.cpu, fmt.percent(p.cpu_percent));
     setText(cells.memory, fmt.megabytes(p.memory_mb));
