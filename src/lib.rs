@@ -20,6 +20,7 @@
 pub mod argv;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod listener;
 pub mod paths;
 pub mod reload;

@@ -1,7 +1,8 @@
 //! The embedded page: every file it names is served, nothing in it is inline, and caching works.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{test, App};
+use actix_web::test::{call_service, init_service, read_body, TestRequest};
+use actix_web::App;
 
 use super::{routes, ASSETS};
 
@@ -10,18 +11,13 @@ fn text(name: &str) -> &'static str {
     std::str::from_utf8(asset.body).unwrap()
 }
 
-/// The `/assets/...` paths a text refers to (in `src="..."`, `href="..."` or `from './x.js'`).
+/// The files a text refers to: `/assets/x` in the page, `from './x.js'` in a module.
 fn referenced_assets(text: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for quote in ['"', '\''] {
-        for part in text.split(quote).skip(1).step_by(2) {
-            if let Some(name) = part.strip_prefix("/assets/") {
-                found.push(name.to_string());
-            } else if let Some(name) = part.strip_prefix("./") {
-                if name.ends_with(".js") {
-                    found.push(name.to_string());
-                }
-            }
+    for marker in ["/assets/", "from './"] {
+        for after in text.split(marker).skip(1) {
+            let end = after.find(['"', '\'']).unwrap_or(after.len());
+            found.push(after[..end].to_string());
         }
     }
     found
@@ -53,41 +49,38 @@ fn the_page_has_no_inline_script_or_style() {
     assert!(!page.contains("<style"), "an inline stylesheet");
     assert!(!page.contains(" style="), "an inline style attribute");
     assert!(!page.contains(" onclick="), "an inline event handler");
-    assert!(!page.contains("http://") && !page.contains("https://"), "an outside URL");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "an outside URL"
+    );
 }
 
 #[actix_web::test]
 async fn the_page_and_its_assets_are_served_with_their_types() {
-    let app = test::init_service(App::new().configure(routes)).await;
-    let page = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    let app = init_service(App::new().configure(routes)).await;
+    let page = call_service(&app, TestRequest::get().uri("/").to_request()).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(
         page.headers().get(header::CONTENT_TYPE).unwrap(),
         "text/html; charset=utf-8"
     );
-    let body = test::read_body(page).await;
-    assert!(std::str::from_utf8(&body).unwrap().contains("/assets/app.js"));
+    let body = read_body(page).await;
+    assert!(std::str::from_utf8(&body)
+        .unwrap()
+        .contains("/assets/app.js"));
 
-    let script = test::call_service(
-        &app,
-        test::TestRequest::get().uri("/assets/app.js").to_request(),
-    )
-    .await;
+    let script = call_service(&app, TestRequest::get().uri("/assets/app.js").to_request()).await;
     assert_eq!(script.status(), StatusCode::OK);
     assert_eq!(
         script.headers().get(header::CONTENT_TYPE).unwrap(),
         "text/javascript; charset=utf-8"
     );
 
-    let missing = test::call_service(
-        &app,
-        test::TestRequest::get().uri("/assets/nope.js").to_request(),
-    )
-    .await;
+    let missing = call_service(&app, TestRequest::get().uri("/assets/nope.js").to_request()).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    let outside = test::call_service(
+    let outside = call_service(
         &app,
-        test::TestRequest::get()
+        TestRequest::get()
             .uri("/assets/..%2FCargo.toml")
             .to_request(),
     )
@@ -97,26 +90,29 @@ async fn the_page_and_its_assets_are_served_with_their_types() {
 
 #[actix_web::test]
 async fn a_browser_with_this_builds_copy_gets_304() {
-    let app = test::init_service(App::new().configure(routes)).await;
-    let first = test::call_service(
+    let app = init_service(App::new().configure(routes)).await;
+    let first = call_service(
         &app,
-        test::TestRequest::get().uri("/assets/style.css").to_request(),
+        TestRequest::get().uri("/assets/style.css").to_request(),
     )
     .await;
     let etag = first.headers().get(header::ETAG).unwrap().clone();
-    assert_eq!(first.headers().get(header::CACHE_CONTROL).unwrap(), "no-cache");
-    let again = test::call_service(
+    assert_eq!(
+        first.headers().get(header::CACHE_CONTROL).unwrap(),
+        "no-cache"
+    );
+    let again = call_service(
         &app,
-        test::TestRequest::get()
+        TestRequest::get()
             .uri("/assets/style.css")
             .insert_header((header::IF_NONE_MATCH, etag))
             .to_request(),
     )
     .await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
-    let other = test::call_service(
+    let other = call_service(
         &app,
-        test::TestRequest::get()
+        TestRequest::get()
             .uri("/assets/style.css")
             .insert_header((header::IF_NONE_MATCH, "\"0\""))
             .to_request(),
