@@ -4,6 +4,7 @@
 //! `S.d/templates`, `S.d/state.json` (see README, "Files the daemon uses"). Relative paths in the
 //! file are taken relative to the file's own directory. An unknown key is an error that names it.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ pub struct ConfigFile {
     pub prune_templates: Option<bool>,
     /// Bytes of answers a connection may have waiting before the daemon stops reading its lines.
     pub reply_backlog_bytes: Option<usize>,
+    /// The address of the HTTP server (`127.0.0.1:9100`); no HTTP server when not given.
+    pub http: Option<SocketAddr>,
+    /// Let `GET /metrics` be read without the secret.
+    pub metrics_public: Option<bool>,
 }
 
 /// The daemon's settings with every default filled in.
@@ -95,6 +100,10 @@ pub struct Config {
     pub prune_templates: bool,
     /// Bytes of answers a connection may have waiting before the daemon stops reading its lines.
     pub reply_backlog_bytes: usize,
+    /// The address of the HTTP server, when there is one (`--http` wins over `http:`).
+    pub http: Option<SocketAddr>,
+    /// Whether `GET /metrics` may be read without the secret.
+    pub metrics_public: bool,
 }
 
 impl ConfigFile {
@@ -183,6 +192,8 @@ impl ConfigFile {
             reply_backlog_bytes: self
                 .reply_backlog_bytes
                 .unwrap_or(DEFAULT_REPLY_BACKLOG_BYTES),
+            http: self.http,
+            metrics_public: self.metrics_public.unwrap_or(false),
         }
     }
 }
@@ -258,6 +269,8 @@ log-max-bytes: 1048576
 log-keep-files: 2
 log-ring-lines: 10
 reply-backlog-bytes: 65536
+http: 127.0.0.1:9100
+metrics-public: true
 ";
         let c = ConfigFile::parse(text, None).unwrap().resolve(None);
         assert_eq!(c.socket, Path::new("/run/pm.sock"));
@@ -279,6 +292,8 @@ reply-backlog-bytes: 65536
             (1048576, 2, 10)
         );
         assert_eq!(c.reply_backlog_bytes, 65536);
+        assert_eq!(c.http, Some("127.0.0.1:9100".parse().unwrap()));
+        assert!(c.metrics_public);
         let r = c.registry_config();
         assert_eq!(r.paths.template_dir, Path::new("/etc/pm/templates"));
         assert_eq!(

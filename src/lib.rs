@@ -7,6 +7,8 @@
 //! - [`argv`]: the original's single-dash long flags (`-socket`, `-name`) accepted beside `--socket`.
 //! - [`listener`]: the Unix socket: stale-socket detection, mode 0600, the connection limit, and the
 //!   accept loop that starts one `Session` actor (in `pm-actors`) per connection.
+//! - [`http`]: the HTTP server (`--http`): the JSON API, browser sessions, Server-Sent Events and
+//!   the OpenAPI document, on the same registry as the socket.
 //! - [`client`]: the client library (async, tokio): connect, authenticate, send heroscript, read framed
 //!   results. `pmclient` is a thin command line over it.
 //! - `bin/processmanager.rs`: the daemon; `bin/pmclient.rs`: the command-line client.

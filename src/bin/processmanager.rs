@@ -41,6 +41,10 @@ struct Args {
     /// Log level or filter (error, warn, info, debug, trace); RUST_LOG when not given.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Serve the HTTP API (and dashboard) on this address, e.g. 127.0.0.1:9100 [default: pm.conf's
+    /// `http`, else no HTTP server].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
     /// Milliseconds a connection has to authenticate (for tests).
     #[arg(long, hide = true, default_value_t = 10_000)]
     auth_timeout_ms: u64,
@@ -205,6 +209,10 @@ async fn serve(
     let registry = Registry::new(registry_config).start();
     let link = RegistryLink::new(&registry);
     let settings = Arc::new(session_settings(args, config, &secret));
+    let http = match args.http.or(config.http) {
+        Some(addr) => Some(start_http(addr, config, &settings, &link).await?),
+        None => None,
+    };
     let accept = listener::accept_loop(listener, args.max_connections, |stream, permit| {
         Session::start(stream, link.clone(), settings.clone(), Some(permit));
     });
@@ -235,7 +243,45 @@ async fn serve(
         _ = sigterm.recv() => tracing::warn!("second signal: exiting without waiting"),
         _ = sigint.recv() => tracing::warn!("second signal: exiting without waiting"),
     }
+    if let Some(http) = http {
+        http.stop(false).await;
+    }
     Ok(())
+}
+
+/// Starts the HTTP server on `addr`, with the registry behind `link` and the socket's secret and
+/// throttle; it runs on this actix system until stopped through the returned handle.
+async fn start_http(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    settings: &SessionSettings,
+    link: &RegistryLink,
+) -> Result<actix_web::dev::ServerHandle, String> {
+    use processmanager::http::{self, auth::Auth, events::EventHub, HttpSettings, HttpState};
+    let http_settings = HttpSettings::new(addr);
+    let events = EventHub::new(http_settings.events_backlog);
+    events
+        .subscribe(link)
+        .await
+        .map_err(|e| format!("HTTP events: {e}"))?;
+    let state = HttpState {
+        registry: link.clone(),
+        auth: Auth::new(
+            settings.secret.clone(),
+            settings.throttle(),
+            config.metrics_public,
+        ),
+        events,
+        settings: http_settings,
+    };
+    let server = http::start(state)?;
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("the HTTP server stopped: {e}");
+        }
+    });
+    Ok(handle)
 }
 
 fn session_settings(args: &Args, config: &Config, secret: &Secret) -> SessionSettings {

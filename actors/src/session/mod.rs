@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod registry_link;
 mod replies;
 mod script;
+pub mod secret_check;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,7 +29,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use pm_protocol::response::{self, frame};
 use pm_protocol::session::{SessionEvent, SessionMachine};
-use subtle::ConstantTimeEq;
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::codec::FramedRead;
@@ -38,6 +38,7 @@ use outbox::{Outbox, OutboxError};
 pub use registry_link::RegistryLink;
 use replies::Replies;
 use script::{After, LinePart, WatchEnd, WatchStream};
+use secret_check::{secret_matches, SecretThrottle, WrongSecrets};
 
 /// The limits and timings of a session.
 #[derive(Clone)]
@@ -85,6 +86,16 @@ impl SessionSettings {
             reply_backlog_bytes: DEFAULT_REPLY_BACKLOG_BYTES,
             write_timeout: Duration::from_secs(30),
             open_quote_notice: Duration::from_secs(3),
+        }
+    }
+}
+
+impl SessionSettings {
+    /// How wrong secrets are slowed down, the same for every front door (socket and HTTP).
+    pub fn throttle(&self) -> SecretThrottle {
+        SecretThrottle {
+            delay: self.wrong_secret_delay,
+            max_attempts: self.max_secret_attempts,
         }
     }
 }
@@ -165,7 +176,7 @@ pub struct Session {
     settings: Arc<SessionSettings>,
     machine: SessionMachine,
     replies: Replies,
-    wrong_secrets: u32,
+    wrong_secrets: WrongSecrets,
     /// Who is on the other end (from SO_PEERCRED), for the log.
     peer: String,
     /// The future forwarding watch events, while a watch runs.
@@ -205,7 +216,7 @@ impl Session {
                 registry: Rc::new(registry),
                 settings,
                 machine: SessionMachine::new(),
-                wrong_secrets: 0,
+                wrong_secrets: WrongSecrets::default(),
                 peer,
                 watch: None,
                 running: Rc::default(),
@@ -223,18 +234,13 @@ impl Session {
     }
 
     fn check_secret(&mut self, attempt: &str, ctx: &mut Context<Self>) {
-        let right: bool = attempt
-            .as_bytes()
-            .ct_eq(self.settings.secret.as_bytes())
-            .into();
-        if right {
+        if secret_matches(attempt, &self.settings.secret) {
             self.machine.set_authenticated(true);
             self.send(response::AUTHENTICATED, ctx);
             return;
         }
-        self.wrong_secrets += 1;
-        let last = self.wrong_secrets >= self.settings.max_secret_attempts;
-        tracing::warn!(attempt = self.wrong_secrets, peer = %self.peer, "wrong secret");
+        let last = self.wrong_secrets.record(&self.settings.throttle());
+        tracing::warn!(attempt = self.wrong_secrets.count(), peer = %self.peer, "wrong secret");
         // A timer, not a sleep: the actor's thread serves others meanwhile; this client's next lines wait.
         let delay = tokio::time::sleep(self.settings.wrong_secret_delay);
         ctx.wait(delay.into_actor(self).map(move |_, act, ctx| {

@@ -1,0 +1,1 @@
+//! Bearer secrets, browser sessions with CSRF, the throttle, the security headers.

@@ -1,0 +1,1 @@
+//! Request limits: body size, slow clients.
