@@ -51,6 +51,12 @@ struct Args {
     /// Connections served at once.
     #[arg(long, hide = true, default_value_t = MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Milliseconds an HTTP request's head, or its body, has to arrive (for tests).
+    #[arg(long, hide = true)]
+    http_request_timeout_ms: Option<u64>,
+    /// HTTP connections served at once (for tests).
+    #[arg(long, hide = true)]
+    http_max_connections: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -210,7 +216,7 @@ async fn serve(
     let link = RegistryLink::new(&registry);
     let settings = Arc::new(session_settings(args, config, &secret));
     let http = match args.http.or(config.http) {
-        Some(addr) => Some(start_http(addr, config, &settings, &link).await?),
+        Some(addr) => Some(start_http(http_settings(args, addr), config, &settings, &link).await?),
         None => None,
     };
     let accept = listener::accept_loop(listener, args.max_connections, |stream, permit| {
@@ -249,16 +255,27 @@ async fn serve(
     Ok(())
 }
 
-/// Starts the HTTP server on `addr`, with the registry behind `link` and the socket's secret and
+/// Starts the HTTP server as `http_settings` say, with the registry behind `link` and the socket's secret and
 /// throttle; it runs on this actix system until stopped through the returned handle.
+/// The HTTP server's settings: the defaults, and the hidden flags that tests shorten.
+fn http_settings(args: &Args, addr: std::net::SocketAddr) -> processmanager::http::HttpSettings {
+    let mut settings = processmanager::http::HttpSettings::new(addr);
+    if let Some(ms) = args.http_request_timeout_ms {
+        settings.request_timeout = Duration::from_millis(ms);
+    }
+    if let Some(max) = args.http_max_connections {
+        settings.max_connections = max;
+    }
+    settings
+}
+
 async fn start_http(
-    addr: std::net::SocketAddr,
+    http_settings: processmanager::http::HttpSettings,
     config: &Config,
     settings: &SessionSettings,
     link: &RegistryLink,
 ) -> Result<actix_web::dev::ServerHandle, String> {
-    use processmanager::http::{self, auth::Auth, events::EventHub, HttpSettings, HttpState};
-    let http_settings = HttpSettings::new(addr);
+    use processmanager::http::{self, auth::Auth, events::EventHub, HttpState};
     let events = EventHub::new(http_settings.events_backlog);
     events
         .subscribe(link)

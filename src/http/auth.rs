@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::{read_body, HttpState};
+use super::{lock, read_body, HttpState};
 use crate::secret::Secret;
 
 /// The name of the browser session's cookie.
@@ -177,11 +177,6 @@ impl Auth {
     }
 }
 
-/// A lock that a panic elsewhere does not make unusable: the maps stay consistent at every step.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn random_token() -> Result<String, ApiError> {
     Secret::generate()
         .map(|s| s.expose().to_string())
@@ -214,20 +209,26 @@ fn is_mutating(method: &Method) -> bool {
 
 /// The middleware in front of every route: a public path passes; otherwise a bearer secret or a
 /// session cookie (with its CSRF token on a mutating request), else 401 or 403.
-pub async fn require_auth(
+pub async fn require_auth<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<HttpState>>().cloned() else {
         return Err(ApiError::unauthorized("Error: not authenticated").into());
     };
     let auth = &state.auth;
-    if is_public(req.method(), req.path(), auth) {
-        return next.call(req).await;
+    if !is_public(req.method(), req.path(), auth) {
+        match authenticate(req.request(), auth).await {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+            }
+            // An answer, not an error, so that the outer middleware (the security headers) sees it.
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        }
     }
-    let caller = authenticate(req.request(), auth).await?;
-    req.extensions_mut().insert(caller);
-    next.call(req).await
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 async fn authenticate(req: &HttpRequest, auth: &Auth) -> Result<Caller, ApiError> {

@@ -16,7 +16,7 @@ use pm_actors::session::RegistryLink;
 use pm_protocol::{PmError, ProcessEvent};
 use tokio::sync::{broadcast, mpsc};
 
-use super::HttpState;
+use super::{lock, HttpState};
 
 /// Events a reader may be behind before its stream is closed.
 pub const DEFAULT_BACKLOG: usize = 256;
@@ -140,10 +140,6 @@ impl EventHub {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Where a reader's stream is: the replay first, then the live events.
 struct Reader {
     replay: std::vec::IntoIter<Arc<SseEvent>>,
@@ -160,20 +156,18 @@ impl Reader {
         if let Some(event) = self.replay.next() {
             return Some(event.to_wire());
         }
-        loop {
-            tokio::select! {
-                received = self.live.recv() => return match received {
-                    Ok(event) => Some(event.to_wire()),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        // Closed rather than buffered: the reader reconnects with Last-Event-ID.
-                        tracing::info!(missed = n, "SSE reader fell behind: closing its stream");
-                        self.done = true;
-                        Some(format!(": closed: {n} events behind; reconnect with Last-Event-ID\n\n"))
-                    }
-                    Err(broadcast::error::RecvError::Closed) => None,
-                },
-                _ = self.keepalive.tick() => return Some(": keepalive\n\n".to_string()),
-            }
+        tokio::select! {
+            received = self.live.recv() => match received {
+                Ok(event) => Some(event.to_wire()),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Closed rather than buffered: the reader reconnects with Last-Event-ID.
+                    tracing::info!(missed = n, "SSE reader fell behind: closing its stream");
+                    self.done = true;
+                    Some(format!(": closed: {n} events behind; reconnect with Last-Event-ID\n\n"))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            },
+            _ = self.keepalive.tick() => Some(": keepalive\n\n".to_string()),
         }
     }
 }
@@ -256,5 +250,24 @@ mod tests {
         assert!(replay[0]
             .to_wire()
             .starts_with("id: 2\nevent: status\ndata: {"));
+    }
+
+    #[actix_rt::test]
+    async fn a_reader_that_falls_behind_is_closed_not_buffered() {
+        let hub = EventHub::new(2);
+        let (replay, _, live) = hub.join(None);
+        let mut reader = Reader {
+            replay: replay.into_iter(),
+            live,
+            keepalive: tokio::time::interval(KEEPALIVE),
+            done: false,
+        };
+        reader.keepalive.reset();
+        for name in ["a", "b", "c", "d", "e"] {
+            hub.publish(&event(name));
+        }
+        let last = reader.next_chunk().await.unwrap();
+        assert!(last.starts_with(": closed: 3 events behind"), "{last}");
+        assert_eq!(reader.next_chunk().await, None);
     }
 }

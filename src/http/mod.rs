@@ -190,3 +190,9 @@ fn payload_error(e: &actix_web::error::PayloadError, limit: usize) -> ApiError {
         other => ApiError::bad_request(format!("Error: cannot read the request body: {other}")),
     }
 }
+
+/// A lock that a panic elsewhere does not make unusable: the maps it guards stay consistent at every
+/// step.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod events;
 mod limits;
+mod openapi;
 
 use std::time::Duration;
 

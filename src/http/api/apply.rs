@@ -37,7 +37,7 @@ fn apply_error(e: &PmError) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/apply", tag = "processes",
     params(ApplyQuery),
     request_body(content = String, content_type = "application/yaml",
-        example = "processes:\n  web:\n    command: sleep 600\n"),
+        example = "processes:\n  web:\n    command: sleep 600\n    log: true\n"),
     responses(
         (status = 200, description = "The plan, carried out unless dry_run", body = Object),
         (status = 400, description = "A stack that cannot be read", body = ErrorBody),

@@ -318,17 +318,15 @@ pub async fn logs(
 
 /// Mounts the process routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1/processes")
-            .route("", web::get().to(list))
-            .route("", web::post().to(create))
-            .route("/{name}", web::get().to(status))
-            .route("/{name}", web::delete().to(delete))
-            .route("/{name}/start", web::post().to(start))
-            .route("/{name}/stop", web::post().to(stop))
-            .route("/{name}/restart", web::post().to(restart))
-            .route("/{name}/kill", web::post().to(kill))
-            .route("/{name}/signal", web::post().to(signal))
-            .route("/{name}/logs", web::get().to(logs)),
-    );
+    // Full paths, not a scope: the OpenAPI test reads every route from these lines.
+    cfg.route("/api/v1/processes", web::get().to(list))
+        .route("/api/v1/processes", web::post().to(create))
+        .route("/api/v1/processes/{name}", web::get().to(status))
+        .route("/api/v1/processes/{name}", web::delete().to(delete))
+        .route("/api/v1/processes/{name}/start", web::post().to(start))
+        .route("/api/v1/processes/{name}/stop", web::post().to(stop))
+        .route("/api/v1/processes/{name}/restart", web::post().to(restart))
+        .route("/api/v1/processes/{name}/kill", web::post().to(kill))
+        .route("/api/v1/processes/{name}/signal", web::post().to(signal))
+        .route("/api/v1/processes/{name}/logs", web::get().to(logs));
 }
