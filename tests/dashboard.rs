@@ -141,8 +141,12 @@ async fn the_table_follows_the_socket_and_stop_stops() {
     };
     let c = &setup.client;
     setup.log_in().await;
-    start_over_socket(&setup.daemon, "api", "while :; do sleep 1; done");
-    start_over_socket(&setup.daemon, "db", "while :; do sleep 1; done");
+    start_over_socket(
+        &setup.daemon,
+        "api",
+        "while :; do echo \"GET /health 200 $(date +%T)\"; sleep 1; done",
+    );
+    start_over_socket(&setup.daemon, "db", "exec sleep 300");
 
     let started = Instant::now();
     start_over_socket(&setup.daemon, "web", "echo serving; exec sleep 300");
@@ -172,14 +176,32 @@ async fn the_table_follows_the_socket_and_stop_stops() {
     assert_eq!(status["status"], "stopped", "{status}");
 
     // A few readings for the sparklines, then the picture for the README.
-    eventually("three samples drawn", Duration::from_secs(15), || async {
-        let n = js(
-            c,
-            "return document.querySelector(\"tr[data-name='api'] polyline.cpu\")\
-             ?.getAttribute('points').split(' ').length ?? 0",
-        )
-        .await;
-        (n.as_u64().unwrap_or(0) >= 3).then_some(())
+    eventually(
+        "readings and samples for the picture",
+        Duration::from_secs(20),
+        || async {
+            let ready = js(
+                c,
+                "const row = document.querySelector(\"tr[data-name='api']\"); \
+             const points = row?.querySelector('polyline.mem')?.getAttribute('points') ?? ''; \
+             return points.split(' ').length >= 5 \
+               && row.querySelector('td.col-memory').textContent !== '0.0 MB' \
+               && parseInt(row.querySelector('td.col-uptime').textContent) >= 8;",
+            )
+            .await;
+            ready.as_bool().filter(|r| *r)
+        },
+    )
+    .await;
+    click(
+        c,
+        "#processes tr[data-name='api'] button[data-action='logs']",
+    )
+    .await;
+    eventually("api's log lines", Duration::from_secs(10), || async {
+        visible_text(c, "#log-lines")
+            .await
+            .filter(|t| t.contains("GET /health"))
     })
     .await;
     let png = c.screenshot().await.unwrap();

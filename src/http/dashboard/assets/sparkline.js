@@ -7,7 +7,7 @@ const HEIGHT = 24;
 /** How long a sample is kept: the chart shows the last few minutes. */
 export const WINDOW_MS = 5 * 60 * 1000;
 /** The shortest span the chart is drawn over, so a page just opened does not stretch two dots. */
-const MIN_SPAN_MS = 30 * 1000;
+const MIN_SPAN_MS = 10 * 1000;
 
 /** Keeps one process's samples: push a reading, drop those older than the window. */
 export class Samples {
