@@ -20,6 +20,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use futures_util::StreamExt;
+use pm_actors::registry::IsReady;
 use pm_actors::session::RegistryLink;
 
 use auth::Auth;
@@ -63,6 +64,8 @@ impl HttpSettings {
 pub struct HttpState {
     /// The registry, the same one socket sessions send to.
     pub registry: RegistryLink,
+    /// The registry's answer to whether its startup is over (for `/readyz`).
+    pub ready: actix::Recipient<IsReady>,
     /// The secret, browser sessions and throttle.
     pub auth: Auth,
     /// The numbered event stream behind `/api/v1/events`.

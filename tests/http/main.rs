@@ -27,9 +27,14 @@ impl HttpDaemon {
     }
 
     pub fn start_with(extra: &[&str]) -> HttpDaemon {
+        HttpDaemon::launch(Daemon::unstarted(), extra)
+    }
+
+    /// Launches `daemon` (prepared, not started) with its HTTP server.
+    pub fn launch(mut daemon: Daemon, extra: &[&str]) -> HttpDaemon {
         let mut args = vec!["--http", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let daemon = Daemon::start_with(&args, true);
+        daemon.launch(&args, true);
         let mut base = String::new();
         wait_for(
             "the HTTP server's log line",

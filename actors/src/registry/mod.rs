@@ -35,6 +35,7 @@ mod events;
 mod lifecycle;
 mod logs;
 pub mod messages;
+mod ready;
 mod reload;
 mod restart;
 mod schedule;
@@ -68,6 +69,7 @@ use lifecycle::{Lifecycle, Timer};
 pub use applied::{Applied, Durable};
 pub use backoff::{Backoff, Decision};
 pub use messages::*;
+pub use ready::IsReady;
 pub use reload::{ConfigReloader, ReloadedConfig};
 pub use schedule::CronClock;
 pub use state::{detached_children, StateWrites, ENV_NAME, ENV_STATE};
@@ -207,6 +209,8 @@ pub struct Registry {
     apply_gate: apply::ApplyGate,
     /// The templates read at startup or by the last reload (what a reload may prune).
     template_names: std::collections::BTreeSet<String>,
+    /// Whether the state is loaded and the startup templates started (for [`IsReady`]).
+    startup: ready::Startup,
 }
 
 impl Registry {
@@ -233,6 +237,7 @@ impl Registry {
             state: state::StateBook::default(),
             apply_gate: apply::ApplyGate::default(),
             template_names: std::collections::BTreeSet::new(),
+            startup: ready::Startup::default(),
         }
     }
 
@@ -445,6 +450,8 @@ impl Actor for Registry {
             self.restore_at_startup(ctx);
         } else if self.config.load_templates {
             self.load_templates_at_startup(ctx);
+        } else {
+            self.startup.done = true;
         }
     }
 }
