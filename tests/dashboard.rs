@@ -313,3 +313,85 @@ async fn the_page_shows_a_banner_while_the_daemon_is_away_and_reconnects() {
     .await;
     setup.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_delete_ask_first_and_work_from_the_keyboard() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    let c = &setup.client;
+    start_over_socket(&setup.daemon, "victim", "exec sleep 300");
+    setup.log_in().await;
+    eventually("victim running", Duration::from_secs(5), || async {
+        setup
+            .shown_status("victim")
+            .await
+            .filter(|s| s.contains("running"))
+    })
+    .await;
+    let pid = setup.daemon.status_json("victim")["pid"].clone();
+
+    // Enter on the focused Kill button asks; Escape answers no, and nothing happens.
+    let kill = "#processes tr[data-name='victim'] button[data-action='kill']";
+    press(c, kill, ENTER).await;
+    wait_dialog(c, true).await;
+    press(c, "#confirm button[value='cancel']", ESCAPE).await;
+    wait_dialog(c, false).await;
+    assert_eq!(setup.daemon.status_json("victim")["pid"], pid);
+
+    // Kill, confirmed from the keyboard: the process is gone and restarted or down, not the same pid.
+    press(c, kill, ENTER).await;
+    wait_dialog(c, true).await;
+    press(c, "#confirm-ok", ENTER).await;
+    wait_dialog(c, false).await;
+    let daemon = &setup.daemon;
+    common::wait_for("the kill", Duration::from_secs(10), || {
+        daemon.status_json("victim")["pid"] != pid
+    });
+
+    // Delete, confirmed: the row goes and the socket no longer knows the name.
+    click(
+        c,
+        "#processes tr[data-name='victim'] button[data-action='delete']",
+    )
+    .await;
+    wait_dialog(c, true).await;
+    click(c, "#confirm-ok").await;
+    eventually("the row removed", Duration::from_secs(10), || async {
+        let gone = js(
+            c,
+            "return !document.querySelector(\"#processes tr[data-name='victim']\")",
+        )
+        .await;
+        gone.as_bool().filter(|g| *g)
+    })
+    .await;
+    let out = setup.daemon.pmclient(&["status", "--name", "victim"]);
+    assert!(!out.status.success(), "victim is still defined");
+    setup.close().await;
+}
+
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
+/// Focuses the element and sends it a key, as a keyboard user on it would.
+async fn press(client: &Client, selector: &str, key: &str) {
+    let element = client
+        .find(fantoccini::Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("finding {selector}: {e}"));
+    element.send_keys(key).await.unwrap();
+}
+
+async fn wait_dialog(client: &Client, open: bool) {
+    eventually(
+        "the confirmation dialog",
+        Duration::from_secs(5),
+        || async {
+            let shown = js(client, "return document.getElementById('confirm').open").await;
+            (shown.as_bool() == Some(open)).then_some(())
+        },
+    )
+    .await;
+}
