@@ -7,7 +7,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use browser::{click, eventually, js, visible_text, Chromedriver};
+use browser::{click, eventually, js, visible_text, wait_for_text, Chromedriver};
 use common::{Daemon, SECRET};
 use fantoccini::Client;
 
@@ -88,16 +88,37 @@ impl Setup {
 
     /// The status the page shows for `name`, if it has a row.
     async fn shown_status(&self, name: &str) -> Option<String> {
-        visible_text(
-            &self.client,
-            &format!("#processes tr[data-name='{name}'] td.col-status"),
-        )
-        .await
+        visible_text(&self.client, &status_cell(name)).await
     }
 
     async fn close(self) {
         let _ = self.client.close().await;
     }
+}
+
+/// Runs `test` with a fresh setup on its own runtime, one browser at a time; without a browser on
+/// this machine it prints why and returns.
+fn with_browser<F, Fut>(test: F)
+where
+    F: FnOnce(Setup) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if let Some(setup) = Setup::start().await {
+            test(setup).await;
+        }
+    });
+}
+
+/// The selector of the status cell of `name`'s row.
+fn status_cell(name: &str) -> String {
+    format!("#processes tr[data-name='{name}'] td.col-status")
 }
 
 fn start_over_socket(daemon: &Daemon, name: &str, command: &str) {
@@ -109,267 +130,222 @@ fn start_over_socket(daemon: &Daemon, name: &str, command: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_secret_is_refused_and_the_right_one_accepted() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(setup) = Setup::start().await else {
-        return;
-    };
-    let c = &setup.client;
-    setup.submit_secret("not-the-secret").await;
-    let error = eventually("the login error", Duration::from_secs(10), || async {
-        visible_text(c, "#login-error")
-            .await
-            .filter(|t| !t.is_empty())
-    })
-    .await;
-    assert!(error.contains("not right"), "{error}");
-    assert!(visible_text(c, "#processes-title").await.is_none());
+#[test]
+fn a_wrong_secret_is_refused_and_the_right_one_accepted() {
+    with_browser(|setup| async move {
+        let c = &setup.client;
+        setup.submit_secret("not-the-secret").await;
+        let error = eventually("the login error", Duration::from_secs(10), || async {
+            visible_text(c, "#login-error")
+                .await
+                .filter(|t| !t.is_empty())
+        })
+        .await;
+        assert!(error.contains("not right"), "{error}");
+        assert!(visible_text(c, "#processes-title").await.is_none());
 
-    setup.log_in().await;
-    // The session is a cookie: a reload goes straight to the table.
-    c.goto(&setup.url).await.unwrap();
-    setup.wait_for_table().await;
-    setup.close().await;
+        setup.log_in().await;
+        // The session is a cookie: a reload goes straight to the table.
+        c.goto(&setup.url).await.unwrap();
+        setup.wait_for_table().await;
+        setup.close().await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_table_follows_the_socket_and_stop_stops() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(setup) = Setup::start().await else {
-        return;
-    };
-    let c = &setup.client;
-    setup.log_in().await;
-    start_over_socket(
-        &setup.daemon,
-        "api",
-        "while :; do echo \"GET /health 200 $(date +%T)\"; sleep 1; done",
-    );
-    start_over_socket(&setup.daemon, "db", "exec sleep 300");
+#[test]
+fn the_table_follows_the_socket_and_stop_stops() {
+    with_browser(|setup| async move {
+        let c = &setup.client;
+        setup.log_in().await;
+        start_over_socket(
+            &setup.daemon,
+            "api",
+            "while :; do echo \"GET /health 200 $(date +%T)\"; sleep 1; done",
+        );
+        start_over_socket(&setup.daemon, "db", "exec sleep 300");
 
-    let started = Instant::now();
-    start_over_socket(&setup.daemon, "web", "echo serving; exec sleep 300");
-    eventually("web in the table", Duration::from_secs(5), || async {
-        setup
-            .shown_status("web")
-            .await
-            .filter(|s| s.contains("running"))
-    })
-    .await;
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(1), "web showed after {took:?}");
+        let started = Instant::now();
+        start_over_socket(&setup.daemon, "web", "echo serving; exec sleep 300");
+        wait_for_text(c, &status_cell("web"), "running", Duration::from_secs(5)).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "web showed after {took:?}");
 
-    click(
-        c,
-        "#processes tr[data-name='web'] button[data-action='stop']",
-    )
-    .await;
-    eventually("web shown stopped", Duration::from_secs(10), || async {
-        setup
-            .shown_status("web")
-            .await
-            .filter(|s| s.contains("stopped"))
-    })
-    .await;
-    let status = setup.daemon.status_json("web");
-    assert_eq!(status["status"], "stopped", "{status}");
+        click(
+            c,
+            "#processes tr[data-name='web'] button[data-action='stop']",
+        )
+        .await;
+        wait_for_text(c, &status_cell("web"), "stopped", Duration::from_secs(10)).await;
+        let status = setup.daemon.status_json("web");
+        assert_eq!(status["status"], "stopped", "{status}");
 
-    // A few readings for the sparklines, then the picture for the README.
-    eventually(
-        "readings and samples for the picture",
-        Duration::from_secs(20),
-        || async {
-            let ready = js(
-                c,
-                "const row = document.querySelector(\"tr[data-name='api']\"); \
+        // A few readings for the sparklines, then the picture for the README.
+        eventually(
+            "readings and samples for the picture",
+            Duration::from_secs(20),
+            || async {
+                let ready = js(
+                    c,
+                    "const row = document.querySelector(\"tr[data-name='api']\"); \
              const points = row?.querySelector('polyline.mem')?.getAttribute('points') ?? ''; \
              return points.split(' ').length >= 5 \
                && row.querySelector('td.col-memory').textContent !== '0.0 MB' \
                && parseInt(row.querySelector('td.col-uptime').textContent) >= 8;",
-            )
-            .await;
-            ready.as_bool().filter(|r| *r)
-        },
-    )
-    .await;
-    click(
-        c,
-        "#processes tr[data-name='api'] button[data-action='logs']",
-    )
-    .await;
-    eventually("api's log lines", Duration::from_secs(10), || async {
-        visible_text(c, "#log-lines")
-            .await
-            .filter(|t| t.contains("GET /health"))
-    })
-    .await;
-    let png = c.screenshot().await.unwrap();
-    let path = browser::target_dir().join("dashboard.png");
-    std::fs::write(&path, png).unwrap();
-    eprintln!("saved {}", path.display());
+                )
+                .await;
+                ready.as_bool().filter(|r| *r)
+            },
+        )
+        .await;
+        click(
+            c,
+            "#processes tr[data-name='api'] button[data-action='logs']",
+        )
+        .await;
+        wait_for_text(c, "#log-lines", "GET /health", Duration::from_secs(10)).await;
+        let png = c.screenshot().await.unwrap();
+        let path = browser::target_dir().join("dashboard.png");
+        std::fs::write(&path, png).unwrap();
+        eprintln!("saved {}", path.display());
 
-    // At phone width the page fits without sideways scrolling.
-    c.set_window_size(390, 844).await.unwrap();
-    eventually(
-        "the page at phone width",
-        Duration::from_secs(5),
-        || async {
-            let fits = js(
-                c,
-                "return document.documentElement.scrollWidth <= window.innerWidth",
-            )
-            .await;
-            fits.as_bool().filter(|f| *f)
-        },
-    )
-    .await;
-    setup.close().await;
+        // At phone width the page fits without sideways scrolling.
+        c.set_window_size(390, 844).await.unwrap();
+        eventually(
+            "the page at phone width",
+            Duration::from_secs(5),
+            || async {
+                let fits = js(
+                    c,
+                    "return document.documentElement.scrollWidth <= window.innerWidth",
+                )
+                .await;
+                fits.as_bool().filter(|f| *f)
+            },
+        )
+        .await;
+        setup.close().await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_log_panel_shows_a_line_printed_after_the_page_opened() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(setup) = Setup::start().await else {
-        return;
-    };
-    let c = &setup.client;
-    let go = setup.daemon.dir.path().join("go");
-    let script = format!(
+#[test]
+fn the_log_panel_shows_a_line_printed_after_the_page_opened() {
+    with_browser(|setup| async move {
+        let c = &setup.client;
+        let go = setup.daemon.dir.path().join("go");
+        let script = format!(
         "echo before; while [ ! -e {go} ]; do sleep 0.05; done; echo printed-after-open; exec sleep 300",
         go = go.display()
     );
-    start_over_socket(&setup.daemon, "talker", &script);
-    setup.log_in().await;
-    eventually("talker in the table", Duration::from_secs(5), || async {
-        setup.shown_status("talker").await
-    })
-    .await;
-    click(
-        c,
-        "#processes tr[data-name='talker'] button[data-action='logs']",
-    )
-    .await;
-    eventually(
-        "the first page of logs",
-        Duration::from_secs(10),
-        || async {
-            visible_text(c, "#log-lines")
-                .await
-                .filter(|t| t.contains("before"))
-        },
-    )
-    .await;
-    std::fs::write(&go, b"").unwrap();
-    eventually(
-        "the new line in the panel",
-        Duration::from_secs(5),
-        || async {
-            visible_text(c, "#log-lines")
-                .await
-                .filter(|t| t.contains("printed-after-open"))
-        },
-    )
-    .await;
-    setup.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_shows_a_banner_while_the_daemon_is_away_and_reconnects() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(mut setup) = Setup::start().await else {
-        return;
-    };
-    setup.log_in().await;
-    setup.daemon.terminate(Duration::from_secs(20));
-    let c = setup.client.clone();
-    eventually("the banner", Duration::from_secs(10), || async {
-        visible_text(&c, "#banner").await
-    })
-    .await;
-
-    let mut args = vec![
-        "--socket".to_string(),
-        setup.daemon.socket.display().to_string(),
-    ];
-    args.extend(setup.http_args.iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    setup.daemon.launch_with_args(&args, true);
-    start_over_socket(&setup.daemon, "back", "exec sleep 300");
-
-    eventually("the banner gone", Duration::from_secs(15), || async {
-        visible_text(&c, "#banner").await.is_none().then_some(())
-    })
-    .await;
-    // A session kept in the daemon's memory ends with it: then the page asks for the secret again.
-    if visible_text(&c, "#login-form button").await.is_some() {
+        start_over_socket(&setup.daemon, "talker", &script);
         setup.log_in().await;
-    }
-    eventually(
-        "the table after the restart",
-        Duration::from_secs(10),
-        || async { setup.shown_status("back").await },
-    )
-    .await;
-    setup.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_and_delete_ask_first_and_work_from_the_keyboard() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(setup) = Setup::start().await else {
-        return;
-    };
-    let c = &setup.client;
-    start_over_socket(&setup.daemon, "victim", "exec sleep 300");
-    setup.log_in().await;
-    eventually("victim running", Duration::from_secs(5), || async {
-        setup
-            .shown_status("victim")
-            .await
-            .filter(|s| s.contains("running"))
-    })
-    .await;
-    let pid = setup.daemon.status_json("victim")["pid"].clone();
-
-    // Enter on the focused Kill button asks; Escape answers no, and nothing happens.
-    let kill = "#processes tr[data-name='victim'] button[data-action='kill']";
-    press(c, kill, ENTER).await;
-    wait_dialog(c, true).await;
-    press(c, "#confirm button[value='cancel']", ESCAPE).await;
-    wait_dialog(c, false).await;
-    assert_eq!(setup.daemon.status_json("victim")["pid"], pid);
-
-    // Kill, confirmed from the keyboard: the process is gone and restarted or down, not the same pid.
-    press(c, kill, ENTER).await;
-    wait_dialog(c, true).await;
-    press(c, "#confirm-ok", ENTER).await;
-    wait_dialog(c, false).await;
-    let daemon = &setup.daemon;
-    common::wait_for("the kill", Duration::from_secs(10), || {
-        daemon.status_json("victim")["pid"] != pid
-    });
-
-    // Delete, confirmed: the row goes and the socket no longer knows the name.
-    click(
-        c,
-        "#processes tr[data-name='victim'] button[data-action='delete']",
-    )
-    .await;
-    wait_dialog(c, true).await;
-    click(c, "#confirm-ok").await;
-    eventually("the row removed", Duration::from_secs(10), || async {
-        let gone = js(
+        eventually("talker in the table", Duration::from_secs(5), || async {
+            setup.shown_status("talker").await
+        })
+        .await;
+        click(
             c,
-            "return !document.querySelector(\"#processes tr[data-name='victim']\")",
+            "#processes tr[data-name='talker'] button[data-action='logs']",
         )
         .await;
-        gone.as_bool().filter(|g| *g)
-    })
-    .await;
-    let out = setup.daemon.pmclient(&["status", "--name", "victim"]);
-    assert!(!out.status.success(), "victim is still defined");
-    setup.close().await;
+        wait_for_text(c, "#log-lines", "before", Duration::from_secs(10)).await;
+        std::fs::write(&go, b"").unwrap();
+        wait_for_text(
+            c,
+            "#log-lines",
+            "printed-after-open",
+            Duration::from_secs(5),
+        )
+        .await;
+        setup.close().await;
+    });
+}
+
+#[test]
+fn the_page_shows_a_banner_while_the_daemon_is_away_and_reconnects() {
+    with_browser(|mut setup| async move {
+        setup.log_in().await;
+        setup.daemon.terminate(Duration::from_secs(20));
+        let c = setup.client.clone();
+        eventually("the banner", Duration::from_secs(10), || async {
+            visible_text(&c, "#banner").await
+        })
+        .await;
+
+        let mut args = vec![
+            "--socket".to_string(),
+            setup.daemon.socket.display().to_string(),
+        ];
+        args.extend(setup.http_args.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        setup.daemon.launch_with_args(&args, true);
+        start_over_socket(&setup.daemon, "back", "exec sleep 300");
+
+        eventually("the banner gone", Duration::from_secs(15), || async {
+            visible_text(&c, "#banner").await.is_none().then_some(())
+        })
+        .await;
+        // A session kept in the daemon's memory ends with it: then the page asks for the secret again.
+        if visible_text(&c, "#login-form button").await.is_some() {
+            setup.log_in().await;
+        }
+        eventually(
+            "the table after the restart",
+            Duration::from_secs(10),
+            || async { setup.shown_status("back").await },
+        )
+        .await;
+        setup.close().await;
+    });
+}
+
+#[test]
+fn kill_and_delete_ask_first_and_work_from_the_keyboard() {
+    with_browser(|setup| async move {
+        let c = &setup.client;
+        start_over_socket(&setup.daemon, "victim", "exec sleep 300");
+        setup.log_in().await;
+        wait_for_text(c, &status_cell("victim"), "running", Duration::from_secs(5)).await;
+        let pid = setup.daemon.status_json("victim")["pid"].clone();
+
+        // Enter on the focused Kill button asks; Escape answers no, and nothing happens.
+        let kill = "#processes tr[data-name='victim'] button[data-action='kill']";
+        press(c, kill, ENTER).await;
+        wait_dialog(c, true).await;
+        press(c, "#confirm button[value='cancel']", ESCAPE).await;
+        wait_dialog(c, false).await;
+        assert_eq!(setup.daemon.status_json("victim")["pid"], pid);
+
+        // Kill, confirmed from the keyboard: the process is gone and restarted or down, not the same pid.
+        press(c, kill, ENTER).await;
+        wait_dialog(c, true).await;
+        press(c, "#confirm-ok", ENTER).await;
+        wait_dialog(c, false).await;
+        let daemon = &setup.daemon;
+        common::wait_for("the kill", Duration::from_secs(10), || {
+            daemon.status_json("victim")["pid"] != pid
+        });
+
+        // Delete, confirmed: the row goes and the socket no longer knows the name.
+        click(
+            c,
+            "#processes tr[data-name='victim'] button[data-action='delete']",
+        )
+        .await;
+        wait_dialog(c, true).await;
+        click(c, "#confirm-ok").await;
+        eventually("the row removed", Duration::from_secs(10), || async {
+            let gone = js(
+                c,
+                "return !document.querySelector(\"#processes tr[data-name='victim']\")",
+            )
+            .await;
+            gone.as_bool().filter(|g| *g)
+        })
+        .await;
+        let out = setup.daemon.pmclient(&["status", "--name", "victim"]);
+        assert!(!out.status.success(), "victim is still defined");
+        setup.close().await;
+    });
 }
 
 const ENTER: &str = "\u{E007}";

@@ -200,3 +200,19 @@ pub fn target_dir() -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("target"))
 }
+
+/// Waits until the shown element `selector` holds `needle`; returns its whole text.
+pub async fn wait_for_text(
+    client: &Client,
+    selector: &str,
+    needle: &str,
+    limit: Duration,
+) -> String {
+    let what = format!("{needle:?} in {selector}");
+    eventually(&what, limit, || async {
+        visible_text(client, selector)
+            .await
+            .filter(|t| t.contains(needle))
+    })
+    .await
+}
