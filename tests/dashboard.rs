@@ -299,11 +299,14 @@ fn the_page_shows_a_banner_while_the_daemon_is_away_and_reconnects() {
 }
 
 #[test]
-fn kill_and_delete_ask_first_and_work_from_the_keyboard() {
+fn the_form_starts_and_kill_and_delete_ask_first() {
     with_browser(|setup| async move {
         let c = &setup.client;
-        start_over_socket(&setup.daemon, "victim", "exec sleep 300");
         setup.log_in().await;
+        // Defined with the page's own form (a POST with the session's CSRF token).
+        press(c, "#new-name", "victim").await;
+        press(c, "#new-command", "exec sleep 300").await;
+        press(c, "#new-command", ENTER).await;
         wait_for_text(c, &status_cell("victim"), "running", Duration::from_secs(5)).await;
         let pid = setup.daemon.status_json("victim")["pid"].clone();
 
@@ -351,7 +354,7 @@ fn kill_and_delete_ask_first_and_work_from_the_keyboard() {
 const ENTER: &str = "\u{E007}";
 const ESCAPE: &str = "\u{E00C}";
 
-/// Focuses the element and sends it a key, as a keyboard user on it would.
+/// Focuses the element and types `key` (text or a key such as [`ENTER`]), as a keyboard user would.
 async fn press(client: &Client, selector: &str, key: &str) {
     let element = client
         .find(fantoccini::Locator::Css(selector))
