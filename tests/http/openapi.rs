@@ -114,6 +114,17 @@ fn every_route_is_documented_and_every_example_is_accepted() {
         tried += 1;
     }
     assert!(tried >= 10, "{tried}");
+    // The documented process object is the one the server answers, key for key.
+    let (_, web) = json(d.authed("GET", "/api/v1/processes/web").call());
+    let properties = doc["components"]["schemas"]["ProcessInfo"]["properties"]
+        .as_object()
+        .expect("ProcessInfo's properties");
+    for key in web.as_object().unwrap().keys() {
+        assert!(
+            properties.contains_key(key),
+            "{key} is not in ProcessInfo's schema"
+        );
+    }
     // The login example is the shape the server reads: a wrong secret, not a bad body.
     let login = &paths["/login"]["post"]["requestBody"]["content"]["application/json"];
     let example = schema_example(&doc, &login["schema"]).unwrap();
