@@ -185,3 +185,17 @@ fn readyz_waits_for_the_startup_templates() {
     assert_eq!(status, 200);
     assert_eq!(early["status"], "running", "{early}");
 }
+
+#[test]
+fn pm_conf_turns_it_on_and_a_non_loopback_address_is_a_warning() {
+    let d = Daemon::unstarted();
+    let conf = d.dir.path().join("pm.conf");
+    std::fs::write(&conf, "http: 0.0.0.0:0\n").unwrap();
+    let d = HttpDaemon::launch_with_args(d, &["--config", conf.to_str().unwrap()]);
+    assert!(d.base.starts_with("http://0.0.0.0:"), "{}", d.base);
+    let local = d.base.replace("0.0.0.0", "127.0.0.1");
+    let (status, _) = json(ureq::get(&format!("{local}/healthz")).call());
+    assert_eq!(status, 200);
+    let log = d.daemon.stderr();
+    assert!(log.contains("which is not a loopback address"), "{log}");
+}
