@@ -4,6 +4,7 @@ use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
 
 /// Which output stream a line came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
@@ -24,6 +25,7 @@ impl Stream {
 }
 
 /// One captured line of output (without its newline).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// When the supervisor read the line (local time), not when the process wrote it.
@@ -43,6 +45,7 @@ pub struct LogLine {
 /// let page: LogPage = serde_json::from_str(r#"{"next":42,"skipped":0,"lines":[]}"#).unwrap();
 /// assert_eq!(page.next, 42); // ask `after:42` next time
 /// ```
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LogPage {
     /// The number of the newest line captured (0 before the first): given back as `after`, it asks

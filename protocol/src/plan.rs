@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::ProcessSpec;
 
 /// What an apply does (or, in a dry run, would do) to one process.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", content = "fields", rename_all = "snake_case")]
 pub enum Change {
@@ -38,6 +39,7 @@ pub enum Change {
 }
 
 /// One line of the plan.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanEntry {
     /// The process.
@@ -62,6 +64,7 @@ impl PlanEntry {
 }
 
 /// Every process an apply concerns, in the order the changes are carried out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyPlan {
     /// Only planned: nothing was changed.

@@ -346,6 +346,7 @@ impl ProbeSettings {
 
 /// What the readiness and health of a running process are (`health:` in its status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Health {
     /// Running, not ready yet.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
 
 /// The lifecycle of a managed process, as the supervisor sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -72,6 +73,7 @@ impl fmt::Display for Status {
 
 /// The kernel's word for the process (field 3 of `/proc/<pid>/stat`), with the words of the
 /// original plugin, plus three of its own: initial, terminated, unavailable.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelState {
@@ -148,6 +150,7 @@ impl fmt::Display for KernelState {
 }
 
 /// How a process ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {
     /// The exit code, when it exited.
@@ -187,6 +190,7 @@ impl ExitInfo {
 ///
 /// The first twelve fields keep the names and types of the original JSON (`pid` 0, `cron`, `job_id`,
 /// `error` empty strings and `deadline` 0 mean "none"); the rest are ours.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     /// The process name.
@@ -317,6 +321,7 @@ impl ProcessInfo {
 }
 
 /// What changed in a [`ProcessEvent`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
@@ -349,6 +354,7 @@ pub enum EventKind {
 }
 
 /// A change in one process, sent to every subscriber.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessEvent {
     /// The process name.

@@ -216,7 +216,9 @@ async fn serve(
     let link = RegistryLink::new(&registry);
     let settings = Arc::new(session_settings(args, config, &secret));
     let http = match args.http.or(config.http) {
-        Some(addr) => Some(start_http(http_settings(args, addr), config, &settings, &link).await?),
+        Some(addr) => {
+            Some(start_http(http_settings(args, addr), config, &settings, &registry).await?)
+        }
         None => None,
     };
     let accept = listener::accept_loop(listener, args.max_connections, |stream, permit| {
@@ -273,8 +275,9 @@ async fn start_http(
     http_settings: processmanager::http::HttpSettings,
     config: &Config,
     settings: &SessionSettings,
-    link: &RegistryLink,
+    registry: &actix::Addr<Registry>,
 ) -> Result<actix_web::dev::ServerHandle, String> {
+    let link = &RegistryLink::new(registry);
     use processmanager::http::{self, auth::Auth, events::EventHub, HttpState};
     let events = EventHub::new(http_settings.events_backlog);
     events
@@ -283,6 +286,7 @@ async fn start_http(
         .map_err(|e| format!("HTTP events: {e}"))?;
     let state = HttpState {
         registry: link.clone(),
+        ready: registry.clone().recipient(),
         auth: Auth::new(
             settings.secret.clone(),
             settings.throttle(),

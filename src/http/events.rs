@@ -176,8 +176,8 @@ impl Reader {
 /// `Last-Event-ID` header replays the events after it that the ring still holds.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
     params(("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "A stream of Server-Sent Events",
-        content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "A stream of Server-Sent Events; each `data` is a \
+        ProcessEvent as one line of JSON", content_type = "text/event-stream", body = String)))]
 pub async fn events(req: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
     let last_id = req
         .headers()

@@ -4,10 +4,12 @@
 //!
 //! Parts: [`auth`] (bearer secret, browser sessions, CSRF), [`api`] (the JSON API under `/api/v1`,
 //! `/healthz`, `/readyz`), [`events`] (Server-Sent Events), [`openapi`] (the OpenAPI document),
-//! [`metrics`] (`/metrics` for Prometheus), [`error`] (the JSON error answer).
+//! [`metrics`] (`/metrics` for Prometheus), [`error`] (the JSON error answer), [`dashboard`] (the page
+//! at `/` and its files).
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -21,6 +23,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use futures_util::StreamExt;
 use pm_actors::counters::{self, Transport};
+use pm_actors::registry::IsReady;
 use pm_actors::session::RegistryLink;
 
 use auth::Auth;
@@ -64,6 +67,8 @@ impl HttpSettings {
 pub struct HttpState {
     /// The registry, the same one socket sessions send to.
     pub registry: RegistryLink,
+    /// The registry's answer to whether its startup is over (for `/readyz`).
+    pub ready: actix::Recipient<IsReady>,
     /// The secret, browser sessions and throttle.
     pub auth: Auth,
     /// The numbered event stream behind `/api/v1/events`.
@@ -80,6 +85,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     events::routes(cfg);
     openapi::routes(cfg);
     metrics::routes(cfg);
+    dashboard::routes(cfg);
 }
 
 /// The headers every answer carries: no framing, no sniffing, no referrer, only the server's own

@@ -24,7 +24,8 @@ use super::{auth, error, events};
         openapi_json,
     ),
     components(schemas(error::ErrorBody, api::Done, health::Health, auth::CsrfToken,
-        auth::LoginForm, processes::Definition, processes::SignalRequest)),
+        auth::LoginForm, processes::Definition, processes::SignalRequest,
+        pm_protocol::ProcessEvent)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),
 )]

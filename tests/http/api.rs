@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::wait_for;
+use crate::common::{wait_for, Daemon};
 use crate::{answer, json, HttpDaemon};
 
 #[test]
@@ -17,8 +17,10 @@ fn healthz_needs_nothing_and_the_api_needs_the_secret() {
     assert_eq!(body["kind"], "unauthorized");
     let (status, body) = json(d.authed("GET", "/api/v1/processes").call());
     assert_eq!((status, body), (200, json!([])));
-    let (status, _) = json(d.authed("GET", "/readyz").call());
-    assert_eq!(status, 200);
+    // Ready once the state is loaded and the startup templates started.
+    wait_for("/readyz", Duration::from_secs(10), || {
+        answer(d.authed("GET", "/readyz").call()).0 == 200
+    });
     assert!(d
         .daemon
         .stderr()
@@ -165,4 +167,35 @@ fn a_stack_is_applied_over_http() {
         .as_str()
         .unwrap()
         .starts_with("Error applying the stack: "));
+}
+
+#[test]
+fn readyz_waits_for_the_startup_templates() {
+    let d = Daemon::unstarted();
+    let dir = std::path::PathBuf::from(format!("{}.d/templates", d.socket.display()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = json!({"name": "early", "cmd": "sleep 600", "p_options": {"shell": true, "run_on_startup": true}});
+    std::fs::write(dir.join("early.json"), template.to_string()).unwrap();
+    let d = HttpDaemon::launch(d, &[]);
+    wait_for("/readyz", Duration::from_secs(10), || {
+        answer(d.authed("GET", "/readyz").call()).0 == 200
+    });
+    // Ready means the template's start has been answered.
+    let (status, early) = json(d.authed("GET", "/api/v1/processes/early").call());
+    assert_eq!(status, 200);
+    assert_eq!(early["status"], "running", "{early}");
+}
+
+#[test]
+fn pm_conf_turns_it_on_and_a_non_loopback_address_is_a_warning() {
+    let d = Daemon::unstarted();
+    let conf = d.dir.path().join("pm.conf");
+    std::fs::write(&conf, "http: 0.0.0.0:0\n").unwrap();
+    let d = HttpDaemon::launch_with_args(d, &["--config", conf.to_str().unwrap()]);
+    assert!(d.base.starts_with("http://0.0.0.0:"), "{}", d.base);
+    let local = d.base.replace("0.0.0.0", "127.0.0.1");
+    let (status, _) = json(ureq::get(&format!("{local}/healthz")).call());
+    assert_eq!(status, 200);
+    let log = d.daemon.stderr();
+    assert!(log.contains("which is not a loopback address"), "{log}");
 }

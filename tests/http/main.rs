@@ -28,9 +28,19 @@ impl HttpDaemon {
     }
 
     pub fn start_with(extra: &[&str]) -> HttpDaemon {
+        HttpDaemon::launch(Daemon::unstarted(), extra)
+    }
+
+    /// Launches `daemon` (prepared, not started) with its HTTP server on a free loopback port.
+    pub fn launch(daemon: Daemon, extra: &[&str]) -> HttpDaemon {
         let mut args = vec!["--http", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let daemon = Daemon::start_with(&args, true);
+        HttpDaemon::launch_with_args(daemon, &args)
+    }
+
+    /// Launches `daemon` with `args` after its socket, which must turn the HTTP server on.
+    pub fn launch_with_args(mut daemon: Daemon, args: &[&str]) -> HttpDaemon {
+        daemon.launch(args, true);
         let mut base = String::new();
         wait_for(
             "the HTTP server's log line",

@@ -36,6 +36,7 @@ mod lifecycle;
 mod logs;
 pub mod messages;
 mod readiness;
+mod ready;
 mod reload;
 mod restart;
 mod schedule;
@@ -69,6 +70,7 @@ use lifecycle::{Lifecycle, Timer};
 pub use applied::{Applied, Durable};
 pub use backoff::{Backoff, Decision};
 pub use messages::*;
+pub use ready::IsReady;
 pub use reload::{ConfigReloader, ReloadedConfig};
 pub use schedule::CronClock;
 pub use state::{detached_children, StateWrites, ENV_NAME, ENV_STATE};
@@ -208,6 +210,8 @@ pub struct Registry {
     apply_gate: apply::ApplyGate,
     /// The templates read at startup or by the last reload (what a reload may prune).
     template_names: std::collections::BTreeSet<String>,
+    /// Whether the state is loaded and the startup templates started (for [`IsReady`]).
+    startup: ready::Startup,
 }
 
 impl Registry {
@@ -234,6 +238,7 @@ impl Registry {
             state: state::StateBook::default(),
             apply_gate: apply::ApplyGate::default(),
             template_names: std::collections::BTreeSet::new(),
+            startup: ready::Startup::default(),
         }
     }
 
@@ -454,6 +459,8 @@ impl Actor for Registry {
             self.restore_at_startup(ctx);
         } else if self.config.load_templates {
             self.load_templates_at_startup(ctx);
+        } else {
+            self.startup.done = true;
         }
     }
 }

@@ -308,6 +308,8 @@ impl Registry {
             }
             if act.config.load_templates {
                 act.load_templates_at_startup(ctx);
+            } else {
+                act.startup.done = true;
             }
         }));
     }

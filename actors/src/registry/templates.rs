@@ -49,7 +49,10 @@ impl Registry {
         ctx.spawn(read.into_actor(self).map(|res, act, ctx| {
             let (good, bad) = match res {
                 Ok(found) => found,
-                Err(e) => return tracing::error!("reading templates: {e}"),
+                Err(e) => {
+                    act.startup.done = true;
+                    return tracing::error!("reading templates: {e}");
+                }
             };
             report(&bad);
             let read = good.len();
@@ -68,21 +71,27 @@ impl Registry {
                 if names.is_empty() { "" } else { ": " },
                 names.join(", ")
             );
+            // Counted before any start is answered; the last answer ends the startup.
+            act.startup.pending_starts = wanted.len() + 1;
             for t in wanted {
                 let started = t.to_spec().and_then(|spec| act.define(spec));
                 match started {
                     Ok(()) => {
                         let name = t.name.clone();
                         let launch = act.launch(t.name, ctx);
-                        ctx.spawn(launch.map(move |res, _, _| {
+                        ctx.spawn(launch.map(move |res, act, _| {
                             if let Err(e) = res {
                                 tracing::warn!(process = %name, "template start failed: {e}");
                             }
+                            act.startup_start_answered();
                         }));
+                        continue;
                     }
                     Err(e) => tracing::warn!(process = %t.name, "template not started: {e}"),
                 }
+                act.startup_start_answered();
             }
+            act.startup_start_answered();
         }));
     }
 }

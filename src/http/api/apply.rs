@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use pm_actors::counters;
 use pm_actors::registry::ApplyStack;
+use pm_protocol::plan::ApplyPlan;
 use pm_protocol::stack::StackFile;
 use pm_protocol::PmError;
 use serde::Deserialize;
@@ -40,7 +41,7 @@ fn apply_error(e: &PmError) -> ApiError {
     request_body(content = String, content_type = "application/yaml",
         example = "processes:\n  web:\n    command: sleep 600\n    log: true\n"),
     responses(
-        (status = 200, description = "The plan, carried out unless dry_run", body = Object),
+        (status = 200, description = "The plan, carried out unless dry_run", body = ApplyPlan),
         (status = 400, description = "A stack that cannot be read", body = ErrorBody),
     ))]
 pub async fn apply(

@@ -1,13 +1,14 @@
 //! The probes: `/healthz` (the daemon serves) and `/readyz` (the state file is loaded and the startup
 //! templates are started).
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use pm_actors::registry::ListProcesses;
+use pm_actors::registry::IsReady;
 use pm_protocol::response::Operation;
+use pm_protocol::PmError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ask;
 use crate::http::error::ApiError;
 use crate::http::HttpState;
 
@@ -32,16 +33,23 @@ pub async fn healthz() -> HttpResponse {
     ok()
 }
 
-/// `GET /readyz`: 200 once the registry answers, which it does only after it has read the state
-/// file; 503 while the daemon shuts down.
+/// `GET /readyz`: 200 once the registry has loaded the state file and started the startup
+/// templates; 503 before, and while the daemon shuts down.
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses(
         (status = 200, description = "The state is loaded", body = Health),
-        (status = 503, description = "Shutting down", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Starting or shutting down", body = crate::http::error::ErrorBody),
     ))]
 pub async fn readyz(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
-    ask(Operation::List, &state.registry.list, ListProcesses).await?;
-    Ok(ok())
+    match state.ready.send(IsReady).await {
+        Ok(true) => Ok(ok()),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "Error: the daemon is still starting",
+        )),
+        Err(_) => Err(ApiError::from_pm(Operation::List, &PmError::ShuttingDown)),
+    }
 }
 
 /// Mounts the probes.

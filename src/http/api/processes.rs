@@ -8,9 +8,10 @@ use pm_actors::registry::{
     Applied, DeleteProcess, GetProcessLogPage, GetStatus, KillProcess, ListProcesses,
     RestartProcess, SignalProcess, StartProcess, StopProcess,
 };
+use pm_protocol::logs::LogPage;
 use pm_protocol::response::{self, list_json, logs_json, status_json, Operation};
 use pm_protocol::stack::{StackFile, StackOptions};
-use pm_protocol::{PmError, ProcessSpec};
+use pm_protocol::{PmError, ProcessInfo, ProcessSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -72,7 +73,7 @@ pub struct LogsQuery {
 
 /// `GET /api/v1/processes`: every process, the objects of `list format:json`, sorted by name.
 #[utoipa::path(get, path = "/api/v1/processes", tag = "processes",
-    responses((status = 200, description = "Every process (`list format:json`)", body = [Object])))]
+    responses((status = 200, description = "Every process (`list format:json`)", body = [ProcessInfo])))]
 pub async fn list(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
     let all = ask(Operation::List, &state.registry.list, ListProcesses).await?;
     Ok(json_text(list_json(&all)))
@@ -82,7 +83,7 @@ pub async fn list(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError>
 #[utoipa::path(get, path = "/api/v1/processes/{name}", tag = "processes",
     params(("name" = String, Path, description = "The process name", example = "web")),
     responses(
-        (status = 200, description = "The process (`status format:json`)", body = Object),
+        (status = 200, description = "The process (`status format:json`)", body = ProcessInfo),
         (status = 404, description = "No such process", body = ErrorBody),
     ))]
 pub async fn status(
@@ -298,7 +299,7 @@ pub async fn signal(
 #[utoipa::path(get, path = "/api/v1/processes/{name}/logs", tag = "processes",
     params(("name" = String, Path, description = "The process name", example = "web"), LogsQuery),
     responses(
-        (status = 200, description = "A page of lines (`logs format:json`)", body = Object),
+        (status = 200, description = "A page of lines (`logs format:json`)", body = LogPage),
         (status = 404, description = "No such process", body = ErrorBody),
         (status = 409, description = "The process does not capture its output", body = ErrorBody),
     ))]

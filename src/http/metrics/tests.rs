@@ -186,6 +186,7 @@ async fn the_route_answers_the_page_of_a_live_registry() {
     let settings = HttpSettings::new("127.0.0.1:0".parse().unwrap());
     let state = HttpState {
         registry: RegistryLink::new(&registry),
+        ready: registry.clone().recipient(),
         auth: Auth::new("s", SessionSettings::new("s").throttle(), true),
         events: EventHub::new(settings.events_backlog),
         settings,
