@@ -263,7 +263,7 @@ impl Session {
                 "Error: script longer than {} bytes; it was dropped\n",
                 self.settings.max_script
             );
-            self.send(&frame("", &body), ctx);
+            self.send(&frame("", body), ctx);
         }
         self.on_events(events, false, ctx);
         self.time_open_quote(ctx);
@@ -294,9 +294,7 @@ impl Session {
                 SessionEvent::SecretAttempt(attempt) => self.check_secret(&attempt, ctx),
                 SessionEvent::Run { result, jobid, .. } => match result {
                     Ok(commands) => parts.push(LinePart::Script { commands, jobid }),
-                    Err(e) => {
-                        parts.push(LinePart::Reply(frame(&jobid, &response::parse_error(&e))))
-                    }
+                    Err(e) => parts.push(LinePart::Reply(frame(&jobid, response::parse_error(&e)))),
                 },
                 SessionEvent::Help => parts.push(LinePart::Reply(frame("", response::HELP))),
                 SessionEvent::Quit => parts.push(LinePart::Quit),
@@ -455,7 +453,7 @@ impl StreamHandler<Result<Incoming, io::Error>> for Session {
                     "Error: line longer than {} bytes; it was skipped\n",
                     self.settings.max_line
                 );
-                self.send(&frame("", &body), ctx);
+                self.send(&frame("", body), ctx);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "client read failed");

@@ -74,7 +74,7 @@ impl WatchStream {
                 Format::Text => response::event_text(&event),
                 Format::Json => response::event_json(&event),
             };
-            if replies.push(frame("", &body)).is_err() {
+            if replies.push(frame("", body)).is_err() {
                 return WatchEnd::ClientLost;
             }
         }
@@ -155,7 +155,7 @@ async fn answer_script(
         }) as Wait
     });
     let reply = Reply {
-        bytes: frame(&jobid, &body).into_bytes(),
+        bytes: frame(&jobid, body).into_bytes(),
         durable,
     };
     (Some(reply), after)

@@ -28,23 +28,32 @@ pub const END_MARK: &str = "**ENDRESULT**";
 /// assert_eq!(frame("e42", "Process 'web' started successfully"),
 ///            "**RESULT** e42\nProcess 'web' started successfully\n**ENDRESULT**\n");
 /// ```
-pub fn frame(jobid: &str, body: &str) -> String {
+pub fn frame(jobid: &str, body: impl Into<String>) -> String {
+    let mut body = body.into();
+    if body.contains('\r') || body.contains(END_MARK) {
+        return frame_line_by_line(jobid, &body);
+    }
+    // Nothing to stuff and no CR to drop: the body goes out unchanged (a long `list` is megabytes),
+    // so the head is moved in front of it within its own buffer instead of copying the body into a
+    // fresh one, whose every page would fault in.
+    if !body.is_empty() && !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let head = format!("{RESULT_MARK} {jobid}\n");
+    body.reserve(head.len() + END_MARK.len() + 1);
+    body.insert_str(0, &head);
+    body.push_str(END_MARK);
+    body.push('\n');
+    body
+}
+
+/// [`frame`] for a body with a CR or a line that reads as the end mark: line by line.
+fn frame_line_by_line(jobid: &str, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + jobid.len() + 32);
     out.push_str(RESULT_MARK);
     out.push(' ');
     out.push_str(jobid);
     out.push('\n');
-    if !body.contains('\r') && !body.contains(END_MARK) {
-        // Nothing to stuff and no CR to drop: the lines below would copy the body unchanged (a
-        // long `list` is megabytes), so copy it at once and end it with a newline as they would.
-        out.push_str(body);
-        if !body.is_empty() && !body.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str(END_MARK);
-        out.push('\n');
-        return out;
-    }
     for line in body.lines() {
         // A body line that reads as the end mark would end the frame early (a child can print
         // anything into its logs): like SMTP's dot-stuffing, it gets one more leading space, which

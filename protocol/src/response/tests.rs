@@ -51,7 +51,7 @@ fn frames_always_end_the_body_with_a_newline() {
 fn parse_errors_are_framed_with_a_body_starting_with_error() {
     let e = parse("!!!!!x.y").unwrap_err();
     assert_eq!(
-        frame("", &parse_error(&e)),
+        frame("", parse_error(&e)),
         "**RESULT** \nError: line 1, col 1: too many '!' (5): an action starts with one to four '!'\n**ENDRESULT**\n"
     );
 }
@@ -415,4 +415,31 @@ fn health_shows_in_status_list_json_and_events() {
         (v["kind"].as_str(), v["detail"].as_str()),
         (Some("unhealthy"), Some("timed out after 1 s"))
     );
+}
+
+#[test]
+fn a_body_framed_in_place_reads_as_one_framed_line_by_line() {
+    let bodies = [
+        "",
+        "ok",
+        "ok\n",
+        "a\n\nb",
+        "[\n  {\n    \"name\": \"web\"\n  }\n]\n",
+        "x **ENDRESULT**",
+    ];
+    for body in bodies {
+        for jobid in ["", "e42"] {
+            assert_eq!(
+                frame(jobid, body),
+                super::frame_line_by_line(jobid, body),
+                "{body:?}"
+            );
+        }
+    }
+    // A body sized for more than it holds keeps its buffer: the head goes in front, in place.
+    let mut big = String::with_capacity(4096);
+    big.push_str("[\n]");
+    let framed = frame("j", big);
+    assert_eq!(framed, "**RESULT** j\n[\n]\n**ENDRESULT**\n");
+    assert!(framed.capacity() >= 4096);
 }
