@@ -252,7 +252,7 @@ async fn serve(
         _ = sigint.recv() => tracing::warn!("second signal: exiting without waiting"),
     }
     if let Some(http) = http {
-        http.stop(false).await;
+        http.stop();
     }
     Ok(())
 }
@@ -276,7 +276,7 @@ async fn start_http(
     config: &Config,
     settings: &SessionSettings,
     registry: &actix::Addr<Registry>,
-) -> Result<actix_web::dev::ServerHandle, String> {
+) -> Result<processmanager::http::serve::Serving, String> {
     let link = &RegistryLink::new(registry);
     use processmanager::http::{self, auth::Auth, events::EventHub, HttpState};
     let events = EventHub::new(http_settings.events_backlog);
@@ -295,14 +295,7 @@ async fn start_http(
         events,
         settings: http_settings,
     };
-    let server = http::start(state)?;
-    let handle = server.handle();
-    actix_rt::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!("the HTTP server stopped: {e}");
-        }
-    });
-    Ok(handle)
+    http::start(state).await
 }
 
 fn session_settings(args: &Args, config: &Config, secret: &Secret) -> SessionSettings {

@@ -1,11 +1,11 @@
-//! The daemon's HTTP server: one actix-web server on the daemon's actix system, with the same
+//! The daemon's HTTP server: one actix-web `App` served on the daemon's own thread, with the same
 //! registry behind it that socket sessions use. This module binds it, sets its limits and security
 //! headers, and builds the one `App` from [`routes`], which mounts every part.
 //!
 //! Parts: [`auth`] (bearer secret, browser sessions, CSRF), [`api`] (the JSON API under `/api/v1`,
 //! `/healthz`, `/readyz`), [`events`] (Server-Sent Events), [`openapi`] (the OpenAPI document),
 //! [`metrics`] (`/metrics` for Prometheus), [`error`] (the JSON error answer), [`dashboard`] (the page
-//! at `/` and its files).
+//! at `/` and its files), [`serve`] (the accept loop on the daemon's thread).
 
 pub mod api;
 pub mod auth;
@@ -14,15 +14,15 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod openapi;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, DefaultHeaders};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use futures_util::StreamExt;
-use pm_actors::counters::{self, Transport};
 use pm_actors::registry::IsReady;
 use pm_actors::session::RegistryLink;
 
@@ -102,15 +102,15 @@ fn security_headers() -> DefaultHeaders {
         .add(("Cache-Control", "no-store"))
 }
 
-/// Binds the server and starts it on the current actix system; the returned server runs until it is
-/// stopped (or the system ends). A non-loopback address is allowed but logged as a warning.
-pub fn start(state: HttpState) -> Result<actix_web::dev::Server, String> {
+/// Binds the server and serves it on the current thread of the daemon's actix system (see [`serve`])
+/// until it is stopped. A non-loopback address is allowed but logged as a warning.
+pub async fn start(state: HttpState) -> Result<serve::Serving, String> {
     let settings = state.settings.clone();
     let state = web::Data::new(state);
     let body_limit = settings.max_body;
-    let server = HttpServer::new(move || {
+    let app = move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(state)
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::JsonConfig::default().limit(body_limit))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -123,31 +123,23 @@ pub fn start(state: HttpState) -> Result<actix_web::dev::Server, String> {
             .wrap(security_headers())
             .configure(routes)
             .default_service(web::to(not_found))
-    })
-    // Counted as open in the metrics until actix drops the connection's data, when it closes.
-    .on_connect(|_, data| {
-        data.insert(counters::daemon().connections(Transport::Http).opened());
-    })
-    // One worker: the daemon's HTTP traffic is light, and each worker is a thread of its own.
-    .workers(1)
-    .max_connections(settings.max_connections)
-    .client_request_timeout(settings.request_timeout)
-    .client_disconnect_timeout(Duration::from_secs(1))
-    .disable_signals()
-    .shutdown_timeout(1)
-    .bind(settings.addr)
-    .map_err(|e| format!("cannot listen for HTTP on {}: {e}", settings.addr))?;
-    let bound: Vec<SocketAddr> = server.addrs();
-    for addr in &bound {
-        tracing::info!("HTTP server listening on http://{addr}");
-        if !addr.ip().is_loopback() {
-            tracing::warn!(
-                "the HTTP server listens on {addr}, which is not a loopback address: anyone who can \
-                 reach it may try the secret; prefer 127.0.0.1 behind a TLS proxy"
-            );
-        }
+    };
+    let serving = serve::serve(
+        settings.addr,
+        settings.max_connections,
+        settings.request_timeout,
+        app,
+    )
+    .await?;
+    let addr = serving.addr;
+    tracing::info!("HTTP server listening on http://{addr}");
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "the HTTP server listens on {addr}, which is not a loopback address: anyone who can \
+             reach it may try the secret; prefer 127.0.0.1 behind a TLS proxy"
+        );
     }
-    Ok(server.run())
+    Ok(serving)
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
