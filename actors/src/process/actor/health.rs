@@ -183,8 +183,9 @@ impl ProcessActor {
             .map(|r| r.pid)
     }
 
-    /// Arms the next check of `kind` after `delay`.
+    /// Arms the next check of `kind` after `delay`, on the daemon's shared grid of check times.
     fn check_later(&mut self, id: u64, kind: CheckKind, delay: Duration, ctx: &mut Context<Self>) {
+        let delay = probe::coalesced(delay);
         ctx.run_later(delay, move |act, ctx| act.check_now(id, kind, ctx));
     }
 

@@ -30,6 +30,28 @@ pub(crate) fn human(d: Duration) -> String {
     }
 }
 
+/// The coarsest grain [`coalesced`] rounds a check's time to.
+const MAX_GRAIN: Duration = Duration::from_millis(50);
+
+/// How long to wait for a check due after `delay`, rounded up to a grain of a twentieth of the delay
+/// (at most [`MAX_GRAIN`]) counted from one instant for the whole daemon, so that the checks of all
+/// processes fall on the same few instants. A thousand processes started at different moments, each
+/// checked every second, would otherwise wake the daemon a thousand times a second, and on a VM each
+/// wake-up costs more than the check's own work: the daemon wakes twenty times a second instead,
+/// each check at most a twentieth of its period late.
+pub(crate) fn coalesced(delay: Duration) -> Duration {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let now = Instant::now();
+    let grain = (delay / 20)
+        .clamp(Duration::from_millis(1), MAX_GRAIN)
+        .as_nanos();
+    let due = (now + delay).saturating_duration_since(epoch).as_nanos();
+    let rounded = due.div_ceil(grain) * grain;
+    let rounded = epoch + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX));
+    rounded.saturating_duration_since(now)
+}
+
 /// Runs `probe` once for the process of `spec`, with `timeout`. An exec check must be started on
 /// the process actor's thread (its child dies with that thread), which is why this is not `async`:
 /// the spawn happens now, the waiting in the returned future.
@@ -91,5 +113,19 @@ mod tests {
             e.starts_with(&format!("connect to 127.0.0.1:{port}: ")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn checks_are_due_on_a_shared_grid_no_earlier_than_asked_and_at_most_a_grain_later() {
+        for delay_ms in [1, 7, 100, 999, 1000, 1003, 10_000] {
+            let delay = Duration::from_millis(delay_ms);
+            let before = Instant::now();
+            let got = coalesced(delay);
+            let grain = (delay / 20).clamp(Duration::from_millis(1), MAX_GRAIN);
+            // Not earlier than asked (allowing for the time between the two clock reads)...
+            assert!(got + before.elapsed() >= delay, "{delay:?} -> {got:?}");
+            // ... and at most one grain later.
+            assert!(got <= delay + grain, "{delay:?} -> {got:?}");
+        }
     }
 }
