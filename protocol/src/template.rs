@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::command::ProbeOptions;
+use crate::depend::Dependency;
 use crate::probe::{Probe, ProbeSettings, Readiness};
 use crate::signal::SignalName;
 use crate::spec::{
@@ -140,6 +141,14 @@ pub struct TemplateOptions {
     /// With `ready: notify`: no `WATCHDOG=1` for this many milliseconds is a failed check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watchdog_ms: Option<u64>,
+
+    // Dependencies (issue 14, part E).
+    /// What must hold before it starts: `db`, `db:ready`, `db:started`, `migrate:completed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Dependency>,
+    /// Restart it after a dependency restarts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_with: bool,
 }
 
 impl Default for TemplateOptions {
@@ -183,6 +192,8 @@ impl Default for TemplateOptions {
             health_timeout_ms: None,
             health_failures: None,
             watchdog_ms: None,
+            after: Vec::new(),
+            restart_with: false,
         }
     }
 }
@@ -218,6 +229,8 @@ impl Template {
                 health_timeout_ms: ms(p.health_timeout),
                 health_failures: p.health_failures,
                 watchdog_ms: ms(p.watchdog),
+                after: spec.after.clone(),
+                restart_with: spec.restart_with,
                 args,
                 restart: r.max_restarts,
                 detach: spec.detach,
@@ -328,6 +341,8 @@ impl Template {
             watchdog_ms: o.watchdog_ms,
         };
         spec.probes.validate().map_err(|e| bad(&e))?;
+        spec.after = o.after.clone();
+        spec.restart_with = o.restart_with;
         Ok(spec)
     }
 

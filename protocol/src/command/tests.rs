@@ -422,8 +422,12 @@ fn start() -> impl Strategy<Value = Start> {
             opt_text(),
         ),
         probe_options(),
+        (
+            proptest::collection::vec(dependency(), 0..3),
+            any::<bool>(),
+        ),
     )
-        .prop_map(|(a, b, c, d, probes)| {
+        .prop_map(|(a, b, c, d, probes, deps)| {
             let mut s = Start::shell(a.0, "");
             s.command = a.1;
             s.log = a.2;
@@ -434,8 +438,23 @@ fn start() -> impl Strategy<Value = Start> {
             s.run_on_startup = c.3 .0 && c.3 .1;
             (s.stop_signal, s.grace, s.user, s.group) = d;
             s.probes = probes;
+            (s.after, s.restart_with) = deps;
             s
         })
+}
+
+/// One `after:` entry (issue 14, part E), every condition.
+fn dependency() -> impl Strategy<Value = crate::depend::Dependency> {
+    use crate::depend::{Condition, Dependency};
+    (
+        "[a-z][a-z0-9._-]{0,8}",
+        prop_oneof![
+            Just(Condition::Started),
+            Just(Condition::Ready),
+            Just(Condition::Completed)
+        ],
+    )
+        .prop_map(|(name, condition)| Dependency::new(name, condition))
 }
 
 /// Readiness and health options (issue 14, part D), valid together.
