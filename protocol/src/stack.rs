@@ -539,7 +539,10 @@ mod tests {
     fn cycles_and_unknown_dependencies_are_errors() {
         let cycle = "processes:\n  a: {command: x, after: b}\n  b: {command: x, after: a}\n";
         let err = StackFile::parse(cycle).unwrap().to_specs().unwrap_err();
-        assert!(err.to_string().contains("dependency cycle: a -> b -> a"), "{err}");
+        assert!(
+            err.to_string().contains("dependency cycle: a -> b -> a"),
+            "{err}"
+        );
         let conditions = "processes:\n  a: {command: x, after: ['b:completed', c]}\n  \
                           b: {command: x}\n  c: {command: x, restart_with: true}\n";
         let specs = StackFile::parse(conditions).unwrap().to_specs().unwrap();
@@ -547,7 +550,10 @@ mod tests {
         assert!(specs[1].spec.restart_with);
         let bad = "processes:\n  a: {command: x, after: 'b:soon'}\n  b: {command: x}\n";
         let err = StackFile::parse(bad).unwrap().to_specs().unwrap_err();
-        assert!(err.to_string().contains("unknown condition 'soon'"), "{err}");
+        assert!(
+            err.to_string().contains("unknown condition 'soon'"),
+            "{err}"
+        );
         let unknown = "processes:\n  a: {command: x, after: zz}\n";
         let err = StackFile::parse(unknown).unwrap().to_specs().unwrap_err();
         assert!(err.to_string().contains("'zz'"), "{err}");

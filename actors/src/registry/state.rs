@@ -393,6 +393,9 @@ impl Registry {
         if outcome == Restored::Adopted {
             entry.run = live;
             entry.started_at = Some(std::time::Instant::now());
+            if let Some(run) = live {
+                self.run_adopted(&name, run.pid, ctx);
+            }
             if scheduled {
                 self.arm_cron(&name, ctx);
             }

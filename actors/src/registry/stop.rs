@@ -115,6 +115,7 @@ impl Apply<DeleteProcess> for Registry {
                     if act.entries.get(&name).is_some_and(|e| e.id == id) {
                         act.entries.remove(&name);
                         act.state_changed(ctx);
+                        act.dependency_failed(&name, "deleted", ctx);
                     }
                     Ok(())
                 }),

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::start_probes::ProbeOptions;
-use crate::depend::Dependency;
 use super::Verb;
+use crate::depend::Dependency;
 use crate::heroscript::{format_duration, Action, ActionWriter, ParseError, ParseErrorKind};
 use crate::signal::{valid_signal_names, SignalName};
 use crate::spec::{validate_name, CommandLine, ProcessSpec, RestartPolicy};

@@ -422,10 +422,7 @@ fn start() -> impl Strategy<Value = Start> {
             opt_text(),
         ),
         probe_options(),
-        (
-            proptest::collection::vec(dependency(), 0..3),
-            any::<bool>(),
-        ),
+        (proptest::collection::vec(dependency(), 0..3), any::<bool>()),
     )
         .prop_map(|(a, b, c, d, probes, deps)| {
             let mut s = Start::shell(a.0, "");
