@@ -196,6 +196,22 @@ pub struct StackOptions {
     pub watchdog: Option<Scalar>,
 }
 
+impl StackOptions {
+    /// The spec of process `name` with these options, checked (a bad value is an error naming the
+    /// process). A dependency in `after` may name any process, defined or not.
+    ///
+    /// ```
+    /// use pm_protocol::stack::StackOptions;
+    /// let o: StackOptions = serde_json::from_str(r#"{"command": "x", "after": "db:started"}"#).unwrap();
+    /// assert_eq!(o.to_spec("web").unwrap().after[0].to_string(), "db:started");
+    /// ```
+    pub fn to_spec(&self, name: &str) -> Result<ProcessSpec, PmError> {
+        to_start(name, self)
+            .and_then(|s| s.to_spec())
+            .map_err(|e| PmError::Invalid(format!("process '{name}': {e}")))
+    }
+}
+
 /// Fills every option `own` leaves out from `defaults`; `env` maps merge, `own` winning per key.
 fn merged(own: &StackOptions, defaults: &StackOptions) -> StackOptions {
     macro_rules! pick {
@@ -324,10 +340,7 @@ impl StackFile {
     pub fn to_specs(&self) -> Result<Vec<StackProcess>, PmError> {
         let mut all = BTreeMap::new();
         for (name, own) in &self.processes {
-            let o = merged(own, &self.defaults);
-            let spec = to_start(name, &o)
-                .and_then(|s| s.to_spec())
-                .map_err(|e| PmError::Invalid(format!("process '{name}': {e}")))?;
+            let spec = merged(own, &self.defaults).to_spec(name)?;
             let after: Vec<String> = spec.after.iter().map(|d| d.name.clone()).collect();
             for dep in &after {
                 if !self.processes.contains_key(dep) {
