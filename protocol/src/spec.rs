@@ -170,6 +170,17 @@ pub struct ProcessSpec {
     // Dependencies (issue 14, part E).
     /// What must hold before a start runs (`after:'db'`, `after:'migrate:completed'`), in order: the
     /// process is `waiting` until each dependency has reached its condition.
+    ///
+    /// ```
+    /// use pm_protocol::{Condition, Dependency, ProcessSpec};
+    /// let mut web = ProcessSpec::shell("web", "./web");
+    /// web.after = vec![
+    ///     Dependency::new("migrate", Condition::Completed),
+    ///     Dependency::parse("db").unwrap(), // ready, the default condition
+    /// ];
+    /// web.restart_with = true;
+    /// assert_eq!(web.after[1].describe(), "db (ready)");
+    /// ```
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Dependency>,
     /// Restart this process (when it runs) after a dependency of [`ProcessSpec::after`] restarts.
