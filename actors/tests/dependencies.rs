@@ -290,13 +290,18 @@ async fn a_waiting_process_comes_back_waiting_after_a_daemon_restart() {
     let mut cleanup = Cleanup::default();
     {
         let life = Life::start(dir.path());
+        start_in(&life.registry, ProcessSpec::shell("mig", "true"))
+            .await
+            .unwrap();
+        poll_status(&life.registry, "mig", |i| i.status == Status::Completed).await;
         let web = after(ProcessSpec::shell("web", "sleep 600"), &["db"]);
         let info = start_in(&life.registry, web).await.unwrap();
         assert_eq!(info.status, Status::Waiting);
         // The graph is in the state file before this life ends.
         let state = dir.path().join("state.json");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"after\"")) {
+        let written = |s: String| s.contains("\"after\"") && s.contains("\"completed\": true");
+        while !std::fs::read_to_string(&state).is_ok_and(written) {
             assert!(
                 Instant::now() < deadline,
                 "the state file has no dependency"
@@ -314,6 +319,11 @@ async fn a_waiting_process_comes_back_waiting_after_a_daemon_restart() {
     cleanup.group(db.pid);
     let web = poll_status(&life.registry, "web", |i| i.status == Status::Running).await;
     cleanup.group(web.pid);
+    // The migration that completed in the first life still counts in this one.
+    let late = after(ProcessSpec::shell("late", "sleep 600"), &["mig:completed"]);
+    let late = start_in(&life.registry, late).await.unwrap();
+    cleanup.group(late.pid);
+    assert_eq!(late.status, Status::Running, "{late:#?}");
     life.registry.send(Shutdown).await.unwrap().unwrap();
 }
 

@@ -35,6 +35,17 @@ pub(crate) struct Reached {
 }
 
 impl Reached {
+    /// Whether the last run exited 0 (the state file keeps it).
+    pub(crate) fn completed(&self) -> bool {
+        self.completed
+    }
+
+    /// What the state file says of the last run: exited 0 (and so ready, with `ready:exited`).
+    pub(crate) fn restore_completed(&mut self, completed: bool, spec: &ProcessSpec) {
+        self.completed = completed;
+        self.ready = completed && spec.probes.ready == pm_protocol::Readiness::Exited;
+    }
+
     /// Whether `condition` holds now.
     fn holds(&self, condition: Condition) -> bool {
         match condition {
