@@ -300,7 +300,9 @@ async fn a_waiting_process_comes_back_waiting_after_a_daemon_restart() {
         // The graph is in the state file before this life ends.
         let state = dir.path().join("state.json");
         let deadline = Instant::now() + Duration::from_secs(10);
-        let written = |s: String| s.contains("\"after\"") && s.contains("\"completed\": true");
+        let written = |s: String| {
+            s.contains("\"after\"") && s.replace(' ', "").contains("\"completed\":true")
+        };
         while !std::fs::read_to_string(&state).is_ok_and(written) {
             assert!(
                 Instant::now() < deadline,
