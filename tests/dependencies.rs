@@ -159,6 +159,12 @@ fn a_stack_waits_for_readiness_through_after() {
     .unwrap();
     ok(&d, &["apply", "-f", file.to_str().unwrap()]);
     assert_eq!(status_of(&d, "web"), "waiting");
+    // A changed db is deleted and defined again: web keeps waiting for it.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("sleep 600", "sleep 601", 1)).unwrap();
+    let plan = ok(&d, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(plan.contains("db (changed"), "{plan}");
+    assert_eq!(status_of(&d, "web"), "waiting");
     std::fs::write(&flag, "").unwrap();
     wait_for("web running", Duration::from_secs(10), || {
         status_of(&d, "web") == "running"

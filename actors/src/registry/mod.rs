@@ -215,6 +215,9 @@ pub struct Registry {
     template_names: std::collections::BTreeSet<String>,
     /// Whether the state is loaded and the startup templates started (for [`IsReady`]).
     startup: ready::Startup,
+    /// Names an apply deletes to define again with a changed definition: what waits for them
+    /// keeps waiting (their delete is not a failure for good).
+    replacing: std::collections::BTreeSet<String>,
 }
 
 impl Registry {
@@ -242,6 +245,7 @@ impl Registry {
             apply_gate: apply::ApplyGate::default(),
             template_names: std::collections::BTreeSet::new(),
             startup: ready::Startup::default(),
+            replacing: std::collections::BTreeSet::new(),
         }
     }
 
