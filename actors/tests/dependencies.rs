@@ -355,3 +355,33 @@ async fn restart_with_restarts_a_running_dependent_after_its_dependency() {
     assert_eq!(h.status("without").await.pid, without.pid);
     h.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn the_shutdown_stops_dependents_first_level_by_level() {
+    let mut h = Harness::new().await;
+    let log = h.dir.path().join("order");
+    h.start(service("db", &log)).await.unwrap();
+    h.start(after(service("cache", &log), &["db:started"]))
+        .await
+        .unwrap();
+    h.start(after(service("api", &log), &["db", "cache"]))
+        .await
+        .unwrap();
+    h.start(after(service("web", &log), &["api"]))
+        .await
+        .unwrap();
+    for name in ["db", "cache", "api", "web"] {
+        h.until(name, 10, |i| i.status == Status::Running).await;
+    }
+    // Each has written its name once its shell runs its loop (its trap is set before).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&log).len() < 4 {
+        assert!(Instant::now() < deadline, "{:?}", lines(&log));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.shutdown().await;
+    assert_eq!(
+        lines(&log)[4..],
+        ["stop:web", "stop:api", "stop:cache", "stop:db"]
+    );
+}
