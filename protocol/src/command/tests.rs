@@ -20,6 +20,32 @@ fn err(script: &str) -> String {
 }
 
 #[test]
+fn dependencies_reach_the_spec_and_errors_are_clear() {
+    let Command::Start(start) = one(
+        "!!process.start name:web command:x after:'migrate:completed' after:db restart_with:true",
+    ) else {
+        panic!("not a start");
+    };
+    let spec = start.to_spec().unwrap();
+    let after: Vec<String> = spec.after.iter().map(|d| d.describe()).collect();
+    assert_eq!(after, ["migrate (completed)", "db (ready)"]);
+    assert!(spec.restart_with);
+    assert_eq!(
+        Command::Start(start).to_heroscript(),
+        "!!process.start name:web command:x after:migrate:completed after:db restart_with:true"
+    );
+    let e = err("!!process.start name:w command:x after:'db:up'");
+    assert!(
+        e.contains("unknown condition 'up' (use started, ready or completed)"),
+        "{e}"
+    );
+    let e = err("!!process.start name:w command:x aftr:db");
+    assert!(e.contains("did you mean 'after'?"), "{e}");
+    let e = err("!!process.start name:w command:x after:'a b'");
+    assert!(e.contains("not a process name"), "{e}");
+}
+
+#[test]
 fn the_seed_commands_parse() {
     let cmd = one("!!process.start name:'processname' command:'command which can be multiline' log:true deadline:30 cron:'0 0 * * *' jobid:'e42'");
     let Command::Start(s) = &cmd else {
