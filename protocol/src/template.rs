@@ -384,6 +384,7 @@ pub fn file_name(name: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::depend::Condition;
     use proptest::prelude::*;
 
     #[test]
@@ -502,6 +503,7 @@ pub(crate) mod tests {
             texts in (opt_string(), opt_string(), opt_string(), opt_string()),
             stop in (1i32..=31, any::<u64>()),
             probes in any_probes(),
+            deps in (proptest::collection::vec(("[a-z]{1,6}", 0usize..3), 0..3), any::<bool>()),
         ) -> ProcessSpec {
             let mut spec = if shell {
                 ProcessSpec::shell(name, cmd)
@@ -524,6 +526,9 @@ pub(crate) mod tests {
             spec.stop_signal = stop.0.to_string().parse().unwrap();
             spec.grace_ms = stop.1;
             spec.probes = probes;
+            let conditions = [Condition::Started, Condition::Ready, Condition::Completed];
+            spec.after = deps.0.into_iter().map(|(n, c)| Dependency::new(n, conditions[c])).collect();
+            spec.restart_with = deps.1;
             spec
         }
     }
