@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::{start_in, Life};
+use common::{poll_status, start_in, Life};
 use pm_actors::process::procfs;
 use pm_actors::registry::*;
 use pm_protocol::state::{SavedProcess, SavedRun, SavedState};
@@ -226,22 +226,6 @@ async fn an_adopted_process_that_ends_is_restarted_by_its_policy() {
     .unwrap()
     .unwrap();
     life.end();
-}
-
-async fn poll_status(
-    r: &Addr<Registry>,
-    name: &str,
-    want: impl Fn(&ProcessInfo) -> bool,
-) -> ProcessInfo {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let info = status(r, name).await;
-        if want(&info) {
-            return info;
-        }
-        assert!(Instant::now() < end, "timed out; last status {info:?}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[actix_rt::test]

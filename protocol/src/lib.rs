@@ -5,6 +5,7 @@
 //! - [`status`]: what a process is doing ([`ProcessInfo`], [`Status`], [`KernelState`]) and the events
 //!   that report changes ([`ProcessEvent`]).
 //! - [`probe`]: readiness and health checks ([`Readiness`], [`Probe`], [`ProbeSettings`]).
+//! - [`depend`]: dependencies between processes ([`Dependency`], `after:'db:ready'`).
 //! - [`signal`]: the typed signal name ([`SignalName`]) of a stop signal.
 //! - [`error`]: the typed error ([`PmError`]) shared by the library API and the socket.
 //! - [`heroscript`]: the text grammar people type (`!!process.start name:'web' ...`).
@@ -20,6 +21,7 @@
 
 pub mod command;
 pub mod cron;
+pub mod depend;
 pub mod error;
 pub mod heroscript;
 pub mod logs;
@@ -35,6 +37,7 @@ pub mod status;
 pub mod template;
 
 pub use command::{Command, Format};
+pub use depend::{Condition, Dependency};
 pub use error::PmError;
 pub use heroscript::ParseError;
 pub use logs::{LogLine, Stream};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::depend::Dependency;
 use crate::probe::ProbeSettings;
 use crate::signal::SignalName;
 
@@ -165,6 +166,26 @@ pub struct ProcessSpec {
     /// Readiness, health checks and the watchdog (`ready`, `health`, ... options).
     #[serde(default, skip_serializing_if = "ProbeSettings::is_default")]
     pub probes: ProbeSettings,
+
+    // Dependencies (issue 14, part E).
+    /// What must hold before a start runs (`after:'db'`, `after:'migrate:completed'`), in order: the
+    /// process is `waiting` until each dependency has reached its condition.
+    ///
+    /// ```
+    /// use pm_protocol::{Condition, Dependency, ProcessSpec};
+    /// let mut web = ProcessSpec::shell("web", "./web");
+    /// web.after = vec![
+    ///     Dependency::new("migrate", Condition::Completed),
+    ///     Dependency::parse("db").unwrap(), // ready, the default condition
+    /// ];
+    /// web.restart_with = true;
+    /// assert_eq!(web.after[1].describe(), "db (ready)");
+    /// ```
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Dependency>,
+    /// Restart this process (when it runs) after a dependency of [`ProcessSpec::after`] restarts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_with: bool,
 }
 
 fn default_grace_ms() -> u64 {
@@ -231,6 +252,8 @@ impl ProcessSpec {
             user: None,
             group: None,
             probes: ProbeSettings::default(),
+            after: Vec::new(),
+            restart_with: false,
         }
     }
 }

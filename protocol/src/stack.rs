@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::start::read_policy;
 use crate::command::{ProbeOptions, Start};
+use crate::depend::{find_cycle, Dependency};
 use crate::heroscript::parse_duration;
 use crate::probe::{Probe, Readiness};
 use crate::{PmError, ProcessSpec};
@@ -157,9 +158,13 @@ pub struct StackOptions {
     /// Run with this group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// Processes of the stack started before this one (and restarted before it on a change).
+    /// What must hold before it starts (`db`, `db:started`, `migrate:completed`): processes of the
+    /// stack, started before this one (and restarted before it on a change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<OneOrMany>,
+    /// Restart it after a dependency of `after` restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_with: Option<bool>,
 
     // Readiness and health (issue 14, part D), as `!!process.start` names them.
     /// How readiness is known: `notify`, `exited`, `log:<regex>`, `http:<url>`, ...
@@ -191,6 +196,22 @@ pub struct StackOptions {
     pub watchdog: Option<Scalar>,
 }
 
+impl StackOptions {
+    /// The spec of process `name` with these options, checked (a bad value is an error naming the
+    /// process). A dependency in `after` may name any process, defined or not.
+    ///
+    /// ```
+    /// use pm_protocol::stack::StackOptions;
+    /// let o: StackOptions = serde_json::from_str(r#"{"command": "x", "after": "db:started"}"#).unwrap();
+    /// assert_eq!(o.to_spec("web").unwrap().after[0].to_string(), "db:started");
+    /// ```
+    pub fn to_spec(&self, name: &str) -> Result<ProcessSpec, PmError> {
+        to_start(name, self)
+            .and_then(|s| s.to_spec())
+            .map_err(|e| PmError::Invalid(format!("process '{name}': {e}")))
+    }
+}
+
 /// Fills every option `own` leaves out from `defaults`; `env` maps merge, `own` winning per key.
 fn merged(own: &StackOptions, defaults: &StackOptions) -> StackOptions {
     macro_rules! pick {
@@ -219,6 +240,7 @@ fn merged(own: &StackOptions, defaults: &StackOptions) -> StackOptions {
         user,
         group,
         after,
+        restart_with,
         ready,
         ready_period,
         ready_timeout,
@@ -318,11 +340,8 @@ impl StackFile {
     pub fn to_specs(&self) -> Result<Vec<StackProcess>, PmError> {
         let mut all = BTreeMap::new();
         for (name, own) in &self.processes {
-            let o = merged(own, &self.defaults);
-            let spec = to_start(name, &o)
-                .and_then(|s| s.to_spec())
-                .map_err(|e| PmError::Invalid(format!("process '{name}': {e}")))?;
-            let after = o.after.as_ref().map(OneOrMany::to_vec).unwrap_or_default();
+            let spec = merged(own, &self.defaults).to_spec(name)?;
+            let after: Vec<String> = spec.after.iter().map(|d| d.name.clone()).collect();
             for dep in &after {
                 if !self.processes.contains_key(dep) {
                     return Err(PmError::Invalid(format!(
@@ -347,11 +366,12 @@ fn dependency_order(mut all: BTreeMap<String, StackProcess>) -> Result<Vec<Stack
             .map(|(n, _)| n.clone())
             .collect();
         if ready.is_empty() {
-            let names: Vec<&str> = all.keys().map(String::as_str).collect();
-            return Err(PmError::Invalid(format!(
-                "the 'after' lists form a cycle among: {}",
-                names.join(", ")
-            )));
+            let edges = |n: &str| all.get(n).map(|p| p.after.clone()).unwrap_or_default();
+            let cycle = all
+                .keys()
+                .find_map(|n| find_cycle(n, edges))
+                .unwrap_or_else(|| all.keys().cloned().collect::<Vec<_>>().join(", "));
+            return Err(PmError::Invalid(format!("dependency cycle: {cycle}")));
         }
         for name in ready {
             if let Some(p) = all.remove(&name) {
@@ -428,6 +448,15 @@ fn to_start(name: &str, o: &StackOptions) -> Result<Start, PmError> {
     start.user = o.user.clone();
     start.group = o.group.clone();
     start.probes = probe_options(o)?;
+    start.after = o
+        .after
+        .as_ref()
+        .map(OneOrMany::to_vec)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| Dependency::parse(d).map_err(|e| PmError::Invalid(format!("after: {e}"))))
+        .collect::<Result<_, _>>()?;
+    start.restart_with = o.restart_with.unwrap_or(false);
     Ok(start)
 }
 
@@ -523,7 +552,21 @@ mod tests {
     fn cycles_and_unknown_dependencies_are_errors() {
         let cycle = "processes:\n  a: {command: x, after: b}\n  b: {command: x, after: a}\n";
         let err = StackFile::parse(cycle).unwrap().to_specs().unwrap_err();
-        assert!(err.to_string().contains("cycle"), "{err}");
+        assert!(
+            err.to_string().contains("dependency cycle: a -> b -> a"),
+            "{err}"
+        );
+        let conditions = "processes:\n  a: {command: x, after: ['b:completed', c]}\n  \
+                          b: {command: x}\n  c: {command: x, restart_with: true}\n";
+        let specs = StackFile::parse(conditions).unwrap().to_specs().unwrap();
+        assert_eq!(specs[2].spec.after[0].to_string(), "b:completed");
+        assert!(specs[1].spec.restart_with);
+        let bad = "processes:\n  a: {command: x, after: 'b:soon'}\n  b: {command: x}\n";
+        let err = StackFile::parse(bad).unwrap().to_specs().unwrap_err();
+        assert!(
+            err.to_string().contains("unknown condition 'soon'"),
+            "{err}"
+        );
         let unknown = "processes:\n  a: {command: x, after: zz}\n";
         let err = StackFile::parse(unknown).unwrap().to_specs().unwrap_err();
         assert!(err.to_string().contains("'zz'"), "{err}");

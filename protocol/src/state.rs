@@ -67,6 +67,10 @@ pub struct SavedProcess {
     /// The current run, if one is alive.
     #[serde(default)]
     pub run: Option<SavedRun>,
+    /// Its last run exited 0: what a dependent's `after:'<name>:completed'` waits for, kept so that
+    /// a migration that ran before a daemon restart is not waited for again after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub completed: bool,
 }
 
 impl SavedProcess {
@@ -80,6 +84,7 @@ impl SavedProcess {
             attached: false,
             gave_up: None,
             run: None,
+            completed: false,
         }
     }
 }
@@ -247,6 +252,7 @@ fn unchanged(old: &SavedProcess, new: &SavedProcess) -> bool {
         attached,
         gave_up,
         run,
+        completed,
     } = new;
     Arc::ptr_eq(&old.spec, spec)
         && old.wanted == *wanted
@@ -255,6 +261,7 @@ fn unchanged(old: &SavedProcess, new: &SavedProcess) -> bool {
         && old.attached == *attached
         && old.gave_up == *gave_up
         && old.run == *run
+        && old.completed == *completed
 }
 
 #[cfg(test)]

@@ -28,11 +28,13 @@ pub enum Status {
     Scheduled,
     /// An attached process that is gone (its exit code cannot be known).
     Terminated,
+    /// Started, and waiting for its dependencies (`after:`) to hold; see `waiting_for`.
+    Waiting,
 }
 
 impl Status {
     /// Every status, in the order of the lifecycle's description above.
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Status::Initial,
         Status::Running,
         Status::Stopping,
@@ -42,6 +44,7 @@ impl Status {
         Status::Backoff,
         Status::Scheduled,
         Status::Terminated,
+        Status::Waiting,
     ];
 
     /// The wire word (`running`, `backoff`, ...), as in text output and JSON.
@@ -56,6 +59,7 @@ impl Status {
             Status::Backoff => "backoff",
             Status::Scheduled => "scheduled",
             Status::Terminated => "terminated",
+            Status::Waiting => "waiting",
         }
     }
 
@@ -269,6 +273,12 @@ pub struct ProcessInfo {
     /// process sent; left out of the JSON when empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub health_detail: String,
+
+    // Dependencies (issue 14, part E).
+    /// While `waiting`: the dependencies that do not hold yet, as `db (ready)`, in the order of
+    /// `after:`; left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 /// Every time the protocol shows (start, end, next run, next restart, log lines in the file and on
@@ -316,6 +326,7 @@ impl ProcessInfo {
             health: None,
             ready_since: None,
             health_detail: String::new(),
+            waiting_for: Vec::new(),
         }
     }
 }
@@ -350,6 +361,11 @@ pub enum EventKind {
     Unhealthy {
         /// The last failure (`GET http://127.0.0.1:8080/health: 503 after 12 ms`).
         detail: String,
+    },
+    /// A start waits for its dependencies (`after:`).
+    Waiting {
+        /// The dependencies that do not hold yet (`db (ready)`).
+        waiting_for: Vec<String>,
     },
 }
 
@@ -388,8 +404,9 @@ mod tests {
             Status::Backoff => 6,
             Status::Scheduled => 7,
             Status::Terminated => 8,
+            Status::Waiting => 9,
         };
-        assert_eq!(Status::ALL.len(), 9);
+        assert_eq!(Status::ALL.len(), 10);
         for (i, &s) in Status::ALL.iter().enumerate() {
             assert_eq!(place(s), i, "{s} in its place");
         }

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::command::ProbeOptions;
+use crate::depend::Dependency;
 use crate::probe::{Probe, ProbeSettings, Readiness};
 use crate::signal::SignalName;
 use crate::spec::{
@@ -140,6 +141,14 @@ pub struct TemplateOptions {
     /// With `ready: notify`: no `WATCHDOG=1` for this many milliseconds is a failed check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watchdog_ms: Option<u64>,
+
+    // Dependencies (issue 14, part E).
+    /// What must hold before it starts: `db`, `db:ready`, `db:started`, `migrate:completed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Dependency>,
+    /// Restart it after a dependency restarts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_with: bool,
 }
 
 impl Default for TemplateOptions {
@@ -183,6 +192,8 @@ impl Default for TemplateOptions {
             health_timeout_ms: None,
             health_failures: None,
             watchdog_ms: None,
+            after: Vec::new(),
+            restart_with: false,
         }
     }
 }
@@ -218,6 +229,8 @@ impl Template {
                 health_timeout_ms: ms(p.health_timeout),
                 health_failures: p.health_failures,
                 watchdog_ms: ms(p.watchdog),
+                after: spec.after.clone(),
+                restart_with: spec.restart_with,
                 args,
                 restart: r.max_restarts,
                 detach: spec.detach,
@@ -328,6 +341,8 @@ impl Template {
             watchdog_ms: o.watchdog_ms,
         };
         spec.probes.validate().map_err(|e| bad(&e))?;
+        spec.after = o.after.clone();
+        spec.restart_with = o.restart_with;
         Ok(spec)
     }
 
@@ -369,6 +384,7 @@ pub fn file_name(name: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::depend::Condition;
     use proptest::prelude::*;
 
     #[test]
@@ -487,6 +503,7 @@ pub(crate) mod tests {
             texts in (opt_string(), opt_string(), opt_string(), opt_string()),
             stop in (1i32..=31, any::<u64>()),
             probes in any_probes(),
+            deps in (proptest::collection::vec(("[a-z]{1,6}", 0usize..3), 0..3), any::<bool>()),
         ) -> ProcessSpec {
             let mut spec = if shell {
                 ProcessSpec::shell(name, cmd)
@@ -509,6 +526,9 @@ pub(crate) mod tests {
             spec.stop_signal = stop.0.to_string().parse().unwrap();
             spec.grace_ms = stop.1;
             spec.probes = probes;
+            let conditions = [Condition::Started, Condition::Ready, Condition::Completed];
+            spec.after = deps.0.into_iter().map(|(n, c)| Dependency::new(n, conditions[c])).collect();
+            spec.restart_with = deps.1;
             spec
         }
     }

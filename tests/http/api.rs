@@ -199,3 +199,35 @@ fn pm_conf_turns_it_on_and_a_non_loopback_address_is_a_warning() {
     let log = d.daemon.stderr();
     assert!(log.contains("which is not a loopback address"), "{log}");
 }
+
+#[test]
+fn a_definition_with_after_waits_over_http() {
+    let d = HttpDaemon::start();
+    let (status, body) = json(d.authed("POST", "/api/v1/processes").send_json(json!({
+        "name": "web", "command": "sleep 600", "after": ["db:started"], "restart_with": true
+    })));
+    assert_eq!(status, 201, "{body}");
+    let (_, web) = json(d.authed("GET", "/api/v1/processes/web").call());
+    assert_eq!(web["status"], "waiting", "{web}");
+    assert_eq!(web["waiting_for"], json!(["db (started)"]));
+    let (status, body) = json(d.authed("POST", "/api/v1/processes").send_json(json!({
+        "name": "x", "command": "true", "after": "db:soon"
+    })));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown condition 'soon'"),
+        "{body}"
+    );
+    let (status, _) = json(
+        d.authed("POST", "/api/v1/processes")
+            .send_json(json!({"name": "db", "command": "sleep 600"})),
+    );
+    assert_eq!(status, 201);
+    wait_for("web running", Duration::from_secs(10), || {
+        json(d.authed("GET", "/api/v1/processes/web").call()).1["status"] == "running"
+    });
+    d.daemon.pmclient(&["stop", "--all"]);
+}

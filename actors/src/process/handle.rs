@@ -190,6 +190,11 @@ impl ProcessHandle {
         self.addr.do_send(Subscribe(sink));
     }
 
+    /// Sends `kind` to every subscriber of the process (see [`Announce`]); never waits.
+    pub fn announce(&self, kind: pm_protocol::EventKind) {
+        self.addr.do_send(Announce(kind));
+    }
+
     /// The spec the actor runs.
     pub fn spec(&self) -> impl Future<Output = Result<ProcessSpec, PmError>> + 'static {
         self.ask(GetSpec)

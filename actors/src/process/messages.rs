@@ -115,6 +115,12 @@ pub enum EventSink {
     Unbounded(tokio::sync::mpsc::UnboundedSender<ProcessEvent>),
 }
 
+/// Send an event that only the registry knows of (a start `waiting` for its dependencies, a waiting
+/// start failed by its dependency) to every subscriber of the process, as the actor's own events go.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Announce(pub pm_protocol::EventKind);
+
 /// Add a subscriber to every change of status or kernel state.
 #[derive(Message, Clone)]
 #[rtype(result = "()")]

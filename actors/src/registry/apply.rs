@@ -149,7 +149,9 @@ impl Registry {
             (Change::Pruned, _) => self.delete_step(name, ctx),
             (Change::New, Some(spec)) => self.start_step(spec, ctx),
             (Change::Changed(_), Some(spec)) => {
+                self.replacing.insert(name.clone());
                 Box::pin(self.delete_step(name, ctx).then(move |res, act, ctx| {
+                    act.replacing.remove(&spec.name);
                     let next: ResponseActFuture<Self, Result<(), PmError>> = match res {
                         Ok(()) => act.start_step(spec, ctx),
                         Err(e) => Box::pin(fut::ready(Err(e))),

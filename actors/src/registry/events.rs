@@ -32,6 +32,12 @@ impl StreamHandler<ProcessEvent> for Registry {
             _ => return,
         };
         self.track_run(&event.name, event.pid, new.is_alive(), ctx);
+        // The milestones dependents wait for (a `stopping` run is still the same run).
+        if new == Status::Running {
+            self.run_started(&event.name, event.pid, ctx);
+        } else if !new.is_alive() && event.exit.is_some() {
+            self.run_ended(&event.name, new, ctx);
+        }
         let Some(exit) = event.exit else {
             return;
         };
@@ -80,6 +86,16 @@ impl Registry {
             entry.on_exit(&decision, restart_timer);
         }
         self.state_changed(ctx);
+        // Failed for good: what waits for it will not start.
+        match &decision {
+            Decision::GiveUp(why) => self.dependency_failed(name, why, ctx),
+            Decision::Stay
+                if !success && self.entries.get(name).is_some_and(|e| e.cron.is_none()) =>
+            {
+                self.dependency_failed(name, last, ctx)
+            }
+            _ => {}
+        }
         match decision {
             Decision::GiveUp(why) => tracing::warn!(process = name, "{why}"),
             Decision::RestartAfter(delay) if delay.is_zero() => {

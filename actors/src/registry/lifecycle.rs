@@ -31,6 +31,12 @@ pub(crate) enum Lifecycle {
     /// Started (by a user, an automatic restart or a cron fire) or adopted: to run, or with a schedule
     /// to fire, again after a daemon restart. Its actor says whether it is alive now.
     Active,
+    /// Started, but its dependencies (`after:`) do not hold yet: it starts when they do, from their
+    /// events (see `dependencies.rs`).
+    Waiting {
+        /// The dependencies that do not hold, as status shows them (`db (ready)`).
+        waiting_for: Vec<String>,
+    },
     /// Ended by itself; its restart policy starts it again when the timer fires.
     RestartPending {
         /// The restart, and when it is due.
@@ -69,7 +75,9 @@ impl Lifecycle {
     /// a cron schedule, which stays wanted between its runs.
     pub(crate) fn wanted(&self, scheduled: bool) -> bool {
         match self {
-            Lifecycle::Active | Lifecycle::RestartPending { .. } => true,
+            Lifecycle::Active | Lifecycle::RestartPending { .. } | Lifecycle::Waiting { .. } => {
+                true
+            }
             Lifecycle::GaveUp { .. } => scheduled,
             Lifecycle::Defined | Lifecycle::Ended | Lifecycle::Held => false,
             Lifecycle::ShuttingDown { before } => before.wanted(scheduled),
@@ -88,6 +96,14 @@ impl Lifecycle {
     /// Whether nothing but a user's restart may start it (no automatic restart, no cron fire).
     pub(crate) fn is_held(&self) -> bool {
         matches!(self, Lifecycle::Held | Lifecycle::ShuttingDown { .. })
+    }
+
+    /// What a waiting start still waits for, while it waits.
+    pub(crate) fn waiting_for(&self) -> Option<&[String]> {
+        match self {
+            Lifecycle::Waiting { waiting_for } => Some(waiting_for),
+            _ => None,
+        }
     }
 
     /// The pending automatic restart, if one is.
@@ -116,11 +132,25 @@ impl Entry {
         self.lifecycle.wanted(self.cron.is_some())
     }
 
-    /// A run is being started (by a user, a restart, a cron fire, or the daemon's own start).
+    /// A run is being started (by a user, a restart, a cron fire, the daemon's own start, or its
+    /// dependencies now holding).
     pub(crate) fn on_start(&mut self) {
-        if matches!(self.lifecycle, Lifecycle::Defined | Lifecycle::Ended) {
+        if matches!(
+            self.lifecycle,
+            Lifecycle::Defined | Lifecycle::Ended | Lifecycle::Waiting { .. }
+        ) {
             self.lifecycle = Lifecycle::Active;
         }
+    }
+
+    /// A start waits for the dependencies `waiting_for` (or still does, for fewer of them).
+    pub(crate) fn on_wait(&mut self, waiting_for: Vec<String>) {
+        self.lifecycle = Lifecycle::Waiting { waiting_for };
+    }
+
+    /// A waiting start failed for good: its dependency `why` will not hold.
+    pub(crate) fn on_dependency_failed(&mut self, why: String) {
+        self.lifecycle = Lifecycle::GaveUp { why };
     }
 
     /// A run ended by itself and the restart policy decided `decision`; `restart_timer` is the timer
@@ -191,7 +221,10 @@ impl Entry {
         if info.status.is_alive() {
             return;
         }
-        if self.lifecycle.restart_pending().is_some() {
+        if let Some(waiting_for) = self.lifecycle.waiting_for() {
+            info.status = Status::Waiting;
+            waiting_for.clone_into(&mut info.waiting_for);
+        } else if self.lifecycle.restart_pending().is_some() {
             info.status = Status::Backoff;
         } else if let Some(why) = self.lifecycle.gave_up() {
             info.status = Status::Failed;

@@ -31,6 +31,7 @@ mod apply;
 pub mod atomic_file;
 mod attach;
 pub mod backoff;
+mod dependencies;
 mod events;
 mod lifecycle;
 mod logs;
@@ -170,6 +171,8 @@ pub(crate) struct Entry {
     skipped_runs: u64,
     /// The live run as the state file records it (pid and kernel start time).
     run: Option<SavedRun>,
+    /// The milestones its runs reached, which its dependents wait for (see [`dependencies`]).
+    reached: dependencies::Reached,
 }
 
 impl Entry {
@@ -212,6 +215,9 @@ pub struct Registry {
     template_names: std::collections::BTreeSet<String>,
     /// Whether the state is loaded and the startup templates started (for [`IsReady`]).
     startup: ready::Startup,
+    /// Names an apply deletes to define again with a changed definition: what waits for them
+    /// keeps waiting (their delete is not a failure for good).
+    replacing: std::collections::BTreeSet<String>,
 }
 
 impl Registry {
@@ -239,6 +245,7 @@ impl Registry {
             apply_gate: apply::ApplyGate::default(),
             template_names: std::collections::BTreeSet::new(),
             startup: ready::Startup::default(),
+            replacing: std::collections::BTreeSet::new(),
         }
     }
 
@@ -350,6 +357,7 @@ impl Registry {
             next_fire: None,
             skipped_runs: 0,
             run: None,
+            reached: dependencies::Reached::default(),
         };
         self.entries.insert(name, entry);
     }
@@ -360,6 +368,7 @@ impl Registry {
         if let Some(expr) = &spec.cron {
             CronSchedule::parse(expr)?;
         }
+        self.check_cycle(&spec)?;
         let spec = Arc::new(self.with_marker(self.apply_defaults(spec)));
         let addr = ProcessActor::new(Arc::clone(&spec), self.process_options()).start();
         self.register(spec.name.clone(), spec, addr, false);
@@ -383,6 +392,10 @@ impl Registry {
         self.state_changed(ctx);
         if scheduled {
             self.arm_cron(&name, ctx);
+            return self.info_of(name);
+        }
+        // Answered at once: it starts from its dependencies' events when they hold.
+        if self.wait_for_dependencies(&name) {
             return self.info_of(name);
         }
         // A detached child outlives a crash of the daemon: its definition is on disk before the child
@@ -410,6 +423,11 @@ impl Registry {
                 entry.started_at = Some(Instant::now());
                 // Recorded with the answer, so that the write that answers the start holds its run.
                 act.track_run(&name, info.pid, true, ctx);
+                // And its milestone, so that a dependent started next finds it (its event may
+                // come after that start).
+                if info.status.is_alive() {
+                    act.run_started(&name, info.pid, ctx);
+                }
             }
             act.start_answered(ctx);
             if let Err(PmError::Spawn { cause, .. }) = &res {

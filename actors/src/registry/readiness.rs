@@ -10,12 +10,11 @@ impl Registry {
     /// `name`'s current run (pid `pid`) became ready. Ready is a fact of one run: a restart sends
     /// this again only once its own readiness holds. A process without a `ready:` option sends
     /// none: it is ready when it starts.
-    pub(crate) fn process_ready(&mut self, name: &str, pid: i32, _ctx: &mut Context<Self>) {
+    pub(crate) fn process_ready(&mut self, name: &str, pid: i32, ctx: &mut Context<Self>) {
         if !self.entries.contains_key(name) {
             return;
         }
         tracing::debug!(process = name, pid, "ready");
-        // Dependencies (issue 14, part E) join here:
-        // self.milestone(name, Milestone::Ready, _ctx);
+        self.run_ready(name, pid, ctx);
     }
 }

@@ -1,10 +1,10 @@
-//! Shutdown: every process that is not detached is stopped, all in parallel; detached ones keep running.
+//! Shutdown: every process that is not detached is stopped, dependents before their dependencies
+//! (level by level, each level in parallel); detached ones keep running.
 
 use actix::prelude::*;
 use pm_protocol::PmError;
 
 use super::messages::Shutdown;
-use super::stop::stopped;
 use super::Registry;
 
 impl Handler<Shutdown> for Registry {
@@ -12,20 +12,20 @@ impl Handler<Shutdown> for Registry {
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.shutting_down = true;
-        let mut stops = Vec::new();
+        let mut names = Vec::new();
         for (name, entry) in self.entries.iter_mut() {
             entry.on_shutdown(ctx);
             if !entry.spec.detach && !entry.attached {
-                // Queued now: every actor runs its stop sequence at the same time.
-                stops.push((name.clone(), entry.process.stop_and_wait(None)));
+                names.push(name.clone());
             }
         }
+        // Built now, run once the state is on disk: dependents first, level by level.
+        let stops = self.stop_by_level(names);
         let durable = self.durable();
         Box::pin(async move {
             durable.await;
-            // Every stop is already queued: awaiting them in turn waits for the slowest only.
-            for (name, stop) in stops {
-                if let Err(e) = stopped(stop.await) {
+            for (name, res) in stops.await {
+                if let Err(e) = res {
                     tracing::warn!(process = %name, "stop at shutdown: {e}");
                 }
             }

@@ -146,6 +146,7 @@ impl Registry {
                 attached: e.attached,
                 gave_up: e.lifecycle.gave_up().map(str::to_string),
                 run: e.run,
+                completed: e.reached.completed(),
             })
             .collect();
         SavedState::new(processes)
@@ -382,6 +383,7 @@ impl Registry {
         };
         entry.backoff.restarts = p.restarts;
         entry.skipped_runs = p.skipped_runs;
+        entry.reached.restore_completed(p.completed, &entry.spec);
         entry.lifecycle = Lifecycle::restored(p.wanted, p.gave_up);
         if !p.wanted {
             if outcome == Restored::Adopted {
@@ -393,6 +395,9 @@ impl Registry {
         if outcome == Restored::Adopted {
             entry.run = live;
             entry.started_at = Some(std::time::Instant::now());
+            if let Some(run) = live {
+                self.run_adopted(&name, run.pid, ctx);
+            }
             if scheduled {
                 self.arm_cron(&name, ctx);
             }

@@ -115,6 +115,10 @@ impl Apply<DeleteProcess> for Registry {
                     if act.entries.get(&name).is_some_and(|e| e.id == id) {
                         act.entries.remove(&name);
                         act.state_changed(ctx);
+                        // Unless an apply defines it again at once: its dependents wait on.
+                        if !act.replacing.contains(&name) {
+                            act.dependency_failed(&name, "deleted", ctx);
+                        }
                     }
                     Ok(())
                 }),

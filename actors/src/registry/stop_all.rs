@@ -1,10 +1,10 @@
-//! StopAll: a user's stop of every live process at once; answers when they are all gone.
+//! StopAll: a user's stop of every live process, dependents before their dependencies (level by
+//! level, each level at once); answers when they are all gone.
 
 use actix::prelude::*;
 use pm_protocol::PmError;
 
 use super::messages::{StopAll, StoppedAll};
-use super::stop::stopped;
 use super::Registry;
 
 impl Handler<StopAll> for Registry {
@@ -14,11 +14,14 @@ impl Handler<StopAll> for Registry {
         if self.shutting_down {
             return Box::pin(fut::ready(Err(PmError::ShuttingDown)));
         }
-        // A process waiting out a restart backoff is live for the user: holding it is its stop.
+        // A process waiting out a restart backoff, or for its dependencies, is live for the user:
+        // holding it is its stop.
         let mut waiting = Vec::new();
         let mut probes = Vec::new();
         for (name, entry) in self.entries.iter_mut() {
-            if entry.lifecycle.restart_pending().is_some() {
+            if entry.lifecycle.restart_pending().is_some()
+                || entry.lifecycle.waiting_for().is_some()
+            {
                 entry.on_user_stop(ctx);
                 waiting.push(name.clone());
             } else {
@@ -40,7 +43,7 @@ impl Handler<StopAll> for Registry {
         };
         Registry::when_durable(Box::pin(alive.into_actor(self).then(
             move |alive, act, ctx| {
-                let mut stops = Vec::new();
+                let mut held = Vec::new();
                 for (name, id) in alive {
                     // Deleted (or deleted and defined again) while the probes ran: not ours to stop.
                     let Some(entry) = act.entries.get_mut(&name).filter(|e| e.id == id) else {
@@ -49,19 +52,19 @@ impl Handler<StopAll> for Registry {
                     // Held before the stop signal, as a single stop: an exit during the grace, or a
                     // restart already on its way, is not followed by another start.
                     entry.on_user_stop(ctx);
-                    stops.push((name, entry.process.stop_and_wait(None)));
+                    held.push(name);
                 }
-                if !stops.is_empty() {
+                if !held.is_empty() {
                     act.state_changed(ctx);
                 }
+                let stops = act.stop_by_level(held);
                 async move {
                     let mut all = StoppedAll {
                         stopped: waiting,
                         failed: Vec::new(),
                     };
-                    // Every stop is already queued: awaiting them in turn waits for the slowest only.
-                    for (name, stop) in stops {
-                        match stopped(stop.await) {
+                    for (name, res) in stops.await {
+                        match res {
                             Ok(()) => all.stopped.push(name),
                             Err(e) => all.failed.push((name, e)),
                         }

@@ -95,6 +95,27 @@ pub async fn start_in(
         .expect("the registry answers")
 }
 
+/// Polls the status of `name` in a registry every 20 ms until `want` holds (20 s at most).
+pub async fn poll_status(
+    r: &actix::Addr<pm_actors::registry::Registry>,
+    name: &str,
+    want: impl Fn(&pm_protocol::ProcessInfo) -> bool,
+) -> pm_protocol::ProcessInfo {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = r
+            .send(pm_actors::registry::GetStatus { name: name.into() })
+            .await
+            .expect("the registry answers")
+            .expect("a status");
+        if want(&info) {
+            return info;
+        }
+        assert!(Instant::now() < end, "timed out; last status {info:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// One life of a registry on `dir`, in an actix system on its own thread.
 pub struct Life {
     pub registry: Addr<pm_actors::registry::Registry>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::start_probes::ProbeOptions;
 use super::Verb;
+use crate::depend::Dependency;
 use crate::heroscript::{format_duration, Action, ActionWriter, ParseError, ParseErrorKind};
 use crate::signal::{valid_signal_names, SignalName};
 use crate::spec::{validate_name, CommandLine, ProcessSpec, RestartPolicy};
@@ -56,6 +57,12 @@ pub struct Start {
     // Readiness and health (issue 14, part D).
     /// `ready`, `health`, their periods and timeouts, `watchdog`.
     pub probes: ProbeOptions,
+
+    // Dependencies (issue 14, part E).
+    /// Repeated `after:'db'`, `after:'migrate:completed'`: what must hold before it starts, in order.
+    pub after: Vec<Dependency>,
+    /// Restart it after a dependency restarts (`restart_with:true`).
+    pub restart_with: bool,
 }
 
 impl Start {
@@ -96,6 +103,8 @@ impl Start {
             user: None,
             group: None,
             probes: ProbeOptions::default(),
+            after: Vec::new(),
+            restart_with: false,
         }
     }
 
@@ -141,6 +150,8 @@ impl Start {
         spec.user = self.user.clone();
         spec.group = self.group.clone();
         spec.probes = self.probes.to_settings()?;
+        spec.after = self.after.clone();
+        spec.restart_with = self.restart_with;
         Ok(spec)
     }
 }
@@ -200,6 +211,14 @@ fn read_env(a: &Action) -> Result<BTreeMap<String, String>, ParseError> {
     Ok(env)
 }
 
+/// Reads the repeated `after:` keys; an unknown condition or a bad name is an error at its value.
+fn read_after(a: &Action) -> Result<Vec<Dependency>, ParseError> {
+    a.all("after")
+        .filter(|p| !p.value.is_empty())
+        .map(|p| Dependency::parse(&p.value).map_err(|e| Action::value_error(p, &e)))
+        .collect()
+}
+
 impl Verb for Start {
     const ACTION: &'static str = "process.start";
     const PARAMS: &'static [&'static str] = &[
@@ -233,8 +252,11 @@ impl Verb for Start {
         "health_timeout",
         "health_failures",
         "watchdog",
+        // Dependencies (issue 14, part E).
+        "after",
+        "restart_with",
     ];
-    const REPEATABLE: &'static [&'static str] = &["args", "env", "env_file"];
+    const REPEATABLE: &'static [&'static str] = &["args", "env", "env_file", "after"];
 
     fn from_action(a: &Action) -> Result<Self, ParseError> {
         let name = a.required("name")?.to_string();
@@ -288,6 +310,8 @@ impl Verb for Start {
             user: text("user"),
             group: text("group"),
             probes: ProbeOptions::from_action(a)?,
+            after: read_after(a)?,
+            restart_with: a.flag("restart_with")?,
         })
     }
 
@@ -325,5 +349,9 @@ impl Verb for Start {
             .opt("user", self.user.as_deref())
             .opt("group", self.group.as_deref());
         self.probes.write(w);
+        for dep in &self.after {
+            w.param("after", &dep.to_string());
+        }
+        w.flag("restart_with", self.restart_with);
     }
 }

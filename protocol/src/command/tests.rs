@@ -20,6 +20,32 @@ fn err(script: &str) -> String {
 }
 
 #[test]
+fn dependencies_reach_the_spec_and_errors_are_clear() {
+    let Command::Start(start) = one(
+        "!!process.start name:web command:x after:'migrate:completed' after:db restart_with:true",
+    ) else {
+        panic!("not a start");
+    };
+    let spec = start.to_spec().unwrap();
+    let after: Vec<String> = spec.after.iter().map(|d| d.describe()).collect();
+    assert_eq!(after, ["migrate (completed)", "db (ready)"]);
+    assert!(spec.restart_with);
+    assert_eq!(
+        Command::Start(start).to_heroscript(),
+        "!!process.start name:web command:x after:migrate:completed after:db restart_with:true"
+    );
+    let e = err("!!process.start name:w command:x after:'db:up'");
+    assert!(
+        e.contains("unknown condition 'up' (use started, ready or completed)"),
+        "{e}"
+    );
+    let e = err("!!process.start name:w command:x aftr:db");
+    assert!(e.contains("did you mean 'after'?"), "{e}");
+    let e = err("!!process.start name:w command:x after:'a b'");
+    assert!(e.contains("not a process name"), "{e}");
+}
+
+#[test]
 fn the_seed_commands_parse() {
     let cmd = one("!!process.start name:'processname' command:'command which can be multiline' log:true deadline:30 cron:'0 0 * * *' jobid:'e42'");
     let Command::Start(s) = &cmd else {
@@ -422,8 +448,9 @@ fn start() -> impl Strategy<Value = Start> {
             opt_text(),
         ),
         probe_options(),
+        (proptest::collection::vec(dependency(), 0..3), any::<bool>()),
     )
-        .prop_map(|(a, b, c, d, probes)| {
+        .prop_map(|(a, b, c, d, probes, deps)| {
             let mut s = Start::shell(a.0, "");
             s.command = a.1;
             s.log = a.2;
@@ -434,8 +461,23 @@ fn start() -> impl Strategy<Value = Start> {
             s.run_on_startup = c.3 .0 && c.3 .1;
             (s.stop_signal, s.grace, s.user, s.group) = d;
             s.probes = probes;
+            (s.after, s.restart_with) = deps;
             s
         })
+}
+
+/// One `after:` entry (issue 14, part E), every condition.
+fn dependency() -> impl Strategy<Value = crate::depend::Dependency> {
+    use crate::depend::{Condition, Dependency};
+    (
+        "[a-z][a-z0-9._-]{0,8}",
+        prop_oneof![
+            Just(Condition::Started),
+            Just(Condition::Ready),
+            Just(Condition::Completed)
+        ],
+    )
+        .prop_map(|(name, condition)| Dependency::new(name, condition))
 }
 
 /// Readiness and health options (issue 14, part D), valid together.

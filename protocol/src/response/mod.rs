@@ -281,6 +281,9 @@ pub fn status_text(p: &ProcessInfo) -> String {
     if !p.health_detail.is_empty() {
         line("Health detail", &p.health_detail);
     }
+    if !p.waiting_for.is_empty() {
+        line("Waiting for", &p.waiting_for.join(", "));
+    }
     out
 }
 
@@ -378,6 +381,9 @@ pub fn event_text(e: &ProcessEvent) -> String {
         crate::EventKind::Ready => "ready".to_string(),
         crate::EventKind::Unready { detail } => format!("unready: {detail}"),
         crate::EventKind::Unhealthy { detail } => format!("unhealthy: {detail}"),
+        crate::EventKind::Waiting { waiting_for } => {
+            format!("waiting for {}", waiting_for.join(", "))
+        }
     };
     let exit = e
         .exit

@@ -415,6 +415,32 @@ fn health_shows_in_status_list_json_and_events() {
         (v["kind"].as_str(), v["detail"].as_str()),
         (Some("unhealthy"), Some("timed out after 1 s"))
     );
+    // Dependencies (issue 14, part E): the waiting event, and waiting_for in status.
+    let ev = ProcessEvent {
+        kind: EventKind::Waiting {
+            waiting_for: vec!["db (ready)".into(), "migrate (completed)".into()],
+        },
+        ..ev
+    };
+    assert!(
+        event_text(&ev).ends_with("web (pid 4242): waiting for db (ready), migrate (completed)\n")
+    );
+    let v: serde_json::Value = serde_json::from_str(&event_json(&ev)).unwrap();
+    assert_eq!(v["kind"], "waiting");
+    assert_eq!(v["waiting_for"][1], "migrate (completed)");
+    let mut waiting = running("api", 0);
+    waiting.status = crate::Status::Waiting;
+    waiting.waiting_for = vec!["db (ready)".into()];
+    assert!(
+        status_text(&waiting).ends_with("Waiting for: db (ready)\n"),
+        "{}",
+        status_text(&waiting)
+    );
+    let v: serde_json::Value = serde_json::from_str(&status_json(&waiting)).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["waiting_for"][0].as_str()),
+        (Some("waiting"), Some("db (ready)"))
+    );
 }
 
 #[test]

@@ -291,6 +291,14 @@ pub struct StartArgs {
     // Readiness and health (issue 14, part D).
     #[command(flatten)]
     probes: ProbeArgs,
+    // Dependencies (issue 14, part E).
+    /// Start only once this process holds: NAME (ready), NAME:ready, NAME:started or
+    /// NAME:completed (exited 0). Repeatable, in order.
+    #[arg(long, value_parser = pm_protocol::Dependency::parse)]
+    after: Vec<pm_protocol::Dependency>,
+    /// Restart it after a dependency of --after restarts.
+    #[arg(long)]
+    restart_with: bool,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -353,6 +361,8 @@ impl StartArgs {
         s.user = self.user.clone();
         s.group = self.group.clone();
         s.probes = self.probes.to_options();
+        s.after.clone_from(&self.after);
+        s.restart_with = self.restart_with;
         Ok(s)
     }
 }

@@ -1,8 +1,6 @@
 //! `/api/v1/processes`: list, status, define, delete, start/stop/restart/kill, signal and logs, each
 //! the registry request of the socket command of the same name.
 
-use std::collections::BTreeMap;
-
 use actix_web::{web, HttpResponse};
 use pm_actors::registry::{
     Applied, DeleteProcess, GetProcessLogPage, GetStatus, KillProcess, ListProcesses,
@@ -10,7 +8,7 @@ use pm_actors::registry::{
 };
 use pm_protocol::logs::LogPage;
 use pm_protocol::response::{self, list_json, logs_json, status_json, Operation};
-use pm_protocol::stack::{StackFile, StackOptions};
+use pm_protocol::stack::StackOptions;
 use pm_protocol::{PmError, ProcessInfo, ProcessSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -38,15 +36,8 @@ impl Definition {
         let options: StackOptions =
             serde_json::from_value(serde_json::Value::Object(self.options.clone()))
                 .map_err(|e| PmError::Invalid(format!("process '{}': {e}", self.name)))?;
-        let stack = StackFile {
-            defaults: StackOptions::default(),
-            processes: BTreeMap::from([(self.name.clone(), options)]),
-        };
-        let mut specs = stack.to_specs()?;
-        specs
-            .pop()
-            .map(|p| p.spec)
-            .ok_or_else(|| PmError::Invalid("no process defined".into()))
+        // One definition alone: its `after` names processes the daemon has (or will have).
+        options.to_spec(&self.name)
     }
 }
 

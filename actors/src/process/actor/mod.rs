@@ -371,6 +371,13 @@ impl Handler<Subscribe> for ProcessActor {
     }
 }
 
+impl Handler<Announce> for ProcessActor {
+    type Result = ();
+    fn handle(&mut self, msg: Announce, _: &mut Context<Self>) {
+        self.emit(self.info.pid, msg.0, None);
+    }
+}
+
 impl Handler<TreeNotice> for ProcessActor {
     type Result = ();
     fn handle(&mut self, msg: TreeNotice, ctx: &mut Context<Self>) {

@@ -18,7 +18,7 @@ const COLUMNS = [
 ];
 
 // Which buttons a row has, and when each one makes sense.
-const ALIVE = new Set(['running', 'stopping', 'backoff', 'initial']);
+const ALIVE = new Set(['running', 'stopping', 'backoff', 'initial', 'waiting']);
 const ACTIONS = [
   ['start', 'Start', (p) => !ALIVE.has(p.status) && p.status !== 'scheduled'],
   ['stop', 'Stop', (p) => ALIVE.has(p.status) || p.status === 'scheduled'],
