@@ -105,6 +105,8 @@ pub struct RegistryConfig {
     pub cron_recheck: Duration,
     /// Reads pm.conf again on a reload (`ReloadDaemon`); `None` re-reads only the templates.
     pub reloader: Option<ConfigReloader>,
+    /// Every captured line also goes here, prefixed with its process's name (`--log-stdout`).
+    pub echo: Option<crate::process::echo::LineEcho>,
 }
 
 impl RegistryConfig {
@@ -131,6 +133,7 @@ impl RegistryConfig {
             cron_clock: CronClock::default(),
             cron_recheck: Duration::from_secs(30),
             reloader: None,
+            echo: None,
         }
     }
 
@@ -266,6 +269,8 @@ impl Registry {
             .state_file
             .parent()
             .map(|dir| dir.join("notify"));
+        opts.strays = crate::process::strays::StrayScanner::shared(&self.config.paths.state_file);
+        opts.echo = self.config.echo.clone();
         opts
     }
 

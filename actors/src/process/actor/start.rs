@@ -210,6 +210,8 @@ impl ProcessActor {
     ) {
         let capture = Capture {
             ready_line,
+            echo: (self.opts.echo.clone())
+                .map(|e| (e, std::sync::Arc::from(self.spec.name.as_str()))),
             ring: self.ring.clone(),
             file: match self.opts.output {
                 OutputTarget::DaemonStdio => None,
