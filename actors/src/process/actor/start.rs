@@ -119,7 +119,11 @@ impl ProcessActor {
             }
         }
         let spec = with_files.as_ref().unwrap_or(&self.spec);
-        let plan = spawn::stdio_plan(spec, &self.opts.output);
+        let mut plan = spawn::stdio_plan(spec, &self.opts.output);
+        // `--log-stdout` shows every process's output, logged or not.
+        if plan == StdioPlan::Null && !spec.detach && self.opts.echo.is_some() {
+            plan = StdioPlan::Capture;
+        }
         match spawn::launch(spec, plan, &self.opts.log_dir) {
             Ok(pending) => {
                 self.info.env_files = spec
