@@ -57,6 +57,16 @@ fn marked(tags: &BTreeSet<u64>) -> Vec<i32> {
     found
 }
 
+/// How many `sleep <tag>` processes there are for `tags` (the shells that run them not counted).
+fn sleeps(tags: &BTreeSet<u64>) -> usize {
+    marked(tags)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        })
+        .count()
+}
+
 /// The start time of `pid` in clock ticks after boot.
 fn started(pid: i32) -> Option<u64> {
     pm_actors::process::procfs::read_stat(pid)
@@ -276,4 +286,55 @@ fn nothing_outlives_the_daemons_sigkill_and_next_start() {
         }
         assert_none_left(&marks, mode, "the stops after the next start");
     }
+}
+
+/// The marker names the daemon (its state file): a stop in one daemon leaves alone the processes of the
+/// same name in another.
+#[test]
+fn a_stop_leaves_another_daemons_processes_of_the_same_name_alone() {
+    let (one, two) = (Daemon::start(), Daemon::start());
+    let mut marks = Marks {
+        tags: BTreeSet::new(),
+    };
+    let (a, b) = (tag(), tag());
+    marks.tags.extend([a, b]);
+    for (d, t) in [(&one, a), (&two, b)] {
+        let command = format!("setsid sleep {t} & sleep {t}");
+        ok(d, &["start", "--name", "twin", "--command", &command]);
+        let mine: BTreeSet<u64> = [t].into();
+        wait_for("both sleeps", Duration::from_secs(20), || {
+            sleeps(&mine) == 2
+        });
+    }
+    ok(&one, &["stop", "--name", "twin"]);
+    let theirs: BTreeSet<u64> = [b].into();
+    assert_eq!(
+        sleeps(&theirs),
+        2,
+        "the other daemon's processes were touched"
+    );
+    ok(&two, &["stop", "--name", "twin"]);
+    assert_none_left(&marks, "group", "both stops");
+}
+
+/// What group mode cannot catch, as the README says: a program that clears its environment and leaves
+/// its session is not found by its marker.
+#[test]
+fn group_mode_misses_a_program_that_clears_its_environment_and_leaves_its_session() {
+    let d = Daemon::start();
+    let mut marks = Marks {
+        tags: BTreeSet::new(),
+    };
+    let (a, b) = (tag(), tag());
+    marks.tags.extend([a, b]);
+    let command = format!("setsid env -i sleep {a} & sleep {b}");
+    ok(&d, &["start", "--name", "clean-env", "--command", &command]);
+    let both: BTreeSet<u64> = [a, b].into();
+    wait_for("both sleeps", Duration::from_secs(20), || {
+        sleeps(&both) == 2
+    });
+    ok(&d, &["stop", "--name", "clean-env"]);
+    let escaped: BTreeSet<u64> = [a].into();
+    assert_eq!(sleeps(&escaped), 1, "expected the documented escape");
+    // `marks` kills it when the test ends.
 }
