@@ -338,3 +338,27 @@ fn group_mode_misses_a_program_that_clears_its_environment_and_leaves_its_sessio
     assert_eq!(sleeps(&escaped), 1, "expected the documented escape");
     // `marks` kills it when the test ends.
 }
+
+/// A run that exited by itself left a `setsid` child: the delete of the process (not running) kills it.
+#[test]
+fn a_delete_kills_what_an_ended_run_left_outside_its_group() {
+    for (mode, flags) in modes() {
+        let d = Daemon::start_with(&flags, true);
+        let mut marks = Marks {
+            tags: BTreeSet::new(),
+        };
+        let a = tag();
+        marks.tags.insert(a);
+        let command = format!("setsid sleep {a} & exit 0");
+        ok(&d, &["start", "--name", "left", "--command", &command]);
+        let one: BTreeSet<u64> = [a].into();
+        wait_for("the setsid child", Duration::from_secs(20), || {
+            sleeps(&one) == 1
+        });
+        wait_for("the run's end", Duration::from_secs(20), || {
+            d.status_json("left")["status"].as_str() != Some("running")
+        });
+        ok(&d, &["delete", "--name", "left"]);
+        assert_none_left(&marks, mode, "the delete of an ended run");
+    }
+}
