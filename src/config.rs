@@ -75,6 +75,8 @@ pub struct ConfigFile {
     pub http: Option<SocketAddr>,
     /// Let `GET /metrics` be read without the secret.
     pub metrics_public: Option<bool>,
+    /// Every process's captured lines also to the daemon's stdout, as `name | line`.
+    pub log_stdout: Option<bool>,
 }
 
 /// The daemon's settings with every default filled in.
@@ -104,6 +106,8 @@ pub struct Config {
     pub http: Option<SocketAddr>,
     /// Whether `GET /metrics` may be read without the secret.
     pub metrics_public: bool,
+    /// Whether captured lines also go to the daemon's stdout (`--log-stdout` or `log-stdout: true`).
+    pub log_stdout: bool,
 }
 
 impl ConfigFile {
@@ -194,6 +198,7 @@ impl ConfigFile {
                 .unwrap_or(DEFAULT_REPLY_BACKLOG_BYTES),
             http: self.http,
             metrics_public: self.metrics_public.unwrap_or(false),
+            log_stdout: self.log_stdout.unwrap_or(false),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use pm_actors::registry::{Registry, ReloadDaemon, Shutdown};
+use pm_actors::registry::{Registry, ReloadDaemon};
 use pm_actors::session::{RegistryLink, Session, SessionSettings};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -45,6 +45,10 @@ struct Args {
     /// `http`, else no HTTP server].
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
+    /// Every process's captured lines also to this daemon's stdout, as `name | line` (for
+    /// `docker logs`) [default: pm.conf's `log-stdout`].
+    #[arg(long)]
+    log_stdout: bool,
     /// Milliseconds a connection has to authenticate (for tests).
     #[arg(long, hide = true, default_value_t = 10_000)]
     auth_timeout_ms: u64,
@@ -69,11 +73,42 @@ fn main() -> ExitCode {
     }
     let system = actix_rt::System::new();
     match system.block_on(run(args, descriptors)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Shutdown::Clean) => ExitCode::SUCCESS,
+        Ok(Shutdown::Unclean) => ExitCode::from(EXIT_UNCLEAN),
         Err(message) => {
             tracing::error!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The exit code of a shutdown that was not clean: a second signal cut it short, or a process could
+/// not be stopped. 0 is a clean shutdown (every process stopped), 1 a daemon that could not start.
+const EXIT_UNCLEAN: u8 = 2;
+
+/// How the daemon's shutdown went, as its exit code says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    Clean,
+    Unclean,
+}
+
+/// The signals the daemon acts on, taken before anything else: as the first process of a PID namespace
+/// it ignores every signal it has no handler for.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn take() -> Result<Signals, String> {
+        let take = |kind| signal(kind).map_err(|e| format!("cannot handle a signal: {e}"));
+        Ok(Signals {
+            term: take(SignalKind::terminate())?,
+            int: take(SignalKind::interrupt())?,
+            hup: take(SignalKind::hangup())?,
+        })
     }
 }
 
@@ -151,18 +186,20 @@ fn init_tracing(level: Option<&str>) {
         .init();
 }
 
-async fn run(args: Args, descriptors: Notes) -> Result<(), String> {
-    let config = match &args.config {
+async fn run(args: Args, descriptors: Notes) -> Result<Shutdown, String> {
+    let signals = Signals::take()?;
+    let mut config = match &args.config {
         Some(path) => ConfigFile::load(path).map_err(|e| e.to_string())?,
         None => ConfigFile::default(),
     }
     .resolve(args.socket.as_deref());
+    config.log_stdout |= args.log_stdout;
     let paths = DaemonPaths::for_socket(&config.socket);
 
     // Bind first: a live daemon on this socket keeps its secret file untouched.
     let bound = listener::bind(&paths.socket).map_err(|e| e.to_string())?;
     let socket_inode = std::fs::metadata(&paths.socket).map(|m| m.ino()).ok();
-    let result = serve(&args, &config, &paths, bound, descriptors).await;
+    let result = serve(&args, &config, &paths, bound, descriptors, signals).await;
     remove_socket_if_ours(&paths.socket, socket_inode);
     result
 }
@@ -173,7 +210,8 @@ async fn serve(
     paths: &DaemonPaths,
     bound: listener::Bound,
     descriptors: Notes,
-) -> Result<(), String> {
+    signals: Signals,
+) -> Result<Shutdown, String> {
     paths
         .create_dir()
         .map_err(|e| format!("cannot create {}: {e}", paths.dir.display()))?;
@@ -203,10 +241,17 @@ async fn serve(
 
     let listener = tokio::net::UnixListener::from_std(bound.listener)
         .map_err(|e| format!("cannot listen on {}: {e}", paths.socket.display()))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let Signals {
+        term: mut sigterm,
+        int: mut sigint,
+        hup: mut sighup,
+    } = signals;
     let mut registry_config = config.registry_config();
+    if config.log_stdout {
+        let echo = pm_actors::process::echo::LineEcho::stdout()
+            .map_err(|e| format!("cannot start the log-stdout writer: {e}"))?;
+        registry_config.echo = Some(echo);
+    }
     registry_config.reloader = Some(processmanager::reload::reloader(
         args.config.clone(),
         args.socket.clone(),
@@ -242,19 +287,33 @@ async fn serve(
         _ = sigint.recv() => tracing::info!("SIGINT: stopping every process, then exiting"),
     }
     // A second signal does not wait for the children's grace times.
-    tokio::select! {
-        answer = registry.send(Shutdown) => match answer {
-            Ok(Ok(())) => tracing::info!("every process stopped"),
-            Ok(Err(e)) => tracing::warn!("shutdown: {e}"),
-            Err(e) => tracing::warn!("shutdown: the registry is gone: {e}"),
+    let outcome = tokio::select! {
+        answer = registry.send(pm_actors::registry::Shutdown) => match answer {
+            Ok(Ok(())) => {
+                tracing::info!("every process stopped");
+                Shutdown::Clean
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("shutdown: {e}");
+                Shutdown::Unclean
+            }
+            Err(e) => {
+                tracing::warn!("shutdown: the registry is gone: {e}");
+                Shutdown::Unclean
+            }
         },
-        _ = sigterm.recv() => tracing::warn!("second signal: exiting without waiting"),
-        _ = sigint.recv() => tracing::warn!("second signal: exiting without waiting"),
-    }
+        _ = sigterm.recv() => second_signal(),
+        _ = sigint.recv() => second_signal(),
+    };
     if let Some(http) = http {
         http.stop();
     }
-    Ok(())
+    Ok(outcome)
+}
+
+fn second_signal() -> Shutdown {
+    tracing::warn!("second signal: exiting without waiting");
+    Shutdown::Unclean
 }
 
 /// Starts the HTTP server as `http_settings` say, with the registry behind `link` and the socket's secret and

@@ -229,6 +229,8 @@ pub struct Capture {
     pub channel: Option<mpsc::Sender<LogLine>>,
     /// With `ready:'log:...'`: the line that makes the run ready.
     pub ready_line: Option<ReadyLine>,
+    /// `--log-stdout`: every line also to the daemon's stdout, with the process's name.
+    pub echo: Option<(super::echo::LineEcho, Arc<str>)>,
 }
 
 /// What a `ready:'log:<regex>'` run waits for in its output: the first matching line fires `matched`.
@@ -275,6 +277,9 @@ impl Capture {
         }
         if let Some(ready) = &self.ready_line {
             ready.look_at(&lines);
+        }
+        if let Some((echo, name)) = &self.echo {
+            echo.send(name, &lines);
         }
         if let Some(file) = &self.file {
             let stamp = pm_protocol::status::time_text(&time);

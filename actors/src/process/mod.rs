@@ -7,12 +7,15 @@
 //! - `spawn`, `procfs`, `pidfd`, `logs`, `events`, `signal`: the pieces the actor is built of.
 //! - [`descriptors`]: the daemon's descriptor table, grown once before it has threads, and the
 //!   open-files limit its children get back.
+//! - [`echo`]: captured lines to the daemon's stdout, `name | line` (`--log-stdout`).
+//! - [`strays`]: the processes that left their group but carry its marker, found in /proc at a stop.
 //! - [`hardening`]: what a program that starts processes does to itself first (no core dumps).
 
 mod actor;
 mod child;
 mod clone_exec;
 pub mod descriptors;
+pub mod echo;
 mod env_file;
 mod events;
 pub mod guard;
@@ -31,6 +34,7 @@ mod probe;
 pub mod procfs;
 pub mod signal;
 mod spawn;
+pub mod strays;
 pub mod user;
 
 pub use actor::ProcessActor;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use pm_protocol::LogLine;
 
 use super::guard::GroupGuard;
+use super::strays::StrayScanner;
 
 /// Where the output of a (non-detached) child goes.
 #[derive(Clone, Debug, Default)]
@@ -42,6 +43,12 @@ pub struct ProcessOptions {
     /// Where the notify sockets of `ready:notify` processes go (`<name>.notify`); `None`: a
     /// `notify` folder in `log_dir`.
     pub notify_dir: Option<PathBuf>,
+    /// Finds the processes that left the group but carry its marker, at a stop (see
+    /// [`super::strays`]); `None` (the default outside a registry, whose children carry no marker):
+    /// a stop reaches the group only.
+    pub strays: Option<StrayScanner>,
+    /// Every captured line also goes here, prefixed with the process's name (`--log-stdout`).
+    pub echo: Option<super::echo::LineEcho>,
 }
 
 impl ProcessOptions {
@@ -66,6 +73,8 @@ impl ProcessOptions {
             guard,
             start_deadline: START_DEADLINE,
             notify_dir: None,
+            strays: None,
+            echo: None,
         }
     }
 

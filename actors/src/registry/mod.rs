@@ -106,6 +106,8 @@ pub struct RegistryConfig {
     pub cron_recheck: Duration,
     /// Reads pm.conf again on a reload (`ReloadDaemon`); `None` re-reads only the templates.
     pub reloader: Option<ConfigReloader>,
+    /// Every captured line also goes here, prefixed with its process's name (`--log-stdout`).
+    pub echo: Option<crate::process::echo::LineEcho>,
 }
 
 impl RegistryConfig {
@@ -132,6 +134,7 @@ impl RegistryConfig {
             cron_clock: CronClock::default(),
             cron_recheck: Duration::from_secs(30),
             reloader: None,
+            echo: None,
         }
     }
 
@@ -273,6 +276,8 @@ impl Registry {
             .state_file
             .parent()
             .map(|dir| dir.join("notify"));
+        opts.strays = crate::process::strays::StrayScanner::shared(&self.config.paths.state_file);
+        opts.echo = self.config.echo.clone();
         opts
     }
 

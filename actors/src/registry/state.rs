@@ -15,7 +15,7 @@
 //! never reached the file, is found by the variables every child gets ([`ENV_NAME`], [`ENV_STATE`]).
 //! A file that does not parse is moved aside to `state.json.damaged-<time>`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use super::lifecycle::Lifecycle;
 use super::{atomic_file, Registry};
-use crate::process::{liveness, log_tail, procfs, ProcessActor};
+use crate::process::{liveness, log_tail, procfs, strays, ProcessActor};
 
 /// Every child's environment holds its process name here.
 pub const ENV_NAME: &str = "PROCESSMANAGER_NAME";
@@ -530,6 +530,20 @@ fn load(path: &Path, log_dir: &Path) -> Result<Loaded, String> {
     if !wanted_detached.is_empty() {
         loaded.orphans = find_orphans(path, &wanted_detached);
     }
+    // What a daemon killed by SIGKILL left behind: the guard killed its groups, not what had left them.
+    let keep: HashSet<String> = state
+        .processes
+        .iter()
+        .filter(|p| p.spec.detach || p.run.is_some_and(|r| same_process(&r)))
+        .map(|p| p.spec.name.clone())
+        .collect();
+    let killed = strays::kill_left_behind(path, &keep);
+    if killed > 0 {
+        tracing::warn!(
+            killed,
+            "killed processes an earlier daemon left behind outside their groups"
+        );
+    }
     loaded.state = Some(state);
     Ok(loaded)
 }
@@ -544,39 +558,15 @@ fn damaged_name(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Session leaders whose environment names this state file and one of `names`: detached children
-/// spawned by an earlier daemon whose pids never reached the file. Reads `/proc/*/environ` once.
 /// The detached children of the daemon whose state file is `state_file`, as (pid, process name): session
-/// leaders carrying [`ENV_STATE`] for that file. It reads every process's environment: for a daemon's
-/// start and for tests, never for a tick.
+/// leaders carrying its marker ([`ENV_NAME`], [`ENV_STATE`]). It reads every process's environment: for
+/// a daemon's start and for tests, never for a tick.
 pub fn detached_children(state_file: &Path) -> Vec<(i32, String)> {
-    let state_var = format!("{ENV_STATE}={}", state_file.display());
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
-        // Detached children lead their own session; their descendants, who inherit the variables,
-        // do not.
-        if nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).map(|s| s.as_raw()) != Ok(pid)
-        {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-        if !vars.contains(&state_var.as_bytes()) {
-            continue;
-        }
-        let name = vars.iter().find_map(|v| {
-            let v = std::str::from_utf8(v).ok()?;
-            v.strip_prefix(ENV_NAME)?.strip_prefix('=')
-        });
-        if let Some(name) = name {
-            found.push((pid, name.to_string()));
-        }
-    }
+    let mut found = strays::marked_processes(state_file);
+    // Detached children lead their own session; their descendants, who inherit the variables, do not.
+    found.retain(|&(pid, _)| {
+        nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).map(|s| s.as_raw()) == Ok(pid)
+    });
     found
 }
 

@@ -6,6 +6,7 @@ use pm_protocol::{ExitInfo, PmError, ProcessInfo};
 use super::applied::Apply;
 use super::messages::{DeleteProcess, KillProcess, StopProcess};
 use super::Registry;
+use crate::process::strays::{StrayScanner, Sweep};
 use crate::process::ProcessHandle;
 
 impl Registry {
@@ -105,23 +106,35 @@ impl Apply<DeleteProcess> for Registry {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let name = msg.name;
-        Box::pin(
-            process
-                .stop_and_wait(None)
-                .into_actor(self)
-                .map(move |res, act, ctx| {
-                    stopped(res)?;
-                    // Forget this definition only: the name may have been deleted and defined again meanwhile.
-                    if act.entries.get(&name).is_some_and(|e| e.id == id) {
-                        act.entries.remove(&name);
-                        act.state_changed(ctx);
-                        // Unless an apply defines it again at once: its dependents wait on.
-                        if !act.replacing.contains(&name) {
-                            act.dependency_failed(&name, "deleted", ctx);
-                        }
-                    }
-                    Ok(())
-                }),
-        )
+        let stop = process.stop_and_wait(None);
+        // What an earlier run left outside its group (one that exited by itself) goes too; detached
+        // processes' descendants are theirs to keep, as at the shutdown.
+        // Asked only once the stop is over: the stop's strays get its grace first.
+        let scanner = self
+            .entries
+            .get(&name)
+            .filter(|e| !e.spec.detach && !e.attached)
+            .and_then(|_| StrayScanner::shared(&self.config.paths.state_file));
+        let swept = name.clone();
+        let ended = async move {
+            let res = stop.await;
+            if let Some(scanner) = scanner {
+                scanner.sweep(&swept, Sweep::Kill).await;
+            }
+            res
+        };
+        Box::pin(ended.into_actor(self).map(move |res, act, ctx| {
+            stopped(res)?;
+            // Forget this definition only: the name may have been deleted and defined again meanwhile.
+            if act.entries.get(&name).is_some_and(|e| e.id == id) {
+                act.entries.remove(&name);
+                act.state_changed(ctx);
+                // Unless an apply defines it again at once: its dependents wait on.
+                if !act.replacing.contains(&name) {
+                    act.dependency_failed(&name, "deleted", ctx);
+                }
+            }
+            Ok(())
+        }))
     }
 }

@@ -159,8 +159,7 @@ impl ProcessActor {
         if let Some(i) = self.stops.iter().position(|s| s.run_id == run.id) {
             self.stops[i].exit = Some(exit.clone());
             if group_left.is_none() {
-                let stop = self.stops.swap_remove(i);
-                self.finish_stop(stop, ctx);
+                self.group_gone(run.id, ctx);
             } else {
                 let run_id = run.id;
                 let guarded = run.guarded;

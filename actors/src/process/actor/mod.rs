@@ -7,6 +7,7 @@
 //! - `stop`: a stop or kill of the whole group, the groups that linger, signals;
 //! - `attach`: taking a process the daemon did not spawn (attached, or adopted after a restart);
 //! - `status`: the status record, the readings of the tree, the log ring;
+//! - `strays`: the processes that left the group, carrying its marker, swept with a stop;
 //! - `health`: readiness and health checks, the notify socket, the stop of an unhealthy run.
 //!
 //! Exits are event-driven: a pidfd per run, awaited with tokio's `AsyncFd`, wakes the actor the moment
@@ -27,6 +28,7 @@ mod health;
 mod start;
 mod status;
 mod stop;
+mod strays;
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
@@ -123,6 +125,10 @@ struct GroupStop {
     waiters: Vec<ExitSender>,
     /// Restarts waiting for this stop to finish.
     restarts: Vec<oneshot::Sender<()>>,
+    /// The group is gone (its id may be recycled: never signal it again); strays may be left.
+    group_gone: bool,
+    /// The stop also reaches the processes that left the group with its marker (see `strays`).
+    strays: bool,
 }
 
 /// A group we started whose leader exited by itself while other members live on.

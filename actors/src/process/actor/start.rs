@@ -119,7 +119,11 @@ impl ProcessActor {
             }
         }
         let spec = with_files.as_ref().unwrap_or(&self.spec);
-        let plan = spawn::stdio_plan(spec, &self.opts.output);
+        let mut plan = spawn::stdio_plan(spec, &self.opts.output);
+        // `--log-stdout` shows every process's output, logged or not.
+        if plan == StdioPlan::Null && !spec.detach && self.opts.echo.is_some() {
+            plan = StdioPlan::Capture;
+        }
         match spawn::launch(spec, plan, &self.opts.log_dir) {
             Ok(pending) => {
                 self.info.env_files = spec
@@ -210,6 +214,8 @@ impl ProcessActor {
     ) {
         let capture = Capture {
             ready_line,
+            echo: (self.opts.echo.clone())
+                .map(|e| (e, std::sync::Arc::from(self.spec.name.as_str()))),
             ring: self.ring.clone(),
             file: match self.opts.output {
                 OutputTarget::DaemonStdio => None,

@@ -113,6 +113,7 @@ impl ProcessActor {
         }
         run.stop = Some(reason);
         let (pid, pgid) = (run.pid, run.pgid);
+        let ours = !matches!(run.origin, Origin::Attached(_));
         let sent = Self::signal_run(run, stop_signal, pgid.is_some());
         if sent.is_ok() && !matches!(stop_signal, NixSignal::SIGKILL | NixSignal::SIGCONT) {
             // A stopped (SIGSTOP, SIGTSTP) process keeps the stop signal pending until the SIGKILL;
@@ -120,6 +121,10 @@ impl ProcessActor {
             if let Err(e) = Self::signal_run(run, NixSignal::SIGCONT, pgid.is_some()) {
                 tracing::debug!("SIGCONT after the stop signal to {pid}: {e}");
             }
+        }
+        let strays = self.sweeps_strays(ours);
+        if strays {
+            self.signal_strays(stop_signal, pgid);
         }
         let kill_timer = ctx.run_later(grace, move |act, _| act.force_kill(id));
         self.stops.push(GroupStop {
@@ -130,6 +135,8 @@ impl ProcessActor {
             poll: None,
             waiters: Vec::new(),
             restarts: Vec::new(),
+            group_gone: false,
+            strays,
         });
         self.set_status(Status::Stopping, pid, None);
         if let Err(e) = sent {
@@ -182,14 +189,13 @@ impl ProcessActor {
 
     /// SIGKILL to whatever is left of run `id`'s group.
     pub(super) fn force_kill(&mut self, id: u64) {
+        let stop = self.stops.iter().find(|s| s.run_id == id);
+        if stop.is_some_and(|s| s.strays) {
+            self.signal_strays(NixSignal::SIGKILL, None);
+        }
         if let Some(run) = self.current_run(id) {
             let _ = Self::signal_run(run, NixSignal::SIGKILL, run.pgid.is_some());
-        } else if let Some(pgid) = self
-            .stops
-            .iter()
-            .find(|s| s.run_id == id)
-            .and_then(|s| s.pgid)
-        {
+        } else if let Some(pgid) = stop.filter(|s| !s.group_gone).and_then(|s| s.pgid) {
             // The leader is reaped but the group is not empty, so its id is still taken: safe to kill.
             let _ = kill(Pid::from_raw(-pgid), NixSignal::SIGKILL);
         }
@@ -219,11 +225,10 @@ impl ProcessActor {
         if self.stops[i].pgid.is_some_and(group_alive) {
             return;
         }
-        let stop = self.stops.swap_remove(i);
-        if let (true, Some(g), Some(pgid)) = (guarded, &self.opts.guard, stop.pgid) {
+        if let (true, Some(g), Some(pgid)) = (guarded, &self.opts.guard, self.stops[i].pgid) {
             g.unregister(pgid);
         }
-        self.finish_stop(stop, ctx);
+        self.group_gone(run_id, ctx);
     }
 
     /// The stop is over: its timers cancelled, its waiters and restarts answered.
