@@ -75,6 +75,8 @@ pub struct ConfigFile {
     pub http: Option<SocketAddr>,
     /// Let `GET /metrics` be read without the secret.
     pub metrics_public: Option<bool>,
+    /// `auto` (one cgroup per process where a writable cgroup v2 exists) or `off`.
+    pub cgroups: Option<String>,
 }
 
 /// The daemon's settings with every default filled in.
@@ -104,6 +106,8 @@ pub struct Config {
     pub http: Option<SocketAddr>,
     /// Whether `GET /metrics` may be read without the secret.
     pub metrics_public: bool,
+    /// `auto` or `off` as pm.conf says (`--cgroups` wins); checked when the daemon starts.
+    pub cgroups: Option<String>,
 }
 
 impl ConfigFile {
@@ -194,6 +198,7 @@ impl ConfigFile {
                 .unwrap_or(DEFAULT_REPLY_BACKLOG_BYTES),
             http: self.http,
             metrics_public: self.metrics_public.unwrap_or(false),
+            cgroups: self.cgroups.clone(),
         }
     }
 }

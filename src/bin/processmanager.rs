@@ -45,6 +45,10 @@ struct Args {
     /// `http`, else no HTTP server].
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
+    /// One cgroup per process (`auto`: where a writable cgroup v2 exists) or process groups only
+    /// (`off`) [default: pm.conf's `cgroups`, else auto].
+    #[arg(long, value_name = "auto|off")]
+    cgroups: Option<String>,
     /// Milliseconds a connection has to authenticate (for tests).
     #[arg(long, hide = true, default_value_t = 10_000)]
     auth_timeout_ms: u64,
@@ -186,6 +190,7 @@ async fn serve(
     )
     .map_err(|e| e.to_string())?;
     log_start(&paths.socket, &origin);
+    start_cgroups(args, config, &paths.socket)?;
     for note in descriptors {
         match note {
             Ok(line) => tracing::info!("{line}"),
@@ -345,4 +350,31 @@ fn remove_socket_if_ours(socket: &Path, inode: Option<u64>) {
             tracing::warn!("cannot remove {}: {e}", socket.display());
         }
     }
+}
+
+/// Finds the cgroup v2 subtree of this daemon (or says why it runs in group mode), before any
+/// process or the group guard starts.
+fn start_cgroups(args: &Args, config: &Config, socket: &Path) -> Result<(), String> {
+    use pm_actors::process::cgroup;
+    let mode = args.cgroups.as_deref().or(config.cgroups.as_deref());
+    let mode: cgroup::Mode = mode.unwrap_or("auto").parse()?;
+    match cgroup::discover(socket, mode) {
+        Ok(tree) => {
+            tracing::info!(
+                "containment: one cgroup per process under {} (controllers: {})",
+                tree.root.display(),
+                if tree.controllers.is_empty() {
+                    "none".to_string()
+                } else {
+                    tree.controllers.join(" ")
+                }
+            );
+            cgroup::init(Some(tree));
+        }
+        Err(why) => {
+            tracing::info!("containment: process groups ({why})");
+            cgroup::init(None);
+        }
+    }
+    Ok(())
 }

@@ -158,7 +158,7 @@ impl ProcessActor {
         }
         if let Some(i) = self.stops.iter().position(|s| s.run_id == run.id) {
             self.stops[i].exit = Some(exit.clone());
-            if group_left.is_none() {
+            if group_left.is_none() && !self.cgroup_busy() {
                 let stop = self.stops.swap_remove(i);
                 self.finish_stop(stop, ctx);
             } else {

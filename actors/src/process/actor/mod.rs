@@ -22,6 +22,7 @@
 //! error is looked up when the status is asked.
 
 mod attach;
+mod cgroup;
 mod exit;
 mod health;
 mod start;
@@ -153,6 +154,8 @@ pub struct ProcessActor {
     log_file: Option<Arc<Mutex<RotatingFile>>>,
     /// Readiness and health of the current run.
     probes: health::ProbeState,
+    /// The process's cgroup, once a start created it (or adoption found it); `None` in group mode.
+    cgroup: Option<std::path::PathBuf>,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -184,6 +187,7 @@ impl ProcessActor {
         info.job_id = spec.job_id.clone().unwrap_or_default();
         info.deadline = spec.deadline_secs.map(|d| d as i64).unwrap_or(0);
         info.detached = spec.detach;
+        let (spec_name, detach) = (spec.name.clone(), spec.detach);
         let ring = Arc::new(Mutex::new(LogRing::new(spec.log.ring_lines)));
         let log_file = spec.log.enabled.then(|| {
             let mut file =
@@ -211,6 +215,10 @@ impl ProcessActor {
             ring,
             log_file,
             probes: health::ProbeState::default(),
+            // An adopted (detached) process is in the cgroup of its name, if it is there.
+            cgroup: super::cgroup::tree()
+                .map(|t| t.path_for(&spec_name, detach))
+                .filter(|p| p.is_dir()),
         }
     }
 
@@ -263,7 +271,9 @@ impl Actor for ProcessActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let outlives = self.spec.detach && self.run.is_some();
         self.abandon_run();
+        self.release_cgroup(outlives);
     }
 }
 

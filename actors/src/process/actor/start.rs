@@ -118,9 +118,10 @@ impl ProcessActor {
                 return Err(self.spawn_failed(PmError::Spawn { name, cause }));
             }
         }
+        let cgroup = self.cgroup_for_start().map_err(|e| self.spawn_failed(e))?;
         let spec = with_files.as_ref().unwrap_or(&self.spec);
         let plan = spawn::stdio_plan(spec, &self.opts.output);
-        match spawn::launch(spec, plan, &self.opts.log_dir) {
+        match spawn::launch(spec, plan, &self.opts.log_dir, cgroup.as_deref()) {
             Ok(pending) => {
                 self.info.env_files = spec
                     .env_files

@@ -114,6 +114,11 @@ impl ProcessActor {
         run.stop = Some(reason);
         let (pid, pgid) = (run.pid, run.pgid);
         let sent = Self::signal_run(run, stop_signal, pgid.is_some());
+        self.cgroup_signal(stop_signal as i32);
+        let run = self
+            .run
+            .as_mut()
+            .ok_or_else(|| PmError::NotRunning(self.spec.name.clone()))?;
         if sent.is_ok() && !matches!(stop_signal, NixSignal::SIGKILL | NixSignal::SIGCONT) {
             // A stopped (SIGSTOP, SIGTSTP) process keeps the stop signal pending until the SIGKILL;
             // waking it right after lets it act on the signal now, as systemd does.
@@ -182,6 +187,7 @@ impl ProcessActor {
 
     /// SIGKILL to whatever is left of run `id`'s group.
     pub(super) fn force_kill(&mut self, id: u64) {
+        self.cgroup_kill();
         if let Some(run) = self.current_run(id) {
             let _ = Self::signal_run(run, NixSignal::SIGKILL, run.pgid.is_some());
         } else if let Some(pgid) = self
@@ -218,6 +224,9 @@ impl ProcessActor {
         };
         if self.stops[i].pgid.is_some_and(group_alive) {
             return;
+        }
+        if self.cgroup_busy() {
+            return self.wait_cgroup_empty(run_id, guarded, ctx);
         }
         let stop = self.stops.swap_remove(i);
         if let (true, Some(g), Some(pgid)) = (guarded, &self.opts.guard, stop.pgid) {

@@ -1,0 +1,113 @@
+//! The actor's hooks into its process's cgroup (see [`crate::process::cgroup`]): entered at the start,
+//! signalled and killed with the group at a stop, waited for by an event until empty, removed when
+//! the process goes.
+
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use pm_protocol::PmError;
+
+use super::super::cgroup;
+use super::ProcessActor;
+
+impl ProcessActor {
+    /// The cgroup a start puts the child in, created now; `None` in group mode.
+    pub(super) fn cgroup_for_start(&mut self) -> Result<Option<PathBuf>, PmError> {
+        let Some(tree) = cgroup::tree() else {
+            return Ok(None);
+        };
+        let path = tree
+            .create(&self.spec.name, self.spec.detach)
+            .map_err(|e| PmError::Spawn {
+                name: self.spec.name.clone(),
+                cause: e.to_string(),
+            })?;
+        self.cgroup = Some(path.clone());
+        Ok(Some(path))
+    }
+
+    /// Whether the process's cgroup still holds a process.
+    pub(super) fn cgroup_busy(&self) -> bool {
+        self.cgroup.as_deref().is_some_and(cgroup::populated)
+    }
+
+    /// Sends `sig` to every process of the cgroup (those that left the group included).
+    pub(super) fn cgroup_signal(&self, sig: i32) {
+        if let Some(path) = &self.cgroup {
+            cgroup::signal_all(path, sig);
+        }
+    }
+
+    /// Kills every process of the cgroup.
+    pub(super) fn cgroup_kill(&self) {
+        if let Some(path) = &self.cgroup {
+            cgroup::kill_all(path);
+        }
+    }
+
+    /// The stop of run `run_id` waits for the cgroup to be empty: an inotify event on its
+    /// `cgroup.events` calls [`ProcessActor::poll_group`] again (instead of its polling interval).
+    pub(super) fn wait_cgroup_empty(
+        &mut self,
+        run_id: u64,
+        guarded: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let (Some(path), Some(i)) = (
+            self.cgroup.clone(),
+            self.stops.iter().position(|s| s.run_id == run_id),
+        ) else {
+            return;
+        };
+        if let Some(h) = self.stops[i].poll.take() {
+            ctx.cancel_future(h);
+        }
+        let wait = cgroup::wait_empty(path)
+            .into_actor(self)
+            .map(move |(), act, ctx| act.poll_group(run_id, guarded, ctx));
+        self.stops[i].poll = Some(ctx.spawn(wait));
+    }
+
+    /// `containment` and `cgroup` of the status record: `cgroup` while the cgroup exists.
+    pub(super) fn containment_info(&mut self) {
+        match self.cgroup.as_ref().filter(|p| p.is_dir()) {
+            Some(path) => {
+                self.info.containment = "cgroup".into();
+                self.info.cgroup = path.display().to_string();
+            }
+            None => {
+                self.info.containment = "group".into();
+                self.info.cgroup.clear();
+            }
+        }
+    }
+
+    /// The actor goes away: a cgroup whose processes do not outlive the daemon is killed and, once
+    /// empty, removed, on a thread of its own (the kernel empties it after the kill, not at once).
+    pub(super) fn release_cgroup(&mut self, keep_alive: bool) {
+        let Some(path) = self.cgroup.take() else {
+            return;
+        };
+        if keep_alive {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("pm-cgroup".into())
+            .spawn(move || {
+                cgroup::kill_all(&path);
+                // EBUSY while the killed processes finish exiting: a few ms at most.
+                for _ in 0..400 {
+                    match cgroup::remove(&path) {
+                        Ok(()) => return,
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot remove cgroup {}: {e}", path.display());
+                            return;
+                        }
+                    }
+                }
+            });
+    }
+}
