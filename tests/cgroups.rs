@@ -132,3 +132,142 @@ fn a_bad_cgroups_mode_is_refused() {
         d.stderr()
     );
 }
+
+/// The controller `c` is enabled for the processes' cgroups of daemon `d` (read from a cgroup of
+/// its, as its start line names the subtree); `None` after printing why not.
+fn controller_on(d: &Daemon, c: &str) -> Option<()> {
+    ok(d, &["start", "--name", "probe", "--command", "sleep 3604"]);
+    let cgroup = cgroup_of(d, "probe")?;
+    ok(d, &["delete", "--name", "probe"]);
+    let parent = cgroup.parent().unwrap();
+    let on = std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+    if on.split_whitespace().any(|x| x == c) {
+        return Some(());
+    }
+    eprintln!(
+        "skipped: the cgroup v2 {c} controller is not enabled in {} here",
+        parent.display()
+    );
+    None
+}
+
+#[test]
+fn a_limit_without_its_controller_is_refused_with_the_reason() {
+    let d = Daemon::start();
+    let Some(cgroup) = ({
+        ok(&d, &["start", "--name", "probe", "--command", "sleep 3605"]);
+        cgroup_of(&d, "probe")
+    }) else {
+        return;
+    };
+    let on = std::fs::read_to_string(cgroup.parent().unwrap().join("cgroup.subtree_control"))
+        .unwrap_or_default();
+    for (flag, value, controller) in [
+        ("--memory-max", "512M", "memory"),
+        ("--cpu-max", "150%", "cpu"),
+        ("--pids-max", "200", "pids"),
+    ] {
+        if on.split_whitespace().any(|c| c == controller) {
+            eprintln!("{controller} is enabled here: its refusal is not tested");
+            continue;
+        }
+        let out = d.pmclient(&[
+            "start",
+            "--name",
+            "lim",
+            "--command",
+            "sleep 3606",
+            flag,
+            value,
+        ]);
+        assert_ne!(out.status.code(), Some(0));
+        let option = flag.trim_start_matches("--").replace('-', "_");
+        let err = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            err.contains(&format!(
+                "{option} needs the cgroup v2 {controller} controller, which is not enabled in"
+            )),
+            "{err}"
+        );
+        let v = d.status_json("lim");
+        assert_eq!(v["status"], "failed", "{v}");
+        ok(&d, &["delete", "--name", "lim"]);
+    }
+    // Group mode refuses every limit, and says why it runs without cgroups.
+    let off = Daemon::start_with(&["--cgroups", "off"], true);
+    let out = off.pmclient(&[
+        "start",
+        "--name",
+        "lim",
+        "--command",
+        "sleep 3607",
+        "--pids-max",
+        "5",
+    ]);
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        err.contains("pids_max needs a cgroup v2 pids controller, and this daemon runs without cgroups: cgroups are off"),
+        "{err}"
+    );
+}
+
+#[test]
+fn memory_max_kills_a_program_past_it_and_says_so() {
+    let d = Daemon::start();
+    if controller_on(&d, "memory").is_none() {
+        return;
+    }
+    // A shell that doubles a string until the OOM killer ends it.
+    let hog = "x=x; while :; do x=$x$x; done";
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "hog",
+            "--command",
+            hog,
+            "--memory-max",
+            "32M",
+        ],
+    );
+    wait_for("the OOM kill", Duration::from_secs(30), || {
+        d.status_json("hog")["status"] == "failed"
+    });
+    let v = d.status_json("hog");
+    assert_eq!(
+        v["error"], "killed by the OOM killer (memory_max 32 MiB)",
+        "{v}"
+    );
+    assert!(v["oom_kills"].as_u64().unwrap_or(0) >= 1, "{v}");
+    assert_eq!(v["memory_max"], 32u64 << 20);
+}
+
+#[test]
+fn pids_max_stops_a_fork_bomb() {
+    let d = Daemon::start();
+    if controller_on(&d, "pids").is_none() {
+        return;
+    }
+    // Forks sleepers without end; the cgroup holds at most 20 of them.
+    let bomb = "while :; do sleep 3608 & done";
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "bomb",
+            "--command",
+            bomb,
+            "--pids-max",
+            "20",
+        ],
+    );
+    let cgroup = cgroup_of(&d, "bomb").unwrap();
+    wait_for("the cgroup at its limit", Duration::from_secs(20), || {
+        procs(&cgroup).len() >= 19
+    });
+    assert!(procs(&cgroup).len() <= 20, "{}", procs(&cgroup).len());
+    ok(&d, &["stop", "--name", "bomb"]);
+    assert!(procs(&cgroup).is_empty());
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::ResourceLimits;
 use crate::probe::ProbeSettings;
 use crate::signal::SignalName;
 
@@ -165,6 +166,11 @@ pub struct ProcessSpec {
     /// Readiness, health checks and the watchdog (`ready`, `health`, ... options).
     #[serde(default, skip_serializing_if = "ProbeSettings::is_default")]
     pub probes: ProbeSettings,
+
+    // Containment and limits (issue 18).
+    /// Memory, CPU and process limits, written to the process's cgroup.
+    #[serde(default, skip_serializing_if = "ResourceLimits::is_none")]
+    pub limits: ResourceLimits,
 }
 
 fn default_grace_ms() -> u64 {
@@ -231,6 +237,7 @@ impl ProcessSpec {
             user: None,
             group: None,
             probes: ProbeSettings::default(),
+            limits: ResourceLimits::default(),
         }
     }
 }

@@ -369,11 +369,11 @@ fn start_cgroups(args: &Args, config: &Config, socket: &Path) -> Result<(), Stri
                     tree.controllers.join(" ")
                 }
             );
-            cgroup::init(Some(tree));
+            cgroup::init(Ok(tree));
         }
         Err(why) => {
             tracing::info!("containment: process groups ({why})");
-            cgroup::init(None);
+            cgroup::init(Err(why));
         }
     }
     Ok(())

@@ -6,6 +6,9 @@ use std::time::Duration;
 use super::start_probes::ProbeOptions;
 use super::Verb;
 use crate::heroscript::{format_duration, Action, ActionWriter, ParseError, ParseErrorKind};
+use crate::limits::{
+    format_size, parse_cpu, parse_size, ResourceLimits, CPU_EXPECTED, SIZE_EXPECTED,
+};
 use crate::signal::{valid_signal_names, SignalName};
 use crate::spec::{validate_name, CommandLine, ProcessSpec, RestartPolicy};
 use crate::PmError;
@@ -56,6 +59,10 @@ pub struct Start {
     // Readiness and health (issue 14, part D).
     /// `ready`, `health`, their periods and timeouts, `watchdog`.
     pub probes: ProbeOptions,
+
+    // Containment and limits (issue 18).
+    /// `memory_max`, `memory_high`, `cpu_max`, `pids_max`.
+    pub limits: ResourceLimits,
 }
 
 impl Start {
@@ -96,6 +103,7 @@ impl Start {
             user: None,
             group: None,
             probes: ProbeOptions::default(),
+            limits: ResourceLimits::default(),
         }
     }
 
@@ -141,6 +149,7 @@ impl Start {
         spec.user = self.user.clone();
         spec.group = self.group.clone();
         spec.probes = self.probes.to_settings()?;
+        spec.limits = self.limits;
         Ok(spec)
     }
 }
@@ -183,6 +192,18 @@ fn read_command(a: &Action) -> Result<CommandLine, ParseError> {
             action: Start::ACTION.into(),
         })),
     }
+}
+
+fn read_limits(a: &Action) -> Result<ResourceLimits, ParseError> {
+    let size = |key| a.typed(key, SIZE_EXPECTED, parse_size);
+    Ok(ResourceLimits {
+        memory_max: size("memory_max")?,
+        memory_high: size("memory_high")?,
+        cpu_max: a.typed("cpu_max", CPU_EXPECTED, parse_cpu)?,
+        pids_max: a.typed("pids_max", "a count of processes, at least 1", |v| {
+            v.parse::<u64>().ok().filter(|&n| n >= 1)
+        })?,
+    })
 }
 
 fn read_env(a: &Action) -> Result<BTreeMap<String, String>, ParseError> {
@@ -233,6 +254,11 @@ impl Verb for Start {
         "health_timeout",
         "health_failures",
         "watchdog",
+        // Limits (issue 18).
+        "memory_max",
+        "memory_high",
+        "cpu_max",
+        "pids_max",
     ];
     const REPEATABLE: &'static [&'static str] = &["args", "env", "env_file"];
 
@@ -288,6 +314,7 @@ impl Verb for Start {
             user: text("user"),
             group: text("group"),
             probes: ProbeOptions::from_action(a)?,
+            limits: read_limits(a)?,
         })
     }
 
@@ -325,5 +352,10 @@ impl Verb for Start {
             .opt("user", self.user.as_deref())
             .opt("group", self.group.as_deref());
         self.probes.write(w);
+        let l = &self.limits;
+        w.opt("memory_max", l.memory_max.map(format_size).as_deref())
+            .opt("memory_high", l.memory_high.map(format_size).as_deref())
+            .opt("cpu_max", l.cpu_max.map(|p| format!("{p}%")).as_deref())
+            .num("pids_max", l.pids_max);
     }
 }

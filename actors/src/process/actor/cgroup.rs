@@ -12,18 +12,41 @@ use super::ProcessActor;
 
 impl ProcessActor {
     /// The cgroup a start puts the child in, created now; `None` in group mode.
+    /// A limit that cannot be had here refuses the start, never silently ignored.
     pub(super) fn cgroup_for_start(&mut self) -> Result<Option<PathBuf>, PmError> {
+        let fail = |cause: String| PmError::Spawn {
+            name: self.spec.name.clone(),
+            cause,
+        };
+        if let Some(why) = cgroup::refusal(&self.spec.limits) {
+            return Err(fail(why));
+        }
         let Some(tree) = cgroup::tree() else {
             return Ok(None);
         };
         let path = tree
             .create(&self.spec.name, self.spec.detach)
-            .map_err(|e| PmError::Spawn {
-                name: self.spec.name.clone(),
-                cause: e.to_string(),
-            })?;
+            .map_err(|e| fail(e.to_string()))?;
+        cgroup::write_limits(&path, &self.spec.limits).map_err(|e| fail(e.to_string()))?;
+        self.oom_kills_before = cgroup::keyed_value(&path, "memory.events", "oom_kill");
         self.cgroup = Some(path.clone());
         Ok(Some(path))
+    }
+
+    /// Whether the OOM killer killed in the cgroup since the start: the description of the exit.
+    pub(super) fn oom_killed(&self) -> Option<String> {
+        let path = self.cgroup.as_deref()?;
+        let now = cgroup::keyed_value(path, "memory.events", "oom_kill")?;
+        if now <= self.oom_kills_before.unwrap_or(0) {
+            return None;
+        }
+        Some(match self.spec.limits.memory_max {
+            Some(max) => format!(
+                "killed by the OOM killer (memory_max {})",
+                pm_protocol::status::bytes_text(max)
+            ),
+            None => "killed by the OOM killer".into(),
+        })
     }
 
     /// Whether the process's cgroup still holds a process.
@@ -70,10 +93,16 @@ impl ProcessActor {
 
     /// `containment` and `cgroup` of the status record: `cgroup` while the cgroup exists.
     pub(super) fn containment_info(&mut self) {
+        self.info.memory_max = self.spec.limits.memory_max;
         match self.cgroup.as_ref().filter(|p| p.is_dir()) {
             Some(path) => {
                 self.info.containment = "cgroup".into();
                 self.info.cgroup = path.display().to_string();
+                self.info.memory_current = std::fs::read_to_string(path.join("memory.current"))
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                self.info.oom_kills =
+                    cgroup::keyed_value(path, "memory.events", "oom_kill").unwrap_or(0);
             }
             None => {
                 self.info.containment = "group".into();

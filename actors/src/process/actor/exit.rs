@@ -113,6 +113,9 @@ impl ProcessActor {
         }
         let by_probe = run.stop == Some(StopReason::Probe);
         self.probes_end(run.pid, by_probe, &mut exit, ctx);
+        if exit.reason.is_none() && !exit.success() {
+            exit.reason = self.oom_killed();
+        }
         let (status, error) = match (&run.origin, run.stop) {
             (Origin::Attached(_), _) => (Status::Terminated, String::new()),
             (_, Some(StopReason::User)) => (Status::Stopped, String::new()),

@@ -156,6 +156,8 @@ pub struct ProcessActor {
     probes: health::ProbeState,
     /// The process's cgroup, once a start created it (or adoption found it); `None` in group mode.
     cgroup: Option<std::path::PathBuf>,
+    /// The cgroup's OOM kill count at the start, to tell an OOM kill from another SIGKILL.
+    oom_kills_before: Option<u64>,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -219,6 +221,7 @@ impl ProcessActor {
             cgroup: super::cgroup::tree()
                 .map(|t| t.path_for(&spec_name, detach))
                 .filter(|p| p.is_dir()),
+            oom_kills_before: None,
         }
     }
 

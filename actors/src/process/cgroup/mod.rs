@@ -13,6 +13,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use pm_protocol::ResourceLimits;
+
 pub use discover::{discover, Mode};
 pub use kill::{kill_all, populated, procs, signal_all, wait_empty};
 
@@ -34,16 +36,89 @@ const GUARDED: &str = "guarded";
 /// The branch of detached processes.
 const DETACHED: &str = "detached";
 
-static TREE: OnceLock<Option<Tree>> = OnceLock::new();
+static TREE: OnceLock<Result<Tree, String>> = OnceLock::new();
 
-/// Sets the daemon's subtree (or none: group mode) once, at startup; later calls change nothing.
-pub fn init(tree: Option<Tree>) {
-    let _ = TREE.set(tree);
+/// Sets the daemon's subtree, or why it has none (group mode), once, at startup; later calls
+/// change nothing.
+pub fn init(found: Result<Tree, String>) {
+    let _ = TREE.set(found);
 }
 
 /// The daemon's subtree, when it runs in cgroup mode.
 pub fn tree() -> Option<&'static Tree> {
-    TREE.get().and_then(|t| t.as_ref())
+    TREE.get().and_then(|t| t.as_ref().ok())
+}
+
+/// Why a limit of `limits` cannot be had here: the sentence that refuses the start, naming the
+/// missing controller and why it is missing; `None` when every limit can be written.
+pub fn refusal(limits: &ResourceLimits) -> Option<String> {
+    let (option, controller) = limits
+        .needs()
+        .into_iter()
+        .find(|(_, c)| tree().is_none_or(|t| !t.has(c)))?;
+    let tree = match TREE.get() {
+        Some(Ok(tree)) => tree,
+        Some(Err(why)) => {
+            return Some(format!(
+                "{option} needs a cgroup v2 {controller} controller, and this daemon runs \
+                 without cgroups: {why}"
+            ))
+        }
+        None => {
+            return Some(format!(
+                "{option} needs a cgroup v2 {controller} controller, and this daemon runs \
+                 without cgroups"
+            ))
+        }
+    };
+    let parent = tree.root.parent().unwrap_or(&tree.root);
+    let offered = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+    let why = if tree.hybrid && !offered.split_whitespace().any(|c| c == controller) {
+        " (it is on the v1 hierarchy here)".to_string()
+    } else if offered.split_whitespace().any(|c| c == controller) {
+        format!(
+            " (it could not be enabled in {}: a cgroup that holds processes cannot hand \
+             controllers to its children)",
+            parent.display()
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{option} needs the cgroup v2 {controller} controller, which is not enabled in {}{why}",
+        tree.mount.display()
+    ))
+}
+
+/// Writes `limits` to the cgroup at `path` (each to its file; an unset one back to `max`).
+pub fn write_limits(path: &Path, limits: &ResourceLimits) -> io::Result<()> {
+    let max = |v: Option<u64>| v.map_or("max".to_string(), |n| n.to_string());
+    let writes = [
+        ("memory", "memory.max", max(limits.memory_max)),
+        ("memory", "memory.high", max(limits.memory_high)),
+        (
+            "cpu",
+            "cpu.max",
+            limits
+                .cpu_max
+                .map_or("max 100000".to_string(), pm_protocol::limits::cpu_max_line),
+        ),
+        ("pids", "pids.max", max(limits.pids_max)),
+    ];
+    for (controller, file, value) in writes {
+        if !path.join(file).exists() {
+            // Its controller is off: only a limit that is set needs it (see `refusal`).
+            let _ = controller;
+            continue;
+        }
+        std::fs::write(path.join(file), &value).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot write {value} to {}: {e}", path.join(file).display()),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 impl Tree {
