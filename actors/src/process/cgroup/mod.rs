@@ -9,9 +9,11 @@
 mod discover;
 mod kill;
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
 
 use pm_protocol::ResourceLimits;
 
@@ -142,17 +144,33 @@ impl Tree {
         self.branch(detached).join(safe)
     }
 
-    /// Creates process `name`'s cgroup (an existing one is kept: an adopted process is in it).
-    pub fn create(&self, name: &str, detached: bool) -> io::Result<PathBuf> {
+    /// Creates process `name`'s cgroup (an existing one is kept: an adopted process is in it) and
+    /// makes the caller its owner, answering the owner's token (see [`release`]).
+    pub fn create(&self, name: &str, detached: bool) -> io::Result<(PathBuf, u64)> {
         let path = self.path_for(name, detached);
+        let mut owners = owners();
         match std::fs::create_dir(&path) {
-            Ok(()) => Ok(path),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(path),
-            Err(e) => Err(io::Error::new(
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(io::Error::new(
                 e.kind(),
                 format!("cannot create cgroup {}: {e}", path.display()),
             )),
+            _ => {
+                let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+                owners.insert(path.clone(), token);
+                Ok((path, token))
+            }
         }
+    }
+
+    /// Makes the caller the owner of process `name`'s existing cgroup (an adopted process's).
+    pub fn adopt(&self, name: &str, detached: bool) -> Option<(PathBuf, u64)> {
+        let path = self.path_for(name, detached);
+        let mut owners = owners();
+        path.is_dir().then(|| {
+            let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+            owners.insert(path.clone(), token);
+            (path, token)
+        })
     }
 
     /// Whether `controller` is enabled for the processes' cgroups.
@@ -175,6 +193,56 @@ impl Tree {
             }
         }
     }
+}
+
+/// Who owns each cgroup: the token of the actor that last created or adopted it. A process deleted
+/// and defined again at once (a stack's changed process) has two actors for one cgroup for a moment:
+/// the old one's [`release`] must then neither kill nor remove what the new one started.
+static OWNERS: LazyLock<Mutex<HashMap<PathBuf, u64>>> = LazyLock::new(Default::default);
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+fn owners() -> MutexGuard<'static, HashMap<PathBuf, u64>> {
+    OWNERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The owner `token` lets go of the cgroup at `path`: with `kill`, what is left in it is killed, and
+/// the cgroup is removed once the kernel has emptied it, on a thread of its own. Nothing is done once
+/// another owner has taken the cgroup.
+pub fn release(path: PathBuf, token: u64, kill: bool) {
+    let mine = move |owners: &HashMap<PathBuf, u64>, path: &Path| owners.get(path) == Some(&token);
+    {
+        let owners = owners();
+        if !mine(&owners, &path) {
+            return;
+        }
+        if kill {
+            kill_all(&path);
+        }
+    }
+    let _ = std::thread::Builder::new()
+        .name("pm-cgroup".into())
+        .spawn(move || {
+            // EBUSY while the killed processes finish exiting: a few ms at most.
+            for _ in 0..400 {
+                let mut owners = owners();
+                if !mine(&owners, &path) {
+                    return;
+                }
+                match remove(&path) {
+                    Ok(()) => {
+                        owners.remove(&path);
+                        return;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                    Err(e) => {
+                        tracing::warn!("cannot remove cgroup {}: {e}", path.display());
+                        return;
+                    }
+                }
+                drop(owners);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
 }
 
 /// Removes an empty cgroup; a missing one is already removed.
