@@ -82,6 +82,10 @@ fn a_setsid_child_is_stopped_through_the_cgroup_and_delete_removes_it() {
     wait_for("the cgroup removed", Duration::from_secs(10), || {
         !cgroup.exists()
     });
+    // A clean shutdown removes the daemon's whole subtree.
+    let subtree = cgroup.parent().unwrap().parent().unwrap().to_path_buf();
+    d.terminate(Duration::from_secs(20));
+    assert!(!subtree.exists(), "{}", subtree.display());
 }
 
 #[test]
@@ -102,7 +106,13 @@ fn the_guard_kills_the_cgroups_when_the_daemon_is_killed() {
     wait_for("every pid gone", Duration::from_secs(10), || {
         pids.iter().all(|&p| !alive(p))
     });
-    let _ = std::fs::remove_dir(&cgroup);
+    // The daemon had no shutdown to remove its subtree: the test does.
+    let guarded = cgroup.parent().unwrap();
+    let subtree = guarded.parent().unwrap();
+    for dir in [&cgroup, guarded, &subtree.join("detached"), subtree] {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(!subtree.exists(), "{}", subtree.display());
 }
 
 #[test]

@@ -168,6 +168,9 @@ async fn run(args: Args, descriptors: Notes) -> Result<(), String> {
     let socket_inode = std::fs::metadata(&paths.socket).map(|m| m.ino()).ok();
     let result = serve(&args, &config, &paths, bound, descriptors).await;
     remove_socket_if_ours(&paths.socket, socket_inode);
+    if let Some(tree) = pm_actors::process::cgroup::tree() {
+        tree.remove_if_empty();
+    }
     result
 }
 

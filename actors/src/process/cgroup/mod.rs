@@ -195,6 +195,24 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// At the daemon's exit: removes its subtree, or as much of it as is empty (detached processes
+    /// that live on keep their cgroups, and so the subtree).
+    /// The cgroups killed by the shutdown empty within milliseconds: it waits up to 100 ms for them.
+    pub fn remove_if_empty(&self) {
+        for _ in 0..20 {
+            self.remove_empty();
+            for dir in [self.branch(false), self.branch(true), self.root.clone()] {
+                let _ = std::fs::remove_dir(dir);
+            }
+            if !self.branch(false).exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
 /// Who owns each cgroup: the token of the actor that last created or adopted it. A process deleted
 /// and defined again at once (a stack's changed process) has two actors for one cgroup for a moment:
 /// the old one's [`release`] must then neither kill nor remove what the new one started.
