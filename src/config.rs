@@ -77,6 +77,8 @@ pub struct ConfigFile {
     pub metrics_public: Option<bool>,
     /// Every process's captured lines also to the daemon's stdout, as `name | line`.
     pub log_stdout: Option<bool>,
+    /// `auto` (one cgroup per process where a writable cgroup v2 exists) or `off`.
+    pub cgroups: Option<String>,
 }
 
 /// The daemon's settings with every default filled in.
@@ -108,6 +110,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// Whether captured lines also go to the daemon's stdout (`--log-stdout` or `log-stdout: true`).
     pub log_stdout: bool,
+    /// `auto` or `off` as pm.conf says (`--cgroups` wins); checked when the daemon starts.
+    pub cgroups: Option<String>,
 }
 
 impl ConfigFile {
@@ -199,6 +203,7 @@ impl ConfigFile {
             http: self.http,
             metrics_public: self.metrics_public.unwrap_or(false),
             log_stdout: self.log_stdout.unwrap_or(false),
+            cgroups: self.cgroups.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::depend::Dependency;
+use crate::limits::ResourceLimits;
 use crate::probe::ProbeSettings;
 use crate::signal::SignalName;
 
@@ -186,6 +187,10 @@ pub struct ProcessSpec {
     /// Restart this process (when it runs) after a dependency of [`ProcessSpec::after`] restarts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restart_with: bool,
+    // Containment and limits (issue 18).
+    /// Memory, CPU and process limits, written to the process's cgroup.
+    #[serde(default, skip_serializing_if = "ResourceLimits::is_none")]
+    pub limits: ResourceLimits,
 }
 
 fn default_grace_ms() -> u64 {
@@ -254,6 +259,7 @@ impl ProcessSpec {
             probes: ProbeSettings::default(),
             after: Vec::new(),
             restart_with: false,
+            limits: ResourceLimits::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::command::start::read_policy;
 use crate::command::{ProbeOptions, Start};
 use crate::depend::{find_cycle, Dependency};
 use crate::heroscript::parse_duration;
+use crate::limits::{self, ResourceLimits};
 use crate::probe::{Probe, Readiness};
 use crate::{PmError, ProcessSpec};
 
@@ -194,6 +195,20 @@ pub struct StackOptions {
     /// With `ready: notify`: no `WATCHDOG=1` for this long is a failed check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watchdog: Option<Scalar>,
+
+    // Limits (issue 18), written as in a script (`512M`, `150%`).
+    /// Memory past which the OOM killer kills in the process's cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<Scalar>,
+    /// Memory past which the process's cgroup is throttled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_high: Option<Scalar>,
+    /// CPU in percent of one core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_max: Option<Scalar>,
+    /// The most processes in the process's cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
 }
 
 impl StackOptions {
@@ -249,7 +264,11 @@ fn merged(own: &StackOptions, defaults: &StackOptions) -> StackOptions {
         health_period,
         health_timeout,
         health_failures,
-        watchdog
+        watchdog,
+        memory_max,
+        memory_high,
+        cpu_max,
+        pids_max
     )
 }
 
@@ -457,7 +476,38 @@ fn to_start(name: &str, o: &StackOptions) -> Result<Start, PmError> {
         .map(|d| Dependency::parse(d).map_err(|e| PmError::Invalid(format!("after: {e}"))))
         .collect::<Result<_, _>>()?;
     start.restart_with = o.restart_with.unwrap_or(false);
+    start.limits = resource_limits(o)?;
     Ok(start)
+}
+
+/// The limits of one process of a stack.
+fn resource_limits(o: &StackOptions) -> Result<ResourceLimits, PmError> {
+    let read = |key: &str, v: &Option<Scalar>, parse: fn(&str) -> Option<u64>, expected: &str| {
+        v.as_ref()
+            .map(|s| {
+                let text = s.to_string();
+                parse(&text)
+                    .ok_or_else(|| PmError::Invalid(format!("{key}: '{text}' is not {expected}")))
+            })
+            .transpose()
+    };
+    let cpu = |t: &str| limits::parse_cpu(t).map(u64::from);
+    Ok(ResourceLimits {
+        memory_max: read(
+            "memory_max",
+            &o.memory_max,
+            limits::parse_size,
+            limits::SIZE_EXPECTED,
+        )?,
+        memory_high: read(
+            "memory_high",
+            &o.memory_high,
+            limits::parse_size,
+            limits::SIZE_EXPECTED,
+        )?,
+        cpu_max: read("cpu_max", &o.cpu_max, cpu, limits::CPU_EXPECTED)?.map(|p| p as u32),
+        pids_max: o.pids_max.filter(|&n| n > 0),
+    })
 }
 
 /// The readiness and health options of one process of a stack.
@@ -490,6 +540,25 @@ fn probe_options(o: &StackOptions) -> Result<ProbeOptions, PmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_read_from_defaults_and_processes() {
+        let text = "defaults:\n  pids_max: 200\nprocesses:\n  web:\n    command: run\n    \
+                    memory_max: 512M\n    cpu_max: 150%\n";
+        let specs = StackFile::parse(text).unwrap().to_specs().unwrap();
+        let l = &specs[0].spec.limits;
+        assert_eq!(
+            (l.memory_max, l.cpu_max, l.pids_max),
+            (Some(512 << 20), Some(150), Some(200))
+        );
+        let bad = "processes:\n  web:\n    command: run\n    memory_max: lots\n";
+        let err = StackFile::parse(bad)
+            .unwrap()
+            .to_specs()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memory_max: 'lots' is not a size"), "{err}");
+    }
 
     #[test]
     fn readiness_and_health_are_read_and_checked() {

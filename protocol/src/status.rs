@@ -279,6 +279,50 @@ pub struct ProcessInfo {
     /// `after:`; left out of the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for: Vec<String>,
+    // Containment and limits (issue 18).
+    /// `cgroup` when the process runs in a cgroup of its own (stop and delete reach every process in
+    /// it), `group` when only its process group (and the fallback's marker scan) does.
+    #[serde(default = "group_containment")]
+    pub containment: String,
+    /// The path of the process's cgroup; left out of the JSON in group mode.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroup: String,
+    /// The `memory_max` limit in bytes, where set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<u64>,
+    /// The cgroup's `memory.current` in bytes, where the memory controller is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_current: Option<u64>,
+    /// OOM kills in the cgroup (`memory.events` `oom_kill`); left out of the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub oom_kills: u64,
+}
+
+fn group_containment() -> String {
+    "group".into()
+}
+
+/// Bytes as a person reads them: `512 MiB`, `1.5 GiB`, `900 B`.
+pub fn bytes_text(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if unit == "B" || value.fract() == 0.0 {
+        format!("{value} {unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Every time the protocol shows (start, end, next run, next restart, log lines in the file and on
@@ -327,6 +371,11 @@ impl ProcessInfo {
             ready_since: None,
             health_detail: String::new(),
             waiting_for: Vec::new(),
+            containment: group_containment(),
+            cgroup: String::new(),
+            memory_max: None,
+            memory_current: None,
+            oom_kills: 0,
         }
     }
 }

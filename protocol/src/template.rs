@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::ProbeOptions;
 use crate::depend::Dependency;
+use crate::limits::{self, ResourceLimits};
 use crate::probe::{Probe, ProbeSettings, Readiness};
 use crate::signal::SignalName;
 use crate::spec::{
@@ -113,6 +114,20 @@ pub struct TemplateOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
 
+    // Limits (issue 18), written as in a script: `"512M"`, `"150%"`.
+    /// Memory past which the OOM killer kills in the process's cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<String>,
+    /// Memory past which the process's cgroup is throttled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_high: Option<String>,
+    /// CPU in percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_max: Option<String>,
+    /// The most processes in the cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
+
     // Readiness and health (issue 14, part D): left out means the default of `ProbeSettings`.
     /// `started`, `notify`, `exited`, `log:<regex>`, `http:<url>`, `tcp:<host>:<port>`, `exec:<command>`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,6 +198,10 @@ impl Default for TemplateOptions {
             grace_ms: spec.grace_ms,
             user: None,
             group: None,
+            memory_max: None,
+            memory_high: None,
+            cpu_max: None,
+            pids_max: None,
             ready: None,
             ready_period_ms: None,
             ready_timeout_ms: None,
@@ -257,6 +276,10 @@ impl Template {
                 grace_ms: spec.grace_ms,
                 user: spec.user.clone(),
                 group: spec.group.clone(),
+                memory_max: spec.limits.memory_max.map(limits::format_size),
+                memory_high: spec.limits.memory_high.map(limits::format_size),
+                cpu_max: spec.limits.cpu_max.map(|p| format!("{p}%")),
+                pids_max: spec.limits.pids_max,
             },
         }
     }
@@ -343,6 +366,23 @@ impl Template {
         spec.probes.validate().map_err(|e| bad(&e))?;
         spec.after = o.after.clone();
         spec.restart_with = o.restart_with;
+        let size = |key: &str, v: &Option<String>| match v {
+            None => Ok(None),
+            Some(t) => limits::parse_size(t)
+                .map(Some)
+                .ok_or_else(|| bad(&format!("{key} '{t}': expected {}", limits::SIZE_EXPECTED))),
+        };
+        spec.limits = ResourceLimits {
+            memory_max: size("memory_max", &o.memory_max)?,
+            memory_high: size("memory_high", &o.memory_high)?,
+            cpu_max: match &o.cpu_max {
+                None => None,
+                Some(t) => Some(limits::parse_cpu(t).ok_or_else(|| {
+                    bad(&format!("cpu_max '{t}': expected {}", limits::CPU_EXPECTED))
+                })?),
+            },
+            pids_max: o.pids_max.filter(|&n| n > 0),
+        };
         Ok(spec)
     }
 

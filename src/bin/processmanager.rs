@@ -49,6 +49,10 @@ struct Args {
     /// `docker logs`) [default: pm.conf's `log-stdout`].
     #[arg(long)]
     log_stdout: bool,
+    /// One cgroup per process (`auto`: where a writable cgroup v2 exists) or process groups only
+    /// (`off`) [default: pm.conf's `cgroups`, else auto].
+    #[arg(long, value_name = "auto|off")]
+    cgroups: Option<String>,
     /// Milliseconds a connection has to authenticate (for tests).
     #[arg(long, hide = true, default_value_t = 10_000)]
     auth_timeout_ms: u64,
@@ -201,6 +205,9 @@ async fn run(args: Args, descriptors: Notes) -> Result<Shutdown, String> {
     let socket_inode = std::fs::metadata(&paths.socket).map(|m| m.ino()).ok();
     let result = serve(&args, &config, &paths, bound, descriptors, signals).await;
     remove_socket_if_ours(&paths.socket, socket_inode);
+    if let Some(tree) = pm_actors::process::cgroup::tree() {
+        tree.remove_if_empty();
+    }
     result
 }
 
@@ -224,6 +231,7 @@ async fn serve(
     )
     .map_err(|e| e.to_string())?;
     log_start(&paths.socket, &origin);
+    start_cgroups(args, config, &paths.socket)?;
     for note in descriptors {
         match note {
             Ok(line) => tracing::info!("{line}"),
@@ -397,4 +405,35 @@ fn remove_socket_if_ours(socket: &Path, inode: Option<u64>) {
             tracing::warn!("cannot remove {}: {e}", socket.display());
         }
     }
+}
+
+/// Finds the cgroup v2 subtree of this daemon (or says why it runs in group mode), before any
+/// process or the group guard starts.
+fn start_cgroups(args: &Args, config: &Config, socket: &Path) -> Result<(), String> {
+    use pm_actors::process::cgroup;
+    let mode = args.cgroups.as_deref().or(config.cgroups.as_deref());
+    let mode: cgroup::Mode = mode.unwrap_or("auto").parse()?;
+    match cgroup::discover(socket, mode) {
+        Ok(tree) => {
+            // The subtree's name and its parent apart: a test counts the mentions of the proc file
+            // system in this log, which `/processmanager-` would add to.
+            let parent = tree.root.parent().unwrap_or(&tree.root);
+            let subtree = tree.root.file_name().unwrap_or_default().to_string_lossy();
+            tracing::info!(
+                "containment: one cgroup per process, in cgroup {subtree} of {} (controllers: {})",
+                parent.display(),
+                if tree.controllers.is_empty() {
+                    "none".to_string()
+                } else {
+                    tree.controllers.join(" ")
+                }
+            );
+            cgroup::init(Ok(tree));
+        }
+        Err(why) => {
+            tracing::info!("containment: process groups ({why})");
+            cgroup::init(Err(why));
+        }
+    }
+    Ok(())
 }

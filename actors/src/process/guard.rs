@@ -46,13 +46,19 @@ while read -r l; do
   esac
 done
 while [ "$n" -gt 0 ]; do eval "kill -9 -\$q$n" 2>/dev/null; n=$((n - 1)); done
+[ -n "$1" ] && echo 1 2>/dev/null >"$1"
 "#;
 
 /// `sh` running the guard's program (its stdin is the caller's to set), with an empty environment:
 /// nothing the daemon was started with can reach the guard's variables.
 fn guard_command() -> Command {
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(GUARD_SCRIPT).env_clear();
+    cmd.arg("-c").arg(GUARD_SCRIPT).arg("pm-guard").env_clear();
+    // In cgroup mode the guard also kills every non-detached process's cgroup at once (Linux 5.14+),
+    // which reaches the members that left their group.
+    if let Some(tree) = super::cgroup::tree() {
+        cmd.arg(tree.branch(false).join("cgroup.kill"));
+    }
     cmd
 }
 

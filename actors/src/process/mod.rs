@@ -12,6 +12,7 @@
 //! - [`hardening`]: what a program that starts processes does to itself first (no core dumps).
 
 mod actor;
+pub mod cgroup;
 mod child;
 mod clone_exec;
 pub mod descriptors;

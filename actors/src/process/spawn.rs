@@ -68,6 +68,7 @@ pub fn launch(
     spec: &ProcessSpec,
     plan: StdioPlan,
     log_dir: &Path,
+    cgroup: Option<&Path>,
 ) -> Result<PendingSpawn, PmError> {
     let fail = |cause: String| PmError::Spawn {
         name: spec.name.clone(),
@@ -166,6 +167,17 @@ pub fn launch(
         // tied to the spawning thread: spawns run on actor threads, which live as long as the daemon.
         die_with_parent: !spec.detach,
         open_files: super::descriptors::original_open_files_limit(),
+        cgroup_procs: match cgroup {
+            Some(dir) => Some(
+                CString::new(
+                    dir.join("cgroup.procs")
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+                .map_err(|e| fail(e.to_string()))?,
+            ),
+            None => None,
+        },
         #[cfg(test)]
         stop_before_exec: false,
     };
@@ -396,6 +408,7 @@ fn describe_spawn_error(program: &str, e: &SpawnFailure) -> String {
         (Some(ChildStep::ParentDeath), _) => format!("cannot tie it to the daemon's life: {io}"),
         (Some(ChildStep::Cwd), _) => format!("cannot enter its working directory: {io}"),
         (Some(ChildStep::Limits), _) => format!("cannot set its open files limit: {io}"),
+        (Some(ChildStep::Cgroup), _) => format!("cannot move it into its cgroup: {io}"),
     }
 }
 

@@ -7,6 +7,9 @@ use super::start_probes::ProbeOptions;
 use super::Verb;
 use crate::depend::Dependency;
 use crate::heroscript::{format_duration, Action, ActionWriter, ParseError, ParseErrorKind};
+use crate::limits::{
+    format_size, parse_cpu, parse_size, ResourceLimits, CPU_EXPECTED, SIZE_EXPECTED,
+};
 use crate::signal::{valid_signal_names, SignalName};
 use crate::spec::{validate_name, CommandLine, ProcessSpec, RestartPolicy};
 use crate::PmError;
@@ -63,6 +66,9 @@ pub struct Start {
     pub after: Vec<Dependency>,
     /// Restart it after a dependency restarts (`restart_with:true`).
     pub restart_with: bool,
+    // Containment and limits (issue 18).
+    /// `memory_max`, `memory_high`, `cpu_max`, `pids_max`.
+    pub limits: ResourceLimits,
 }
 
 impl Start {
@@ -105,6 +111,7 @@ impl Start {
             probes: ProbeOptions::default(),
             after: Vec::new(),
             restart_with: false,
+            limits: ResourceLimits::default(),
         }
     }
 
@@ -152,6 +159,7 @@ impl Start {
         spec.probes = self.probes.to_settings()?;
         spec.after = self.after.clone();
         spec.restart_with = self.restart_with;
+        spec.limits = self.limits;
         Ok(spec)
     }
 }
@@ -194,6 +202,18 @@ fn read_command(a: &Action) -> Result<CommandLine, ParseError> {
             action: Start::ACTION.into(),
         })),
     }
+}
+
+fn read_limits(a: &Action) -> Result<ResourceLimits, ParseError> {
+    let size = |key| a.typed(key, SIZE_EXPECTED, parse_size);
+    Ok(ResourceLimits {
+        memory_max: size("memory_max")?,
+        memory_high: size("memory_high")?,
+        cpu_max: a.typed("cpu_max", CPU_EXPECTED, parse_cpu)?,
+        pids_max: a.typed("pids_max", "a count of processes, at least 1", |v| {
+            v.parse::<u64>().ok().filter(|&n| n >= 1)
+        })?,
+    })
 }
 
 fn read_env(a: &Action) -> Result<BTreeMap<String, String>, ParseError> {
@@ -255,6 +275,11 @@ impl Verb for Start {
         // Dependencies (issue 14, part E).
         "after",
         "restart_with",
+        // Limits (issue 18).
+        "memory_max",
+        "memory_high",
+        "cpu_max",
+        "pids_max",
     ];
     const REPEATABLE: &'static [&'static str] = &["args", "env", "env_file", "after"];
 
@@ -312,6 +337,7 @@ impl Verb for Start {
             probes: ProbeOptions::from_action(a)?,
             after: read_after(a)?,
             restart_with: a.flag("restart_with")?,
+            limits: read_limits(a)?,
         })
     }
 
@@ -353,5 +379,10 @@ impl Verb for Start {
             w.param("after", &dep.to_string());
         }
         w.flag("restart_with", self.restart_with);
+        let l = &self.limits;
+        w.opt("memory_max", l.memory_max.map(format_size).as_deref())
+            .opt("memory_high", l.memory_high.map(format_size).as_deref())
+            .opt("cpu_max", l.cpu_max.map(|p| format!("{p}%")).as_deref())
+            .num("pids_max", l.pids_max);
     }
 }

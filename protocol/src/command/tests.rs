@@ -447,10 +447,10 @@ fn start() -> impl Strategy<Value = Start> {
             opt_text(),
             opt_text(),
         ),
-        probe_options(),
+        (probe_options(), limits()),
         (proptest::collection::vec(dependency(), 0..3), any::<bool>()),
     )
-        .prop_map(|(a, b, c, d, probes, deps)| {
+        .prop_map(|(a, b, c, d, (probes, limits), deps)| {
             let mut s = Start::shell(a.0, "");
             s.command = a.1;
             s.log = a.2;
@@ -462,6 +462,7 @@ fn start() -> impl Strategy<Value = Start> {
             (s.stop_signal, s.grace, s.user, s.group) = d;
             s.probes = probes;
             (s.after, s.restart_with) = deps;
+            s.limits = limits;
             s
         })
 }
@@ -478,6 +479,25 @@ fn dependency() -> impl Strategy<Value = crate::depend::Dependency> {
         ],
     )
         .prop_map(|(name, condition)| Dependency::new(name, condition))
+}
+
+/// Limits (issue 18), as written in a script.
+fn limits() -> impl Strategy<Value = crate::ResourceLimits> {
+    let size = || proptest::option::of(1u64..(1 << 44));
+    (
+        size(),
+        size(),
+        proptest::option::of(1u32..10_000),
+        proptest::option::of(1u64..100_000),
+    )
+        .prop_map(
+            |(memory_max, memory_high, cpu_max, pids_max)| crate::ResourceLimits {
+                memory_max,
+                memory_high,
+                cpu_max,
+                pids_max,
+            },
+        )
 }
 
 /// Readiness and health options (issue 14, part D), valid together.
@@ -589,4 +609,29 @@ fn many_repeated_parameters_stay_fast() {
         panic!()
     };
     assert_eq!(args.len(), 100_000);
+}
+
+#[test]
+fn limits_parse_write_back_and_reach_the_spec() {
+    let cmd = one(
+        "!!process.start name:web command:'sleep 1' memory_max:'512M' memory_high:1.5G cpu_max:'150%' pids_max:200",
+    );
+    let Command::Start(s) = &cmd else {
+        panic!("{cmd:?}")
+    };
+    let spec = s.to_spec().unwrap();
+    assert_eq!(spec.limits.memory_max, Some(512 << 20));
+    assert_eq!(spec.limits.memory_high, Some(3 << 29));
+    assert_eq!(spec.limits.cpu_max, Some(150));
+    assert_eq!(spec.limits.pids_max, Some(200));
+    let text = cmd.to_heroscript();
+    assert!(
+        text.contains("memory_max:512M memory_high:1536M cpu_max:150% pids_max:200"),
+        "{text}"
+    );
+    assert_eq!(
+        err("!!process.start name:x command:y memory_max:lots"),
+        "line 1, col 45: invalid value 'lots' for 'memory_max': expected a size such as 512M, 2G, 100K or a count of bytes"
+    );
+    assert!(err("!!process.start name:x command:y memory_mx:1G").contains("memory_max"));
 }

@@ -284,6 +284,20 @@ pub fn status_text(p: &ProcessInfo) -> String {
     if !p.waiting_for.is_empty() {
         line("Waiting for", &p.waiting_for.join(", "));
     }
+    // Containment and limits (issue 18). Group mode, the default, shows in the JSON only.
+    if !p.cgroup.is_empty() {
+        line("Containment", &p.containment);
+        line("Cgroup", &p.cgroup);
+    }
+    if let Some(max) = p.memory_max {
+        line("Memory max", &crate::status::bytes_text(max));
+    }
+    if let Some(current) = p.memory_current {
+        line("Memory current", &crate::status::bytes_text(current));
+    }
+    if p.oom_kills > 0 {
+        line("OOM kills", &p.oom_kills);
+    }
     out
 }
 

@@ -381,7 +381,7 @@ fn health_shows_in_status_list_json_and_events() {
     let text = status_text(&web);
     assert!(text.contains("\nHealth: unhealthy\n"), "{text}");
     assert!(
-        text.ends_with("Health detail: GET http://127.0.0.1:8080/health: 503 after 12 ms\n"),
+        text.contains("\nHealth detail: GET http://127.0.0.1:8080/health: 503 after 12 ms\n"),
         "{text}"
     );
     let table = list_text(&[web.clone(), ProcessInfo::initial("db", "x")]);
@@ -468,4 +468,31 @@ fn a_body_framed_in_place_reads_as_one_framed_line_by_line() {
     let framed = frame("j", big);
     assert_eq!(framed, "**RESULT** j\n[\n]\n**ENDRESULT**\n");
     assert!(framed.capacity() >= 4096);
+}
+
+#[test]
+fn containment_and_limits_show_in_status_and_json() {
+    let mut p = running("web", 4242);
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["containment"], "group");
+    assert!(v.get("cgroup").is_none() && v.get("oom_kills").is_none());
+    assert!(!status_text(&p).contains("Containment"));
+    p.containment = "cgroup".into();
+    p.cgroup = "/sys/fs/cgroup/pm/guarded/web".into();
+    p.memory_max = Some(512 << 20);
+    p.memory_current = Some(3 << 19);
+    p.oom_kills = 2;
+    let text = status_text(&p);
+    assert!(
+        text.ends_with(
+            "Containment: cgroup\nCgroup: /sys/fs/cgroup/pm/guarded/web\n\
+             Memory max: 512 MiB\nMemory current: 1.5 MiB\nOOM kills: 2\n"
+        ),
+        "{text}"
+    );
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["memory_max"], 512u64 << 20);
+    assert_eq!(v["oom_kills"], 2);
+    let back: ProcessInfo = serde_json::from_value(v).unwrap();
+    assert_eq!(back, p);
 }

@@ -299,6 +299,29 @@ pub struct StartArgs {
     /// Restart it after a dependency of --after restarts.
     #[arg(long)]
     restart_with: bool,
+    // Limits (issue 18): need the cgroup v2 controller, or the start is refused.
+    /// Memory past which the OOM killer kills in the process's cgroup (512M, 2G).
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    memory_max: Option<u64>,
+    /// Memory past which the process's cgroup is throttled (512M, 2G).
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    memory_high: Option<u64>,
+    /// CPU in percent of one core (50%, 150%).
+    #[arg(long, value_parser = cpu, value_name = "PERCENT")]
+    cpu_max: Option<u32>,
+    /// The most processes and threads in the process's cgroup.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    pids_max: Option<u64>,
+}
+
+fn size(text: &str) -> Result<u64, String> {
+    pm_protocol::limits::parse_size(text)
+        .ok_or_else(|| format!("'{text}': expected {}", pm_protocol::limits::SIZE_EXPECTED))
+}
+
+fn cpu(text: &str) -> Result<u32, String> {
+    pm_protocol::limits::parse_cpu(text)
+        .ok_or_else(|| format!("'{text}': expected {}", pm_protocol::limits::CPU_EXPECTED))
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -363,6 +386,12 @@ impl StartArgs {
         s.probes = self.probes.to_options();
         s.after.clone_from(&self.after);
         s.restart_with = self.restart_with;
+        s.limits = pm_protocol::ResourceLimits {
+            memory_max: self.memory_max,
+            memory_high: self.memory_high,
+            cpu_max: self.cpu_max,
+            pids_max: self.pids_max,
+        };
         Ok(s)
     }
 }

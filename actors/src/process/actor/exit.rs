@@ -113,6 +113,9 @@ impl ProcessActor {
         }
         let by_probe = run.stop == Some(StopReason::Probe);
         self.probes_end(run.pid, by_probe, &mut exit, ctx);
+        if exit.reason.is_none() && !exit.success() {
+            exit.reason = self.oom_killed();
+        }
         let (status, error) = match (&run.origin, run.stop) {
             (Origin::Attached(_), _) => (Status::Terminated, String::new()),
             (_, Some(StopReason::User)) => (Status::Stopped, String::new()),
@@ -158,7 +161,7 @@ impl ProcessActor {
         }
         if let Some(i) = self.stops.iter().position(|s| s.run_id == run.id) {
             self.stops[i].exit = Some(exit.clone());
-            if group_left.is_none() {
+            if group_left.is_none() && !self.cgroup_busy() {
                 self.group_gone(run.id, ctx);
             } else {
                 let run_id = run.id;

@@ -23,6 +23,7 @@
 //! error is looked up when the status is asked.
 
 mod attach;
+mod cgroup;
 mod exit;
 mod health;
 mod start;
@@ -159,6 +160,12 @@ pub struct ProcessActor {
     log_file: Option<Arc<Mutex<RotatingFile>>>,
     /// Readiness and health of the current run.
     probes: health::ProbeState,
+    /// The process's cgroup, once a start created it (or adoption found it); `None` in group mode.
+    cgroup: Option<std::path::PathBuf>,
+    /// This actor's token as the owner of `cgroup` (see [`super::cgroup::release`]).
+    cgroup_token: Option<u64>,
+    /// The cgroup's OOM kill count at the start, to tell an OOM kill from another SIGKILL.
+    oom_kills_before: Option<u64>,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -190,6 +197,7 @@ impl ProcessActor {
         info.job_id = spec.job_id.clone().unwrap_or_default();
         info.deadline = spec.deadline_secs.map(|d| d as i64).unwrap_or(0);
         info.detached = spec.detach;
+        let adopted = super::cgroup::tree().and_then(|t| t.adopt(&spec.name, spec.detach));
         let ring = Arc::new(Mutex::new(LogRing::new(spec.log.ring_lines)));
         let log_file = spec.log.enabled.then(|| {
             let mut file =
@@ -217,6 +225,10 @@ impl ProcessActor {
             ring,
             log_file,
             probes: health::ProbeState::default(),
+            // An adopted (detached) process is in the cgroup of its name, if it is there.
+            cgroup: adopted.as_ref().map(|(path, _)| path.clone()),
+            cgroup_token: adopted.map(|(_, token)| token),
+            oom_kills_before: None,
         }
     }
 
@@ -269,7 +281,9 @@ impl Actor for ProcessActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let outlives = self.spec.detach && self.run.is_some();
         self.abandon_run();
+        self.release_cgroup(outlives);
     }
 }
 

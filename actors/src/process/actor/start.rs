@@ -118,13 +118,14 @@ impl ProcessActor {
                 return Err(self.spawn_failed(PmError::Spawn { name, cause }));
             }
         }
+        let cgroup = self.cgroup_for_start().map_err(|e| self.spawn_failed(e))?;
         let spec = with_files.as_ref().unwrap_or(&self.spec);
         let mut plan = spawn::stdio_plan(spec, &self.opts.output);
         // `--log-stdout` shows every process's output, logged or not.
         if plan == StdioPlan::Null && !spec.detach && self.opts.echo.is_some() {
             plan = StdioPlan::Capture;
         }
-        match spawn::launch(spec, plan, &self.opts.log_dir) {
+        match spawn::launch(spec, plan, &self.opts.log_dir, cgroup.as_deref()) {
             Ok(pending) => {
                 self.info.env_files = spec
                     .env_files

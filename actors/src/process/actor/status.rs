@@ -76,6 +76,7 @@ impl ProcessActor {
                 self.info.error.clear();
             }
         }
+        self.containment_info();
         let mut info = self.info.clone();
         if let Some(run) = &self.run {
             info.uptime_secs = Some(run.started.elapsed().as_secs_f64());

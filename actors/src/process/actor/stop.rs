@@ -115,6 +115,11 @@ impl ProcessActor {
         let (pid, pgid) = (run.pid, run.pgid);
         let ours = !matches!(run.origin, Origin::Attached(_));
         let sent = Self::signal_run(run, stop_signal, pgid.is_some());
+        self.cgroup_signal(stop_signal as i32);
+        let run = self
+            .run
+            .as_mut()
+            .ok_or_else(|| PmError::NotRunning(self.spec.name.clone()))?;
         if sent.is_ok() && !matches!(stop_signal, NixSignal::SIGKILL | NixSignal::SIGCONT) {
             // A stopped (SIGSTOP, SIGTSTP) process keeps the stop signal pending until the SIGKILL;
             // waking it right after lets it act on the signal now, as systemd does.
@@ -189,6 +194,7 @@ impl ProcessActor {
 
     /// SIGKILL to whatever is left of run `id`'s group.
     pub(super) fn force_kill(&mut self, id: u64) {
+        self.cgroup_kill();
         let stop = self.stops.iter().find(|s| s.run_id == id);
         if stop.is_some_and(|s| s.strays) {
             self.signal_strays(NixSignal::SIGKILL, None);
@@ -224,6 +230,9 @@ impl ProcessActor {
         };
         if self.stops[i].pgid.is_some_and(group_alive) {
             return;
+        }
+        if self.cgroup_busy() {
+            return self.wait_cgroup_empty(run_id, guarded, ctx);
         }
         if let (true, Some(g), Some(pgid)) = (guarded, &self.opts.guard, self.stops[i].pgid) {
             g.unregister(pgid);

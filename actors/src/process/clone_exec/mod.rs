@@ -137,6 +137,8 @@ pub struct ExecPlan {
     /// The open-files limit (soft, hard) to set in the child: the one the daemon was started with
     /// (see [`super::descriptors::original_open_files_limit`]); `None` keeps the daemon's.
     pub open_files: Option<(u64, u64)>,
+    /// The `cgroup.procs` file of the cgroup the child moves itself into before anything else runs.
+    pub cgroup_procs: Option<CString>,
     /// Test hook: the child stops itself (SIGSTOP) right before its exec.
     #[cfg(test)]
     pub stop_before_exec: bool,
@@ -169,6 +171,8 @@ pub enum ChildStep {
     Exec = 6,
     /// Setting the open-files limit back to the daemon's original one.
     Limits = 7,
+    /// Moving into its cgroup.
+    Cgroup = 8,
 }
 
 impl ChildStep {
@@ -180,6 +184,7 @@ impl ChildStep {
             4 => ChildStep::ParentDeath,
             5 => ChildStep::Cwd,
             7 => ChildStep::Limits,
+            8 => ChildStep::Cgroup,
             _ => ChildStep::Exec,
         }
     }
@@ -325,6 +330,10 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
             rlim_cur: soft,
             rlim_max: hard,
         }),
+        cgroup_procs: plan
+            .cgroup_procs
+            .as_ref()
+            .map_or(std::ptr::null(), |c| c.as_ptr()),
         #[cfg(test)]
         stop_before_exec: plan.stop_before_exec,
     });

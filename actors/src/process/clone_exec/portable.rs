@@ -172,6 +172,16 @@ fn reset_signal_handlers(last_signal: libc::c_int) {
 fn child_steps(a: &ForkArgs) -> Result<(), (ChildStep, i32)> {
     let step = |step: ChildStep| move |errno: i32| (step, errno);
     set_up_stdio(&a.plan.stdio).map_err(step(ChildStep::Stdio))?;
+    if let Some(procs) = &a.plan.cgroup_procs {
+        // SAFETY: opens a nul-terminated path; the descriptor is closed below.
+        let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        check(fd).map_err(step(ChildStep::Cgroup))?;
+        // SAFETY: writes one byte from a local buffer to our descriptor (`0`: this process).
+        let written = unsafe { libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1) };
+        // SAFETY: closes the descriptor opened above.
+        unsafe { libc::close(fd) };
+        check(written as libc::c_int).map_err(step(ChildStep::Cgroup))?;
+    }
     let led = match a.plan.leader {
         // SAFETY: makes this process lead a group of its own.
         Leader::Group => unsafe { libc::setpgid(0, 0) },

@@ -35,6 +35,8 @@ pub(super) struct ChildArgs {
     pub(super) daemon: libc::pid_t,
     /// The open-files limit the daemon was started with, to set back (the daemon raised its own).
     pub(super) open_files: Option<libc::rlimit64>,
+    /// The `cgroup.procs` file to write `0` (this process) to, or null.
+    pub(super) cgroup_procs: *const libc::c_char,
     /// Test hook: the child stops itself (SIGSTOP) right before its exec.
     #[cfg(test)]
     pub(super) stop_before_exec: bool,
@@ -247,6 +249,11 @@ fn child_steps(a: &ChildArgs) -> Result<(), (ChildStep, i32)> {
         )
         .map_err(step(ChildStep::Stdio))?;
     }
+    // First of the steps that count: whatever the program forks from its first instruction on is in
+    // the cgroup too. Before the user switch, which could take the right to write the file away.
+    if !a.cgroup_procs.is_null() {
+        enter_cgroup(a.cgroup_procs).map_err(step(ChildStep::Cgroup))?;
+    }
     match a.leader {
         Leader::Group => sys2(libc::SYS_setpgid, 0, 0),
         Leader::Session => sys0(libc::SYS_setsid),
@@ -289,4 +296,20 @@ fn child_steps(a: &ChildArgs) -> Result<(), (ChildStep, i32)> {
         sys1(libc::SYS_chdir, a.cwd as usize).map_err(step(ChildStep::Cwd))?;
     }
     Ok(())
+}
+
+/// Moves this process into the cgroup whose `cgroup.procs` is `procs` (`0` names the writer).
+#[inline(always)]
+fn enter_cgroup(procs: *const libc::c_char) -> Result<(), i32> {
+    let fd = sys4(
+        libc::SYS_openat,
+        libc::AT_FDCWD as usize,
+        procs as usize,
+        (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
+        0,
+    )? as usize;
+    let zero = [b'0'];
+    let written = sys3(libc::SYS_write, fd, zero.as_ptr() as usize, 1);
+    let _ = sys1(libc::SYS_close, fd);
+    written.map(|_| ())
 }

@@ -27,6 +27,7 @@ pub(in crate::process) fn plan(program: &str, args: &[&str]) -> ExecPlan {
         run_as: None,
         die_with_parent: false,
         open_files: None,
+        cgroup_procs: None,
         stop_before_exec: false,
     }
 }

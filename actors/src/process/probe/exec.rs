@@ -52,8 +52,13 @@ impl ExecProbe {
         probe.log.enabled = false;
         probe.env_files.clear();
         // The log folder is not used: a check's output is piped, never written to a file.
-        let pending = spawn::launch(&probe, spawn::StdioPlan::Capture, std::path::Path::new("."))
-            .map_err(|e| format!("exec {command}: {e}"))?;
+        let pending = spawn::launch(
+            &probe,
+            spawn::StdioPlan::Capture,
+            std::path::Path::new("."),
+            None,
+        )
+        .map_err(|e| format!("exec {command}: {e}"))?;
         let pid = pending.pid();
         if let Some(g) = &guard {
             g.register(pid);

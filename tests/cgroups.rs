@@ -1,0 +1,283 @@
+//! Cgroup mode end to end: a child that left its process group is stopped through its cgroup, status
+//! shows the containment, delete removes the cgroup, and the guard kills the cgroups of a daemon
+//! killed by SIGKILL. Skipped, with the reason, where the daemon finds no writable cgroup v2.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+
+/// The cgroup of `name` from its status, or `None` (after printing why) when the daemon runs in
+/// group mode here.
+fn cgroup_of(d: &Daemon, name: &str) -> Option<PathBuf> {
+    let v = d.status_json(name);
+    if v["containment"] == "cgroup" {
+        return Some(PathBuf::from(v["cgroup"].as_str().unwrap()));
+    }
+    assert_eq!(v["containment"], "group", "{v}");
+    let why = d
+        .stderr()
+        .lines()
+        .find(|l| l.contains("containment:"))
+        .unwrap_or("no containment line")
+        .to_string();
+    eprintln!("skipped: the daemon runs in group mode here ({why})");
+    None
+}
+
+fn procs(cgroup: &std::path::Path) -> Vec<i32> {
+    std::fs::read_to_string(cgroup.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+/// Starts `name` running a shell whose `setsid` child leaves the process group; answers the
+/// cgroup and its pids once both sleeps are in it.
+fn start_escaper(d: &mut Daemon, name: &str) -> Option<(PathBuf, Vec<i32>)> {
+    ok(
+        d,
+        &[
+            "start",
+            "--name",
+            name,
+            "--command",
+            "setsid sleep 3601 & sleep 3602",
+        ],
+    );
+    let cgroup = cgroup_of(d, name)?;
+    let mut pids = Vec::new();
+    wait_for(
+        "three processes in the cgroup",
+        Duration::from_secs(10),
+        || {
+            pids = procs(&cgroup);
+            pids.len() == 3
+        },
+    );
+    // Whatever happens to the test, nothing it started outlives it.
+    d.extra_groups.extend(&pids);
+    Some((cgroup, pids))
+}
+
+#[test]
+fn a_setsid_child_is_stopped_through_the_cgroup_and_delete_removes_it() {
+    let mut d = Daemon::start();
+    let Some((cgroup, pids)) = start_escaper(&mut d, "esc") else {
+        return;
+    };
+    assert!(cgroup.ends_with("guarded/esc"), "{}", cgroup.display());
+    let text = ok(&d, &["status", "--name", "esc"]);
+    assert!(text.contains("\nContainment: cgroup\n"), "{text}");
+    // The stop answers once the cgroup is empty: the setsid child is gone with the rest.
+    ok(&d, &["stop", "--name", "esc"]);
+    assert!(procs(&cgroup).is_empty(), "{:?}", procs(&cgroup));
+    wait_for("every pid gone", Duration::from_secs(10), || {
+        pids.iter().all(|&p| !alive(p))
+    });
+    ok(&d, &["delete", "--name", "esc"]);
+    wait_for("the cgroup removed", Duration::from_secs(10), || {
+        !cgroup.exists()
+    });
+    // A clean shutdown removes the daemon's whole subtree.
+    let subtree = cgroup.parent().unwrap().parent().unwrap().to_path_buf();
+    d.terminate(Duration::from_secs(20));
+    assert!(!subtree.exists(), "{}", subtree.display());
+}
+
+#[test]
+fn the_guard_kills_the_cgroups_when_the_daemon_is_killed() {
+    let mut d = Daemon::start();
+    let Some((cgroup, pids)) = start_escaper(&mut d, "orphaned") else {
+        return;
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    wait_for(
+        "the cgroup emptied by the guard",
+        Duration::from_secs(10),
+        || procs(&cgroup).is_empty(),
+    );
+    wait_for("every pid gone", Duration::from_secs(10), || {
+        pids.iter().all(|&p| !alive(p))
+    });
+    // The daemon had no shutdown to remove its subtree: the test does.
+    let guarded = cgroup.parent().unwrap();
+    let subtree = guarded.parent().unwrap();
+    for dir in [&cgroup, guarded, &subtree.join("detached"), subtree] {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(!subtree.exists(), "{}", subtree.display());
+}
+
+#[test]
+fn cgroups_off_runs_in_process_groups() {
+    let d = Daemon::start_with(&["--cgroups", "off"], true);
+    ok(&d, &["start", "--name", "plain", "--command", "sleep 3603"]);
+    let v = d.status_json("plain");
+    assert_eq!(v["containment"], "group", "{v}");
+    assert!(v.get("cgroup").is_none(), "{v}");
+    let text = ok(&d, &["status", "--name", "plain"]);
+    assert!(!text.contains("Containment"), "{text}");
+    assert!(d
+        .stderr()
+        .contains("containment: process groups (cgroups are off"));
+}
+
+#[test]
+fn a_bad_cgroups_mode_is_refused() {
+    let d = Daemon::unstarted();
+    let child = d.spawn(&["--cgroups", "sometimes"], true);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        d.stderr()
+            .contains("cgroups must be 'auto' or 'off', not 'sometimes'"),
+        "{}",
+        d.stderr()
+    );
+}
+
+/// The controller `c` is enabled for the processes' cgroups of daemon `d` (read from a cgroup of
+/// its, as its start line names the subtree); `None` after printing why not.
+fn controller_on(d: &Daemon, c: &str) -> Option<()> {
+    ok(d, &["start", "--name", "probe", "--command", "sleep 3604"]);
+    let cgroup = cgroup_of(d, "probe")?;
+    ok(d, &["delete", "--name", "probe"]);
+    let parent = cgroup.parent().unwrap();
+    let on = std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+    if on.split_whitespace().any(|x| x == c) {
+        return Some(());
+    }
+    eprintln!(
+        "skipped: the cgroup v2 {c} controller is not enabled in {} here",
+        parent.display()
+    );
+    None
+}
+
+#[test]
+fn a_limit_without_its_controller_is_refused_with_the_reason() {
+    let d = Daemon::start();
+    let Some(cgroup) = ({
+        ok(&d, &["start", "--name", "probe", "--command", "sleep 3605"]);
+        cgroup_of(&d, "probe")
+    }) else {
+        return;
+    };
+    let on = std::fs::read_to_string(cgroup.parent().unwrap().join("cgroup.subtree_control"))
+        .unwrap_or_default();
+    for (flag, value, controller) in [
+        ("--memory-max", "512M", "memory"),
+        ("--cpu-max", "150%", "cpu"),
+        ("--pids-max", "200", "pids"),
+    ] {
+        if on.split_whitespace().any(|c| c == controller) {
+            eprintln!("{controller} is enabled here: its refusal is not tested");
+            continue;
+        }
+        let out = d.pmclient(&[
+            "start",
+            "--name",
+            "lim",
+            "--command",
+            "sleep 3606",
+            flag,
+            value,
+        ]);
+        assert_ne!(out.status.code(), Some(0));
+        let option = flag.trim_start_matches("--").replace('-', "_");
+        let err = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            err.contains(&format!(
+                "{option} needs the cgroup v2 {controller} controller, which is not enabled in"
+            )),
+            "{err}"
+        );
+        let v = d.status_json("lim");
+        assert_eq!(v["status"], "failed", "{v}");
+        ok(&d, &["delete", "--name", "lim"]);
+    }
+    // Group mode refuses every limit, and says why it runs without cgroups.
+    let off = Daemon::start_with(&["--cgroups", "off"], true);
+    let out = off.pmclient(&[
+        "start",
+        "--name",
+        "lim",
+        "--command",
+        "sleep 3607",
+        "--pids-max",
+        "5",
+    ]);
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        err.contains("pids_max needs a cgroup v2 pids controller, and this daemon runs without cgroups: cgroups are off"),
+        "{err}"
+    );
+}
+
+#[test]
+fn memory_max_kills_a_program_past_it_and_says_so() {
+    let d = Daemon::start();
+    if controller_on(&d, "memory").is_none() {
+        return;
+    }
+    // A shell that doubles a string until the OOM killer ends it.
+    let hog = "x=x; while :; do x=$x$x; done";
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "hog",
+            "--command",
+            hog,
+            "--memory-max",
+            "32M",
+        ],
+    );
+    wait_for("the OOM kill", Duration::from_secs(30), || {
+        d.status_json("hog")["status"] == "failed"
+    });
+    let v = d.status_json("hog");
+    assert_eq!(
+        v["error"], "killed by the OOM killer (memory_max 32 MiB)",
+        "{v}"
+    );
+    assert!(v["oom_kills"].as_u64().unwrap_or(0) >= 1, "{v}");
+    assert_eq!(v["memory_max"], 32u64 << 20);
+}
+
+#[test]
+fn pids_max_stops_a_fork_bomb() {
+    let d = Daemon::start();
+    if controller_on(&d, "pids").is_none() {
+        return;
+    }
+    // Forks sleepers without end; the cgroup holds at most 20 of them.
+    let bomb = "while :; do sleep 3608 & done";
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "bomb",
+            "--command",
+            bomb,
+            "--pids-max",
+            "20",
+        ],
+    );
+    let cgroup = cgroup_of(&d, "bomb").unwrap();
+    wait_for("the cgroup at its limit", Duration::from_secs(20), || {
+        procs(&cgroup).len() >= 19
+    });
+    assert!(procs(&cgroup).len() <= 20, "{}", procs(&cgroup).len());
+    ok(&d, &["stop", "--name", "bomb"]);
+    assert!(procs(&cgroup).is_empty());
+}
