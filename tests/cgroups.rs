@@ -65,7 +65,7 @@ fn start_escaper(d: &mut Daemon, name: &str) -> Option<(PathBuf, Vec<i32>)> {
 
 #[test]
 fn a_setsid_child_is_stopped_through_the_cgroup_and_delete_removes_it() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start_with(&["--cgroups", "auto"], true);
     let Some((cgroup, pids)) = start_escaper(&mut d, "esc") else {
         return;
     };
@@ -90,7 +90,7 @@ fn a_setsid_child_is_stopped_through_the_cgroup_and_delete_removes_it() {
 
 #[test]
 fn the_guard_kills_the_cgroups_when_the_daemon_is_killed() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start_with(&["--cgroups", "auto"], true);
     let Some((cgroup, pids)) = start_escaper(&mut d, "orphaned") else {
         return;
     };
@@ -163,7 +163,7 @@ fn controller_on(d: &Daemon, c: &str) -> Option<()> {
 
 #[test]
 fn a_limit_without_its_controller_is_refused_with_the_reason() {
-    let d = Daemon::start();
+    let d = Daemon::start_with(&["--cgroups", "auto"], true);
     let Some(cgroup) = ({
         ok(&d, &["start", "--name", "probe", "--command", "sleep 3605"]);
         cgroup_of(&d, "probe")
@@ -223,7 +223,7 @@ fn a_limit_without_its_controller_is_refused_with_the_reason() {
 
 #[test]
 fn memory_max_kills_a_program_past_it_and_says_so() {
-    let d = Daemon::start();
+    let d = Daemon::start_with(&["--cgroups", "auto"], true);
     if controller_on(&d, "memory").is_none() {
         return;
     }
@@ -255,7 +255,7 @@ fn memory_max_kills_a_program_past_it_and_says_so() {
 
 #[test]
 fn pids_max_stops_a_fork_bomb() {
-    let d = Daemon::start();
+    let d = Daemon::start_with(&["--cgroups", "auto"], true);
     if controller_on(&d, "pids").is_none() {
         return;
     }

@@ -99,11 +99,15 @@ impl ProcessActor {
             Some(path) => {
                 self.info.containment = "cgroup".into();
                 self.info.cgroup = path.display().to_string();
-                self.info.memory_current = std::fs::read_to_string(path.join("memory.current"))
-                    .ok()
-                    .and_then(|t| t.trim().parse().ok());
-                self.info.oom_kills =
-                    cgroup::keyed_value(path, "memory.events", "oom_kill").unwrap_or(0);
+                // Only where the memory controller is on: elsewhere the files do not exist, and a
+                // list of thousands would try to open two missing files for each process.
+                if cgroup::tree().is_some_and(|t| t.has("memory")) {
+                    self.info.memory_current = std::fs::read_to_string(path.join("memory.current"))
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok());
+                    self.info.oom_kills =
+                        cgroup::keyed_value(path, "memory.events", "oom_kill").unwrap_or(0);
+                }
             }
             None => {
                 self.info.containment = "group".into();
