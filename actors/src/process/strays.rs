@@ -221,13 +221,20 @@ fn serve(state_var: &[u8], rx: mpsc::Receiver<Request>) {
         pending.extend(rx.try_iter());
         let mut found = vec![0usize; pending.len()];
         let mut new = vec![0usize; pending.len()];
+        // The requests by name: a stop of every process asks for thousands of names at once, and
+        // each marked process must find its own without a walk of all of them.
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, req) in pending.iter().enumerate() {
+            by_name.entry(req.name.clone()).or_default().push(i);
+        }
         for m in scan(state_var) {
+            let Some(asking) = by_name.get(&m.name) else {
+                continue;
+            };
             // The group is only read when a request skips one.
             let mut pgid = None;
-            for (i, req) in pending.iter_mut().enumerate() {
-                if req.name != m.name {
-                    continue;
-                }
+            for &i in asking {
+                let req = &mut pending[i];
                 found[i] += 1;
                 match req.sweep {
                     Sweep::Count => {}

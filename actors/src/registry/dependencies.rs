@@ -14,7 +14,7 @@ use actix::prelude::*;
 use pm_protocol::depend::{find_cycle, Condition, Dependency};
 use pm_protocol::{EventKind, PmError, ProcessSpec, Status};
 
-use super::Registry;
+use super::{Entry, Registry};
 
 /// The milestones of one process's runs, as its events told them.
 #[derive(Debug, Default, Clone, Copy)]
@@ -183,10 +183,8 @@ impl Registry {
             return;
         }
         let mut dependents: Vec<(u64, String)> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.spec.after.iter().any(|d| d.name == name))
-            .map(|(n, e)| (e.id, n.clone()))
+            .dependents_of(name)
+            .filter_map(|n| self.entries.get(n).map(|e| (e.id, n.to_string())))
             .collect();
         dependents.sort();
         let mut changed = false;
@@ -261,11 +259,13 @@ impl Registry {
     /// deleted, `why`): every start waiting for it fails, and so on down the graph.
     pub(crate) fn dependency_failed(&mut self, name: &str, why: &str, ctx: &mut Context<Self>) {
         let waiting: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.lifecycle.waiting_for().is_some())
-            .filter(|(_, e)| e.spec.after.iter().any(|d| d.name == name))
-            .map(|(n, _)| n.clone())
+            .dependents_of(name)
+            .filter(|n| {
+                self.entries
+                    .get(*n)
+                    .is_some_and(|e| e.lifecycle.waiting_for().is_some())
+            })
+            .map(str::to_string)
             .collect();
         for dependent in waiting {
             let why = format!("dependency '{name}' failed: {why}");
@@ -293,11 +293,9 @@ impl Registry {
             if let Some(l) = memo.get(name) {
                 return *l;
             }
-            let dependents: Vec<&String> = reg
-                .entries
-                .iter()
-                .filter(|(_, e)| e.spec.after.iter().any(|a| a.name == name))
-                .map(|(n, _)| n)
+            let dependents: Vec<&str> = reg
+                .dependents_of(name)
+                .filter(|n| reg.entries.contains_key(*n))
                 .collect();
             let l = dependents
                 .into_iter()
@@ -351,5 +349,47 @@ impl Registry {
             }
             out
         }
+    }
+}
+
+impl Registry {
+    /// Defines `entry` under `name` (replacing one of that name), and indexes whom it waits on.
+    pub(crate) fn insert_entry(&mut self, name: String, entry: Entry) {
+        let after: Vec<String> = entry.spec.after.iter().map(|d| d.name.clone()).collect();
+        if let Some(old) = self.entries.insert(name.clone(), entry) {
+            self.unlink_dependencies(&name, &old);
+        }
+        for dependency in after {
+            self.dependents
+                .entry(dependency)
+                .or_default()
+                .insert(name.clone());
+        }
+    }
+
+    /// Forgets the definition of `name` and its place in the index of dependents.
+    pub(crate) fn remove_entry(&mut self, name: &str) -> Option<Entry> {
+        let old = self.entries.remove(name)?;
+        self.unlink_dependencies(name, &old);
+        Some(old)
+    }
+
+    fn unlink_dependencies(&mut self, name: &str, old: &Entry) {
+        for d in &old.spec.after {
+            if let Some(set) = self.dependents.get_mut(&d.name) {
+                set.remove(name);
+                if set.is_empty() {
+                    self.dependents.remove(&d.name);
+                }
+            }
+        }
+    }
+
+    /// The names of the processes whose `after:` names `name`, in name order.
+    pub(crate) fn dependents_of<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.dependents
+            .get(name)
+            .into_iter()
+            .flat_map(|set| set.iter().map(String::as_str))
     }
 }

@@ -38,7 +38,7 @@ impl Apply<StartProcess> for Registry {
             let next: ResponseActFuture<Self, Result<ProcessInfo, PmError>> = match res {
                 Ok(_) => act.launch(name, ctx),
                 Err(e) => {
-                    act.entries.remove(&name);
+                    act.remove_entry(&name);
                     act.state_changed(ctx);
                     Box::pin(fut::ready(Err(e)))
                 }

@@ -127,7 +127,7 @@ impl Apply<DeleteProcess> for Registry {
             stopped(res)?;
             // Forget this definition only: the name may have been deleted and defined again meanwhile.
             if act.entries.get(&name).is_some_and(|e| e.id == id) {
-                act.entries.remove(&name);
+                act.remove_entry(&name);
                 act.state_changed(ctx);
                 // Unless an apply defines it again at once: its dependents wait on.
                 if !act.replacing.contains(&name) {
