@@ -81,6 +81,11 @@ async fn a_chain_comes_up_in_order_and_stops_in_reverse() {
     std::fs::write(&flag, "").unwrap();
     h.until("web", 10, |i| i.status == Status::Running).await;
     assert_eq!(h.status("migrate").await.status, Status::Completed);
+    // Running is not yet having written its line: wait for the third.
+    common::poll("web's line", Duration::from_secs(10), || async {
+        (lines(&log).len() >= 3).then_some(())
+    })
+    .await;
     assert_eq!(lines(&log), ["db", "migrate", "web"]);
     // The events told the waiting.
     assert!(h
