@@ -92,27 +92,30 @@ impl ProcessActor {
         self.stops[i].poll = Some(ctx.spawn(wait));
     }
 
-    /// `containment` and `cgroup` of the status record: `cgroup` while the cgroup exists.
+    /// `containment` and `cgroup` of the status record: `cgroup` while this actor owns a cgroup (it
+    /// makes it at a start and removes it when it lets it go). Called for every status and list, so
+    /// it only writes what changed and asks the file system nothing it knows already.
     pub(super) fn containment_info(&mut self) {
         self.info.memory_max = self.spec.limits.memory_max;
-        match self.cgroup.as_ref().filter(|p| p.is_dir()) {
-            Some(path) => {
-                self.info.containment = "cgroup".into();
-                self.info.cgroup = path.display().to_string();
-                // Only where the memory controller is on: elsewhere the files do not exist, and a
-                // list of thousands would try to open two missing files for each process.
-                if cgroup::tree().is_some_and(|t| t.has("memory")) {
-                    self.info.memory_current = std::fs::read_to_string(path.join("memory.current"))
-                        .ok()
-                        .and_then(|t| t.trim().parse().ok());
-                    self.info.oom_kills =
-                        cgroup::keyed_value(path, "memory.events", "oom_kill").unwrap_or(0);
-                }
-            }
-            None => {
+        let Some(path) = &self.cgroup else {
+            if self.info.containment != "group" {
                 self.info.containment = "group".into();
                 self.info.cgroup.clear();
             }
+            return;
+        };
+        if std::path::Path::new(&self.info.cgroup) != path.as_path() {
+            self.info.containment = "cgroup".into();
+            self.info.cgroup = path.display().to_string();
+        }
+        // Only where the memory controller is on: elsewhere the files do not exist, and a list of
+        // thousands would try to open two missing files for each process.
+        if cgroup::tree().is_some_and(|t| t.has("memory")) {
+            self.info.memory_current = std::fs::read_to_string(path.join("memory.current"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            self.info.oom_kills =
+                cgroup::keyed_value(path, "memory.events", "oom_kill").unwrap_or(0);
         }
     }
 
