@@ -23,7 +23,7 @@ fn cgroup_of(d: &Daemon, name: &str) -> Option<PathBuf> {
         .find(|l| l.contains("containment:"))
         .unwrap_or("no containment line")
         .to_string();
-    eprintln!("skipped: the daemon runs in group mode here ({why})");
+    skip_cgroup_mode(&why);
     None
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{ok, wait_for, Daemon};
+use common::{ok, skip_cgroup_mode, wait_for, Daemon};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -53,7 +53,7 @@ fn runs_in(d: &Daemon, mode: &str) -> bool {
     );
     let cgroups = line.contains("one cgroup per process");
     if !cgroups {
-        eprintln!("skipped the cgroup round: the daemon runs in group mode here ({line})");
+        skip_cgroup_mode(&line);
     }
     cgroups
 }

@@ -312,3 +312,16 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// A cgroup-mode round the daemon did not run in (`why`, from its log): skipped with the reason where
+/// this machine offers no writable cgroup v2, but a failure where it does, for then a daemon that fell
+/// back to process groups is broken, not excused.
+pub fn skip_cgroup_mode(why: &str) {
+    if let Ok(place) = pm_actors::process::cgroup::place() {
+        panic!(
+            "the daemon ran in group mode ({why}), though {} is writable here",
+            place.parent.display()
+        );
+    }
+    eprintln!("skipped: the daemon runs in group mode here ({why})");
+}

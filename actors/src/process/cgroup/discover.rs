@@ -28,12 +28,19 @@ impl std::str::FromStr for Mode {
 /// The controllers a limit may need, enabled for the subtree wherever the hierarchy offers them.
 const WANTED: [&str; 3] = ["memory", "cpu", "pids"];
 
-/// The daemon's subtree for `socket` (a name derived from the socket's path, so that two daemons do
-/// not share one), or why there is none: the sentence the daemon logs before it runs in group mode.
-pub fn discover(socket: &Path, mode: Mode) -> Result<Tree, String> {
-    if mode == Mode::Off {
-        return Err("cgroups are off (--cgroups off)".into());
-    }
+/// Where this process (and a daemon it starts, which shares its cgroup) may make cgroups: its own
+/// cgroup in the first cgroup v2 mount, when that is writable. Only reads.
+pub struct Place {
+    /// The cgroup v2 mount point.
+    pub mount: PathBuf,
+    /// This process's own cgroup under it, writable.
+    pub parent: PathBuf,
+    /// Whether v1 hierarchies hold controllers beside it.
+    pub hybrid: bool,
+}
+
+/// The [`Place`] of this process's cgroups, or why there is none (the sentence the daemon logs).
+pub fn place() -> Result<Place, String> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
     let own = std::fs::read_to_string("/proc/self/cgroup")
@@ -54,6 +61,24 @@ pub fn discover(socket: &Path, mode: Mode) -> Result<Tree, String> {
             parent.display()
         ));
     }
+    Ok(Place {
+        mount,
+        parent,
+        hybrid,
+    })
+}
+
+/// The daemon's subtree for `socket` (a name derived from the socket's path, so that two daemons do
+/// not share one), or why there is none: the sentence the daemon logs before it runs in group mode.
+pub fn discover(socket: &Path, mode: Mode) -> Result<Tree, String> {
+    if mode == Mode::Off {
+        return Err("cgroups are off (--cgroups off)".into());
+    }
+    let Place {
+        mount,
+        parent,
+        hybrid,
+    } = place()?;
     let root = parent.join(subtree_name(socket));
     match std::fs::create_dir(&root) {
         Ok(()) => {}

@@ -17,7 +17,7 @@ use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
 
 use pm_protocol::ResourceLimits;
 
-pub use discover::{discover, Mode};
+pub use discover::{discover, place, Mode, Place};
 pub use kill::{kill_all, populated, procs, signal_all, wait_empty};
 
 /// The daemon's subtree in a writable cgroup v2 hierarchy.
