@@ -379,6 +379,22 @@ fn group_mode_misses_a_program_that_clears_its_environment_and_leaves_its_sessio
     // `marks` kills it when the test ends.
 }
 
+/// Starts `left` running `program` (given the tag of the `sleep` it leaves behind) and waits until the
+/// `sleep` runs and the run has ended by itself. Answers the tag, recorded in `marks`.
+fn ended_run_leaving(d: &Daemon, marks: &mut Marks, program: impl Fn(u64) -> String) -> u64 {
+    let a = tag();
+    marks.tags.insert(a);
+    ok(d, &["start", "--name", "left", "--command", &program(a)]);
+    let one: BTreeSet<u64> = [a].into();
+    wait_for("the child left behind", Duration::from_secs(20), || {
+        sleeps(&one) == 1
+    });
+    wait_for("the run's end", Duration::from_secs(20), || {
+        d.status_json("left")["status"].as_str() != Some("running")
+    });
+    a
+}
+
 /// A run that exited by itself left a `setsid` child: the delete of the process (not running) kills it.
 #[test]
 fn a_delete_kills_what_an_ended_run_left_outside_its_group() {
@@ -390,18 +406,28 @@ fn a_delete_kills_what_an_ended_run_left_outside_its_group() {
         let mut marks = Marks {
             tags: BTreeSet::new(),
         };
-        let a = tag();
-        marks.tags.insert(a);
-        let command = format!("setsid sleep {a} & exit 0");
-        ok(&d, &["start", "--name", "left", "--command", &command]);
-        let one: BTreeSet<u64> = [a].into();
-        wait_for("the setsid child", Duration::from_secs(20), || {
-            sleeps(&one) == 1
-        });
-        wait_for("the run's end", Duration::from_secs(20), || {
-            d.status_json("left")["status"].as_str() != Some("running")
-        });
+        ended_run_leaving(&d, &mut marks, |a| format!("setsid sleep {a} & exit 0"));
         ok(&d, &["delete", "--name", "left"]);
         assert_none_left(&marks, mode, "the delete of an ended run");
+    }
+}
+
+/// A run that exited by itself left a child in its group (and cgroup): `stop` of the ended process
+/// ends the child before it answers, in every mode.
+#[test]
+fn a_stop_ends_what_an_ended_run_left_in_its_group() {
+    for (mode, flags) in modes() {
+        let d = Daemon::start_with(&flags, true);
+        if !runs_in(&d, mode) {
+            continue;
+        }
+        let mut marks = Marks {
+            tags: BTreeSet::new(),
+        };
+        let a = ended_run_leaving(&d, &mut marks, |a| format!("sleep {a} & exit 0"));
+        ok(&d, &["stop", "--name", "left"]);
+        // The stop answered once the child was gone: no wait here.
+        let one: BTreeSet<u64> = [a].into();
+        assert_eq!(sleeps(&one), 0, "{mode} mode: the child outlived the stop");
     }
 }

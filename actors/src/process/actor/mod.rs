@@ -26,6 +26,7 @@ mod attach;
 mod cgroup;
 mod exit;
 mod health;
+mod leftovers;
 mod start;
 mod status;
 mod stop;

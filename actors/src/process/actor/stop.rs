@@ -158,6 +158,7 @@ impl ProcessActor {
     ) -> ResponseFuture<Result<ExitInfo, PmError>> {
         match self.begin_stop(StopReason::User, grace, ctx) {
             Ok(id) => self.stop_waiter(id),
+            Err(e @ PmError::NotRunning(_)) => self.stop_leftovers(grace, e),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
