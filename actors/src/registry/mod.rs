@@ -424,6 +424,12 @@ impl Registry {
         let Some(entry) = self.entries.get_mut(&name) else {
             return Box::pin(fut::ready(Err(PmError::NotFound(name))));
         };
+        // A user's stop (or the shutdown) that came after this start was asked for, and before it
+        // got here (a restore's start, a detached child's definition on its way to disk), wins:
+        // the start is dropped, as it would be had it come after the stop.
+        if entry.lifecycle.is_held() {
+            return self.info_of(name);
+        }
         let id = entry.id;
         entry.on_start();
         let req = entry.process.start_info();
