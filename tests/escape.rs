@@ -252,8 +252,9 @@ fn assert_none_left_from_before(marks: &Marks, mode: &str, after: &str, ticks: u
     }
 }
 
-/// In every mode: starts the escaping programs, ends each with `pmclient <command>`, and finds none left.
-fn nothing_outlives(command: &str) {
+/// Runs `test` against a new daemon in each containment mode this machine offers, with the marks of
+/// the processes it must leave none of.
+fn in_each_mode(test: impl Fn(&Daemon, &str, &mut Marks)) {
     for (mode, flags) in modes() {
         let d = Daemon::start_with(&flags, true);
         if !runs_in(&d, mode) {
@@ -262,11 +263,18 @@ fn nothing_outlives(command: &str) {
         let mut marks = Marks {
             tags: BTreeSet::new(),
         };
-        for name in start_escapes(&d, &mut marks) {
-            ok(&d, &[command, "--name", name]);
-        }
-        assert_none_left(&marks, mode, command);
+        test(&d, mode, &mut marks);
     }
+}
+
+/// In every mode: starts the escaping programs, ends each with `pmclient <command>`, and finds none left.
+fn nothing_outlives(command: &str) {
+    in_each_mode(|d, mode, marks| {
+        for name in start_escapes(d, marks) {
+            ok(d, &[command, "--name", name]);
+        }
+        assert_none_left(marks, mode, command);
+    });
 }
 
 #[test]
@@ -398,36 +406,80 @@ fn ended_run_leaving(d: &Daemon, marks: &mut Marks, program: impl Fn(u64) -> Str
 /// A run that exited by itself left a `setsid` child: the delete of the process (not running) kills it.
 #[test]
 fn a_delete_kills_what_an_ended_run_left_outside_its_group() {
-    for (mode, flags) in modes() {
-        let d = Daemon::start_with(&flags, true);
-        if !runs_in(&d, mode) {
-            continue;
-        }
-        let mut marks = Marks {
-            tags: BTreeSet::new(),
-        };
-        ended_run_leaving(&d, &mut marks, |a| format!("setsid sleep {a} & exit 0"));
-        ok(&d, &["delete", "--name", "left"]);
-        assert_none_left(&marks, mode, "the delete of an ended run");
-    }
+    in_each_mode(|d, mode, marks| {
+        ended_run_leaving(d, marks, |a| format!("setsid sleep {a} & exit 0"));
+        ok(d, &["delete", "--name", "left"]);
+        assert_none_left(marks, mode, "the delete of an ended run");
+    });
 }
 
 /// A run that exited by itself left a child in its group (and cgroup): `stop` of the ended process
 /// ends the child before it answers, in every mode.
 #[test]
 fn a_stop_ends_what_an_ended_run_left_in_its_group() {
-    for (mode, flags) in modes() {
-        let d = Daemon::start_with(&flags, true);
-        if !runs_in(&d, mode) {
-            continue;
-        }
-        let mut marks = Marks {
-            tags: BTreeSet::new(),
-        };
-        let a = ended_run_leaving(&d, &mut marks, |a| format!("sleep {a} & exit 0"));
-        ok(&d, &["stop", "--name", "left"]);
+    in_each_mode(|d, mode, marks| {
+        let a = ended_run_leaving(d, marks, |a| format!("sleep {a} & exit 0"));
+        ok(d, &["stop", "--name", "left"]);
         // The stop answered once the child was gone: no wait here.
         let one: BTreeSet<u64> = [a].into();
         assert_eq!(sleeps(&one), 0, "{mode} mode: the child outlived the stop");
-    }
+    });
+}
+
+/// A restart waits for the stop of the run before it: a stray that ignores the stop signal lives until
+/// the grace, and the new run starts only once it is gone. Started earlier, the new run would be hit by
+/// that stop's kill at the grace (its processes carry the same marker and enter the same cgroup).
+#[test]
+fn a_restart_waits_for_the_stop_of_the_run_before() {
+    in_each_mode(|d, mode, marks| {
+        let a = tag();
+        marks.tags.insert(a);
+        let dir = tempfile::tempdir().unwrap();
+        let (first, ready) = (dir.path().join("first"), dir.path().join("ready"));
+        // The first run leaves a stray deaf to SIGTERM and is never ready; the second is ready at once.
+        let command = format!(
+            "if [ -e {f} ]; then touch {r}; exec sleep 3606; fi; touch {f}; \
+         setsid sh -c \"trap '' TERM; sleep {a}\" & exec sleep 3606",
+            f = first.display(),
+            r = ready.display()
+        );
+        let probe = format!("exec:test -e {}", ready.display());
+        ok(
+            d,
+            &[
+                "start",
+                "--name",
+                "again",
+                "--command",
+                &command,
+                "--ready",
+                &probe,
+                "--ready-period",
+                "50ms",
+                "--ready-within",
+                "300ms",
+                "--restart-policy",
+                "on-failure",
+                "--restarts",
+                "1",
+                "--grace",
+                "1s",
+            ],
+        );
+        let one: BTreeSet<u64> = [a].into();
+        wait_for("the stray", Duration::from_secs(20), || sleeps(&one) == 1);
+        wait_for("the second run, ready", Duration::from_secs(20), || {
+            let v = d.status_json("again");
+            v["restarts"] == 1 && v["status"] == "running" && v["health"] == "ready"
+        });
+        assert_eq!(
+            sleeps(&one),
+            0,
+            "{mode} mode: the second run started before the first run's stop was over"
+        );
+        let v = d.status_json("again");
+        assert_eq!(v["status"], "running", "{mode} mode: {v}");
+        ok(d, &["delete", "--name", "again"]);
+        assert_none_left(marks, mode, "the delete");
+    });
 }

@@ -153,6 +153,8 @@ pub struct ProcessActor {
     last_exit: Option<ExitInfo>,
     waiters: Vec<ExitSender>,
     stops: Vec<GroupStop>,
+    /// How many user stops were asked: a start queued behind a stop is dropped if one came meanwhile.
+    user_stops: u32,
     lingering: Vec<LingeringGroup>,
     /// The periodic look at `lingering`, once a tick while it is not empty.
     lingering_check: Option<SpawnHandle>,
@@ -220,6 +222,7 @@ impl ProcessActor {
             last_exit: None,
             waiters: Vec::new(),
             stops: Vec::new(),
+            user_stops: 0,
             lingering: Vec::new(),
             lingering_check: None,
             subscribers: Subscribers::default(),
@@ -291,7 +294,7 @@ impl Actor for ProcessActor {
 impl Handler<Start> for ProcessActor {
     type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
-        let started = answer(self.start(ctx)).into_actor(self);
+        let started = self.start_after_stops(ctx);
         Box::pin(started.map(|res, act, _| res.map(|_pid| act.info_now())))
     }
 }

@@ -241,6 +241,34 @@ impl ProcessActor {
         }
     }
 
+    /// A start, after the stop of the previous run if that is still under way (its leader has exited
+    /// but the rest of its group, its strays or its cgroup are not gone yet). That stop's sweeps and
+    /// its kill at the grace aim at what the old run left, and would hit the new run, whose processes
+    /// carry the same marker and enter the same cgroup. A user's stop meanwhile drops the start.
+    pub(super) fn start_after_stops(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<i32, PmError>> {
+        let Some(stop) = self.stops.last_mut() else {
+            return Box::pin(answer(self.start(ctx)).into_actor(self));
+        };
+        let (tx, rx) = oneshot::channel();
+        stop.restarts.push(tx);
+        let user_stops = self.user_stops;
+        Box::pin(
+            async move { rx.await.is_ok() }
+                .into_actor(self)
+                .then(move |_, act, ctx| {
+                    if act.user_stops != user_stops {
+                        let name = act.spec.name.clone();
+                        return Box::pin(fut::ready(Err(PmError::NotRunning(name))))
+                            as ResponseActFuture<Self, Result<i32, PmError>>;
+                    }
+                    act.start_after_stops(ctx)
+                }),
+        )
+    }
+
     /// Stops the current run (if any) and starts a new one once its whole group is gone; answers the
     /// new run's pid.
     pub(super) fn restart(

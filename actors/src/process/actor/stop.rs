@@ -104,6 +104,9 @@ impl ProcessActor {
         stop_signal: NixSignal,
         ctx: &mut Context<Self>,
     ) -> Result<u64, PmError> {
+        if reason == StopReason::User {
+            self.user_stops = self.user_stops.wrapping_add(1);
+        }
         let name = self.spec.name.clone();
         let grace = grace.unwrap_or(Duration::from_millis(self.spec.grace_ms));
         let run = self.run.as_mut().ok_or(PmError::NotRunning(name))?;
