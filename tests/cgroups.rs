@@ -284,3 +284,51 @@ fn pids_max_stops_a_fork_bomb() {
     ok(&d, &["stop", "--name", "bomb"]);
     assert!(procs(&cgroup).is_empty());
 }
+
+/// A detached process lives in `detached/<name>`: a daemon killed by SIGKILL leaves it running there,
+/// the next daemon adopts it with its cgroup (its status names it), removes the empty cgroups of what
+/// is gone, and a stop ends the adopted process through the cgroup, `setsid` child included.
+#[test]
+fn a_restarted_daemon_adopts_a_detached_process_with_its_cgroup() {
+    let flags = ["--cgroups", "auto"];
+    let mut d = Daemon::start_with(&flags, true);
+    let command = "setsid sleep 3611 & sleep 3612";
+    ok(
+        &d,
+        &["start", "--name", "kept", "--detach", "--command", command],
+    );
+    let Some(cgroup) = cgroup_of(&d, "kept") else {
+        return;
+    };
+    assert!(cgroup.ends_with("detached/kept"), "{}", cgroup.display());
+    let mut pids = Vec::new();
+    wait_for(
+        "three processes in the cgroup",
+        Duration::from_secs(10),
+        || {
+            pids = procs(&cgroup);
+            pids.len() == 3
+        },
+    );
+    d.extra_groups.extend(&pids);
+    // The cgroup of a process that is gone, as a crash between a delete and its rmdir leaves it.
+    let gone = cgroup.parent().unwrap().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+
+    let mut child = d.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    d.launch(&flags, true);
+    let v = d.status_json("kept");
+    assert_eq!(v["status"], "running", "{v}");
+    assert_eq!(v["containment"], "cgroup", "{v}");
+    assert_eq!(v["cgroup"].as_str(), cgroup.to_str(), "{v}");
+    assert!(pids.iter().all(|&p| alive(p)), "the detached process died");
+    assert!(!gone.exists(), "{} left", gone.display());
+
+    ok(&d, &["stop", "--name", "kept"]);
+    assert!(procs(&cgroup).is_empty(), "{:?}", procs(&cgroup));
+    wait_for("every pid gone", Duration::from_secs(10), || {
+        pids.iter().all(|&p| !alive(p))
+    });
+}
