@@ -17,6 +17,8 @@ pub(super) struct CgroupCpu {
     usage_usec: Option<u64>,
     /// What a read since the last sample found and the sample has not used yet, in microseconds.
     pending_usec: Option<u64>,
+    /// The last read was the first (no figure to compare): the sample counts from the tree.
+    fresh: bool,
 }
 
 impl CgroupCpu {
@@ -26,6 +28,7 @@ impl CgroupCpu {
             file: ProcFile::at(&dir.join("cpu.stat")),
             usage_usec: None,
             pending_usec: None,
+            fresh: false,
         }
     }
 
@@ -35,6 +38,7 @@ impl CgroupCpu {
         match self.read(buf) {
             Some(0) => true,
             used => {
+                self.fresh = used.is_none();
                 self.pending_usec = used;
                 false
             }
@@ -44,7 +48,18 @@ impl CgroupCpu {
     /// Microseconds of CPU the cgroup used since the previous sample; `None` when the cgroup has no
     /// earlier reading (or cannot be read), so that the caller counts from the tree instead.
     pub(super) fn used_usec(&mut self, buf: &mut Vec<u8>) -> Option<u64> {
+        if std::mem::take(&mut self.fresh) {
+            return None;
+        }
         self.pending_usec.take().or_else(|| self.read(buf))
+    }
+
+    /// Forgets the last reading: the next one starts anew (the sampler stopped reading the file for
+    /// a while, and what the cgroup used meanwhile was counted from the tree).
+    pub(super) fn forget(&mut self) {
+        self.usage_usec = None;
+        self.pending_usec = None;
+        self.fresh = false;
     }
 
     /// Reads `usage_usec`; answers how far it moved since the last read.
@@ -91,12 +106,17 @@ mod tests {
         write(100);
         let mut cpu = CgroupCpu::new(&dir);
         assert!(!cpu.quiet(&mut buf), "no earlier reading: not known");
+        assert_eq!(cpu.used_usec(&mut buf), None, "counted from the tree");
         assert_eq!(cpu.used_usec(&mut buf), Some(0));
         assert!(cpu.quiet(&mut buf));
         write(350);
         assert!(!cpu.quiet(&mut buf));
         assert_eq!(cpu.used_usec(&mut buf), Some(250), "the move the gate saw");
         assert_eq!(cpu.used_usec(&mut buf), Some(0), "read anew");
+        cpu.forget();
+        write(1000);
+        assert_eq!(cpu.used_usec(&mut buf), None, "no figure after a forget");
+        assert!(cpu.quiet(&mut buf));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -140,12 +160,20 @@ mod tests {
             .parent
             .join(format!("pm-monitor-test-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
-        let root = InCgroup::new(&dir, "exec sleep 60");
+        // A tree of three: the cgroup's file stands in for trees of that size.
+        let root = InCgroup::new(&dir, "sleep 60 & sleep 60 & wait");
         let mut sampler = super::super::TreeSampler::new(root.0.id() as i32).in_cgroup(&dir);
-        let first = sampler.sample().unwrap();
-        assert_eq!(first.processes, 1);
-        let burner = InCgroup::new(&dir, "while :; do :; done");
+        let mut first = sampler.sample().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while first.processes < super::super::tree::CGROUP_PAYS_FROM {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no tree of three: {first:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            first = sampler.sample().unwrap();
+        }
+        let burner = InCgroup::new(&dir, "while :; do :; done");
         let mut busy = sampler.tick().unwrap();
         while busy.cpu_seconds < 0.05 {
             assert!(
@@ -156,7 +184,7 @@ mod tests {
             busy = sampler.tick().unwrap();
         }
         assert_eq!(
-            busy.processes, 1,
+            busy.processes, 3,
             "the burner is in the cgroup, not in the tree"
         );
         assert!(busy.cpu_percent > 0.0, "{busy:?}");
@@ -172,7 +200,7 @@ mod tests {
         }
         let again = sampler.tick().unwrap();
         assert_eq!(again.cpu_percent, 0.0);
-        assert_eq!((again.processes, again.state), (1, first.state));
+        assert_eq!((again.processes, again.state), (3, first.state));
         assert_eq!(again.cpu_seconds, quiet.cpu_seconds, "nothing ran");
         drop(root);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -31,7 +31,7 @@ mod kept;
 mod tree;
 
 pub use kept::kept_files;
-pub use tree::{Sample, TreeSampler, FALLBACK_REFRESH_TICKS, REFRESH_TICKS};
+pub use tree::{Sample, TreeSampler, CGROUP_PAYS_FROM, FALLBACK_REFRESH_TICKS, REFRESH_TICKS};
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

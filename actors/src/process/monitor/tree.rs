@@ -56,6 +56,13 @@ pub struct Sample {
 /// (`children` too: a `clone(CLONE_PARENT)` gives a process a child without it running.)
 pub const REFRESH_TICKS: u32 = 30;
 
+/// The smallest tree whose ticks read its cgroup's `cpu.stat` (in cgroup mode): a quiet tick then
+/// reads that one file instead of each member's `schedstat`. For a smaller tree the walk costs no
+/// more, and at 1,000 one-process trees reading `cpu.stat` beside the walk doubled the status tick's
+/// CPU (BENCHMARKS.md, "Cgroups"); what such a tree's processes that left it use is then not counted,
+/// as in group mode.
+pub const CGROUP_PAYS_FROM: usize = 3;
+
 /// Without schedstat, every this many ticks [`TreeSampler::tick`] reads every `children` list: a
 /// `vfork`ing shell can start a child without moving anything in its `stat`.
 pub const FALLBACK_REFRESH_TICKS: u32 = 5;
@@ -174,9 +181,10 @@ impl TreeSampler {
         }
     }
 
-    /// The tree's processes are those of the cgroup at `dir` (cgroup mode): its CPU comes from the
-    /// cgroup's `cpu.stat` (see `cgroup_cpu`), and a tick whose `cpu.stat` has not moved reads nothing
-    /// else. State, memory and the process count still come from the walk of the tree.
+    /// The tree's processes are those of the cgroup at `dir` (cgroup mode): from
+    /// [`CGROUP_PAYS_FROM`] members on, its CPU comes from the cgroup's `cpu.stat` (see
+    /// `cgroup_cpu`), and a tick whose `cpu.stat` has not moved reads nothing else. State, memory and
+    /// the process count still come from the walk of the tree.
     pub fn in_cgroup(mut self, dir: &Path) -> Self {
         self.cgroup = Some(CgroupCpu::new(dir));
         self
@@ -257,7 +265,16 @@ impl TreeSampler {
             return self.fail(prev, current, io::Error::other("no stat"));
         };
         // The cgroup's figure where it has one: the tree's own misses what left it or exited.
-        let used = match self.cgroup.as_mut().and_then(|c| c.used_usec(buf)) {
+        let gated = current.len() >= CGROUP_PAYS_FROM;
+        let cgroup_usec = match self.cgroup.as_mut() {
+            Some(c) if gated => c.used_usec(buf),
+            Some(c) => {
+                c.forget();
+                None
+            }
+            None => None,
+        };
+        let used = match cgroup_usec {
             Some(usec) => usec as f64 / 1e6,
             None => delta_ticks as f64 / clock_ticks() as f64,
         };
@@ -292,6 +309,12 @@ impl TreeSampler {
         Ok(sample)
     }
 
+    /// Whether the cgroup's `cpu.stat` stands in for the tree: in cgroup mode, for a tree of
+    /// [`CGROUP_PAYS_FROM`] members or more at the last walk.
+    fn gated(&self) -> bool {
+        self.cgroup.is_some() && self.members.len() >= CGROUP_PAYS_FROM
+    }
+
     /// In cgroup mode, a tick (not a refresh) whose cgroup used no CPU since the previous reading:
     /// that reading again with no CPU, and nothing else read.
     fn quiet_cgroup(
@@ -300,9 +323,7 @@ impl TreeSampler {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> Option<Sample> {
-        let last = self
-            .last
-            .filter(|_| !refresh.stat && !self.members.is_empty())?;
+        let last = self.last.filter(|_| !refresh.stat && self.gated())?;
         if !self.cgroup.as_mut()?.quiet(buf) {
             return None;
         }
