@@ -30,9 +30,12 @@ impl ProcessActor {
         let path = match &self.cgroup {
             Some(path) => path.clone(),
             None => {
-                let (path, token) = tree
+                let (path, token, made) = tree
                     .create(&self.spec.name, self.spec.detach)
                     .map_err(|e| fail(e.to_string()))?;
+                // A new cgroup has no limit: with none asked, there is nothing to write (four
+                // lookups of files saved at each first start).
+                self.cgroup_limits_written = made && self.spec.limits == Default::default();
                 self.cgroup_token = Some(token);
                 self.cgroup = Some(path.clone());
                 path
