@@ -115,6 +115,52 @@ fn the_guard_kills_the_cgroups_when_the_daemon_is_killed() {
     assert!(!subtree.exists(), "{}", subtree.display());
 }
 
+/// A restart keeps the process's cgroup (made once, at the first start) and its new child is born
+/// in it; delete still removes it.
+#[test]
+fn a_restart_keeps_the_cgroup_and_the_new_child_is_in_it() {
+    let mut d = Daemon::start_with(&["--cgroups", "auto"], true);
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "again",
+            "--command",
+            "sleep 3603",
+            "--restarts",
+            "-1",
+        ],
+    );
+    let Some(cgroup) = cgroup_of(&d, "again") else {
+        return;
+    };
+    let first = d.status_json("again")["pid"].as_i64().unwrap() as i32;
+    d.extra_groups.push(first);
+    assert_eq!(procs(&cgroup), vec![first]);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let mut second = 0;
+    wait_for("the restart", Duration::from_secs(10), || {
+        let v = d.status_json("again");
+        second = v["pid"].as_i64().unwrap_or(0) as i32;
+        v["status"] == "running" && second != first && second != 0
+    });
+    d.extra_groups.push(second);
+    assert_eq!(cgroup_of(&d, "again"), Some(cgroup.clone()));
+    wait_for(
+        "the new child in the cgroup",
+        Duration::from_secs(10),
+        || procs(&cgroup) == vec![second],
+    );
+    ok(&d, &["delete", "--name", "again"]);
+    wait_for("the cgroup removed", Duration::from_secs(10), || {
+        !cgroup.exists()
+    });
+}
+
 #[test]
 fn cgroups_off_runs_in_process_groups() {
     let d = Daemon::start_with(&["--cgroups", "off"], true);

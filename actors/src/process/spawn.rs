@@ -167,17 +167,11 @@ pub fn launch(
         // tied to the spawning thread: spawns run on actor threads, which live as long as the daemon.
         die_with_parent: !spec.detach,
         open_files: super::descriptors::original_open_files_limit(),
-        cgroup_procs: match cgroup {
-            Some(dir) => Some(
-                CString::new(
-                    dir.join("cgroup.procs")
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                )
-                .map_err(|e| fail(e.to_string()))?,
-            ),
-            None => None,
-        },
+        cgroup_dir: cgroup.map(path_cstring).transpose().map_err(&fail)?,
+        cgroup_procs: cgroup
+            .map(|dir| path_cstring(&dir.join("cgroup.procs")))
+            .transpose()
+            .map_err(&fail)?,
         #[cfg(test)]
         stop_before_exec: false,
     };
@@ -410,6 +404,11 @@ fn describe_spawn_error(program: &str, e: &SpawnFailure) -> String {
         (Some(ChildStep::Limits), _) => format!("cannot set its open files limit: {io}"),
         (Some(ChildStep::Cgroup), _) => format!("cannot move it into its cgroup: {io}"),
     }
+}
+
+/// A path as the nul-terminated string a system call takes.
+fn path_cstring(path: &Path) -> Result<CString, String> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -24,19 +24,40 @@ impl ProcessActor {
         let Some(tree) = cgroup::tree() else {
             return Ok(None);
         };
-        let (path, token) = tree
-            .create(&self.spec.name, self.spec.detach)
-            .map_err(|e| fail(e.to_string()))?;
-        self.cgroup_token = Some(token);
-        cgroup::write_limits(&path, &self.spec.limits).map_err(|e| fail(e.to_string()))?;
-        self.oom_kills_before = cgroup::keyed_value(&path, "memory.events", "oom_kill");
-        self.cgroup = Some(path.clone());
+        // One cgroup for every run of the process: made at its first start (or found by adoption),
+        // removed at its delete. A restart makes no directory and writes no limit again (the spec
+        // of an actor never changes).
+        let path = match &self.cgroup {
+            Some(path) => path.clone(),
+            None => {
+                let (path, token, made) = tree
+                    .create(&self.spec.name, self.spec.detach)
+                    .map_err(|e| fail(e.to_string()))?;
+                // A new cgroup has no limit: with none asked, there is nothing to write (four
+                // lookups of files saved at each first start).
+                self.cgroup_limits_written = made && self.spec.limits == Default::default();
+                self.cgroup_token = Some(token);
+                self.cgroup = Some(path.clone());
+                path
+            }
+        };
+        if !self.cgroup_limits_written {
+            cgroup::write_limits(&path, &self.spec.limits).map_err(|e| fail(e.to_string()))?;
+            self.cgroup_limits_written = true;
+        }
+        // Without the memory controller the file does not exist: no open that fails at each start.
+        if tree.has("memory") {
+            self.oom_kills_before = cgroup::keyed_value(&path, "memory.events", "oom_kill");
+        }
         Ok(Some(path))
     }
 
     /// Whether the OOM killer killed in the cgroup since the start: the description of the exit.
     pub(super) fn oom_killed(&self) -> Option<String> {
         let path = self.cgroup.as_deref()?;
+        if !cgroup::tree()?.has("memory") {
+            return None;
+        }
         let now = cgroup::keyed_value(path, "memory.events", "oom_kill")?;
         if now <= self.oom_kills_before.unwrap_or(0) {
             return None;

@@ -163,12 +163,15 @@ pub struct ProcessActor {
     log_file: Option<Arc<Mutex<RotatingFile>>>,
     /// Readiness and health of the current run.
     probes: health::ProbeState,
-    /// The process's cgroup, once a start created it (or adoption found it); `None` in group mode.
+    /// The process's cgroup, made at its first start (or found by adoption) and kept across its
+    /// restarts until its delete; `None` in group mode.
     cgroup: Option<std::path::PathBuf>,
     /// This actor's token as the owner of `cgroup` (see [`super::cgroup::release`]).
     cgroup_token: Option<u64>,
     /// The cgroup's OOM kill count at the start, to tell an OOM kill from another SIGKILL.
     oom_kills_before: Option<u64>,
+    /// The spec's limits are in the cgroup (written at the first start of this actor).
+    cgroup_limits_written: bool,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -233,6 +236,7 @@ impl ProcessActor {
             cgroup: adopted.as_ref().map(|(path, _)| path.clone()),
             cgroup_token: adopted.map(|(_, token)| token),
             oom_kills_before: None,
+            cgroup_limits_written: false,
         }
     }
 

@@ -180,7 +180,11 @@ impl ProcessActor {
         });
         // Nothing is read from /proc here: the first tick gives state, CPU and memory (a burst of
         // starts is bound by CPU, and this read was a tenth of the daemon's share of it).
-        let watch = Monitor::shared(self.opts.tick).watch_started(pid, ctx.address().recipient());
+        let monitor = Monitor::shared(self.opts.tick);
+        let watch = match &self.cgroup {
+            Some(dir) => monitor.watch_started_in(pid, dir, ctx.address().recipient()),
+            None => monitor.watch_started(pid, ctx.address().recipient()),
+        };
         self.run = Some(Run {
             id,
             pid,

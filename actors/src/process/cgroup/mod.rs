@@ -145,21 +145,24 @@ impl Tree {
     }
 
     /// Creates process `name`'s cgroup (an existing one is kept: an adopted process is in it) and
-    /// makes the caller its owner, answering the owner's token (see [`release`]).
-    pub fn create(&self, name: &str, detached: bool) -> io::Result<(PathBuf, u64)> {
+    /// makes the caller its owner, answering the owner's token (see [`release`]) and whether the
+    /// cgroup is new (its limits are then the kernel's defaults, none).
+    pub fn create(&self, name: &str, detached: bool) -> io::Result<(PathBuf, u64, bool)> {
         let path = self.path_for(name, detached);
         let mut owners = owners();
-        match std::fs::create_dir(&path) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(io::Error::new(
-                e.kind(),
-                format!("cannot create cgroup {}: {e}", path.display()),
-            )),
-            _ => {
-                let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-                owners.insert(path.clone(), token);
-                Ok((path, token))
+        let made = match std::fs::create_dir(&path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot create cgroup {}: {e}", path.display()),
+                ))
             }
-        }
+        };
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        owners.insert(path.clone(), token);
+        Ok((path, token, made))
     }
 
     /// Makes the caller the owner of process `name`'s existing cgroup (an adopted process's).

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A child's stack size: it runs a few small frames between clone and exec.
-const STACK_BYTES: usize = 32 * 1024;
+pub(super) const STACK_BYTES: usize = 32 * 1024;
 
 /// How many children may be between clone and exec at once; one more waits for the first to exec
 /// (a wait of an exec at most). Each kit holds four descriptors for the life of the daemon; 8, 16

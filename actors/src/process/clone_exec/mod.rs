@@ -137,7 +137,10 @@ pub struct ExecPlan {
     /// The open-files limit (soft, hard) to set in the child: the one the daemon was started with
     /// (see [`super::descriptors::original_open_files_limit`]); `None` keeps the daemon's.
     pub open_files: Option<(u64, u64)>,
-    /// The `cgroup.procs` file of the cgroup the child moves itself into before anything else runs.
+    /// The cgroup the child is born in (`clone3` with `CLONE_INTO_CGROUP`), where the kernel can.
+    pub cgroup_dir: Option<CString>,
+    /// The `cgroup.procs` file of that cgroup: where the kernel cannot, the child moves itself into
+    /// it before anything else runs.
     pub cgroup_procs: Option<CString>,
     /// Test hook: the child stops itself (SIGSTOP) right before its exec.
     #[cfg(test)]
@@ -350,6 +353,21 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
         flags |= libc::CLONE_FILES;
     }
     let busy = Arc::clone(&sp.kits[k].busy);
+    // Born in its cgroup: no write between clone and exec, and the kernel places the child at the
+    // fork, which costs far less than a move of a running process (`cgroup.procs`).
+    let into = match &plan.cgroup_dir {
+        Some(dir) if clone3_usable() => match open_cgroup(dir) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                sp.reset(k);
+                return Err(SpawnFailure::Daemon(e));
+            }
+        },
+        _ => None,
+    };
+    if into.is_some() {
+        args.cgroup_procs = std::ptr::null();
+    }
     busy.store(1, Ordering::Release);
     // Every signal is blocked on this thread so that the child starts with them blocked: no handler
     // of the daemon's may run on the child's stack. The child resets the handlers before it unblocks
@@ -362,18 +380,57 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     // kernel clears `busy` at the child's exec or exit: `acquire` checks it before it lends the kit
     // again, and a `Launch` keeps `args` until its report has ended (after the clear) or it has killed
     // and reaped the child. The child makes raw system calls only (see the module docs).
-    let pid = unsafe {
+    let clone = |args: &mut ChildArgs| unsafe {
         libc::clone(
             child_main,
             top,
             flags,
-            &mut *args as *mut ChildArgs as *mut libc::c_void,
+            args as *mut ChildArgs as *mut libc::c_void,
             std::ptr::null_mut::<libc::pid_t>(),
             std::ptr::null_mut::<libc::c_void>(),
             busy.as_ptr(),
         )
     };
-    let clone_error = io::Error::last_os_error();
+    let mut pid = match &into {
+        None => clone(&mut args),
+        Some(fd) => {
+            let clone_args = raw::CloneArgs {
+                flags: (flags & !libc::CSIGNAL) as u64 | raw::CLONE_INTO_CGROUP,
+                child_tid: busy.as_ptr() as u64,
+                exit_signal: libc::SIGCHLD as u64,
+                stack: (top as usize - kits::STACK_BYTES) as u64,
+                stack_size: kits::STACK_BYTES as u64,
+                cgroup: fd.as_raw_fd() as u64,
+                ..Default::default()
+            };
+            // SAFETY: as the clone above: the same child, stack, arguments and cleared word.
+            match raw::check(unsafe {
+                raw::clone3(
+                    &clone_args,
+                    child_main,
+                    &mut *args as *mut ChildArgs as *mut libc::c_void,
+                )
+            }) {
+                Ok(pid) => pid as libc::pid_t,
+                Err(errno) => {
+                    // SAFETY: sets this thread's errno, read below as the clone's error.
+                    unsafe { *libc::__errno_location() = errno };
+                    -1
+                }
+            }
+        }
+    };
+    let mut clone_error = io::Error::last_os_error();
+    if into.is_some() && pid < 0 && clone3_refused(&clone_error) {
+        // The kernel (before 5.7) or a seccomp filter says no: the child writes `cgroup.procs`.
+        args.cgroup_procs = plan
+            .cgroup_procs
+            .as_ref()
+            .map_or(std::ptr::null(), |c| c.as_ptr());
+        pid = clone(&mut args);
+        clone_error = io::Error::last_os_error();
+    }
+    drop(into);
     if pid > 0 {
         let after = super::procfs::boot_ticks();
         own.add(pid, super::procfs::clone_ticks(before, after));
@@ -391,6 +448,55 @@ pub fn launch(plan: ExecPlan) -> Result<Launch, SpawnFailure> {
     }
     drop(sp);
     Ok(Launch::new(pid, report, (k, generation), busy, args, plan))
+}
+
+/// Whether `clone3` with `CLONE_INTO_CGROUP` has not been refused yet (see [`clone3_refused`]).
+#[cfg(not(portable_spawn))]
+fn clone3_usable() -> bool {
+    !CLONE3_REFUSED.load(Ordering::Relaxed)
+}
+
+/// Set once `clone3` has been refused: every later child writes its `cgroup.procs` instead.
+#[cfg(not(portable_spawn))]
+static CLONE3_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `error` of a `clone3` means the call or its cgroup flag is not to be had here (ENOSYS
+/// before 5.3 or under a seccomp filter, E2BIG or EINVAL before 5.7): remembered, said once.
+#[cfg(not(portable_spawn))]
+fn clone3_refused(error: &io::Error) -> bool {
+    let refused = matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+    );
+    if refused && !CLONE3_REFUSED.swap(true, Ordering::Relaxed) {
+        tracing::info!(
+            "clone3 with CLONE_INTO_CGROUP is refused here ({error}): children move into their \
+             cgroup by a write to cgroup.procs"
+        );
+    }
+    refused
+}
+
+/// A descriptor of the cgroup folder `dir`, for `clone3`: a path-only one, which is all the kernel
+/// needs and touches none of cgroupfs's open handlers.
+#[cfg(not(portable_spawn))]
+fn open_cgroup(dir: &CString) -> io::Result<OwnedFd> {
+    // SAFETY: opens a nul-terminated path; the new descriptor is owned below.
+    let fd = unsafe {
+        libc::open(
+            dir.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot open cgroup {}: {e}", dir.to_string_lossy()),
+        ));
+    }
+    // SAFETY: a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The `argv` array for execve: pointers into `strings`, null-terminated.

@@ -122,6 +122,98 @@ pub unsafe fn syscall4(nr: libc::c_long, a0: usize, a1: usize, a2: usize, a3: us
     unsafe { syscall6(nr, a0, a1, a2, a3, 0, 0) }
 }
 
+/// The kernel's `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`, Linux 5.7).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    /// The lowest address of the child's stack; the kernel starts it at `stack + stack_size`.
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    /// A descriptor of the cgroup the child is born in (with `CLONE_INTO_CGROUP`).
+    pub cgroup: u64,
+}
+
+/// The child is born in the cgroup of `CloneArgs::cgroup` (Linux 5.7).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3(args)`, whose child runs `func(arg)` on the stack `args` gives and exits with what it
+/// answers: the child's pid in the parent, or `-errno`. Written out because the child comes back
+/// from the system call on its new stack, where no Rust frame of the caller exists (glibc's own
+/// `clone3` wrapper is not exported); the child's path never returns into Rust.
+///
+/// # Safety
+/// As `clone(2)` with the same flags: `args.stack` must be a stack of `args.stack_size` bytes that
+/// nothing else uses until the child execs or exits, and `func` must be safe to run there with `arg`.
+#[inline(never)]
+pub unsafe fn clone3(
+    args: &CloneArgs,
+    func: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> isize {
+    let r: isize;
+    // SAFETY: the x86_64 convention as for `syscall6`. In the parent the call returns the pid in rax,
+    // and r8 and r9 are kept by the kernel. The child (rax 0) starts on its own stack, 16-byte
+    // aligned by the kernel, clears the frame pointer, calls `func(arg)` and exits with its answer.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "and rsp, -16",
+            "mov rdi, r8",
+            "call r9",
+            "mov edi, eax",
+            "mov eax, {exit}",
+            "syscall",
+            "ud2",
+            "2:",
+            exit = const libc::SYS_exit,
+            inlateout("rax") libc::SYS_clone3 as isize => r,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r8") arg,
+            in("r9") func,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    // SAFETY: the aarch64 convention as for `syscall6`; the kernel keeps x2 and x3. The child (x0
+    // 0) clears the frame pointer, calls `func(arg)` and exits with its answer.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            "cbnz x0, 2f",
+            "mov x29, #0",
+            "mov x0, x3",
+            "blr x2",
+            "mov x8, #{exit}",
+            "svc 0",
+            "brk #0",
+            "2:",
+            exit = const libc::SYS_exit,
+            in("x8") libc::SYS_clone3 as usize,
+            inlateout("x0") args as *const CloneArgs as usize => r,
+            in("x1") std::mem::size_of::<CloneArgs>(),
+            in("x2") func,
+            in("x3") arg,
+            options(nostack),
+        );
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

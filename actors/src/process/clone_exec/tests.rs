@@ -27,6 +27,7 @@ pub(in crate::process) fn plan(program: &str, args: &[&str]) -> ExecPlan {
         run_as: None,
         die_with_parent: false,
         open_files: None,
+        cgroup_dir: None,
         cgroup_procs: None,
         stop_before_exec: false,
     }
@@ -341,4 +342,56 @@ fn a_launch_dropped_before_its_answer_leaves_no_child() {
         "the child to be reaped",
         || unsafe { libc::kill(pid, 0) } == -1,
     );
+}
+
+/// A cgroup of the test's own beside this process's, removed once empty when dropped.
+struct TestCgroup(std::path::PathBuf);
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        poll("the test's cgroup to empty", || {
+            std::fs::remove_dir(&self.0).is_ok() || !self.0.exists()
+        });
+    }
+}
+
+/// A new cgroup for a test, or `None` with the reason printed where no cgroup v2 is writable.
+fn test_cgroup(tag: &str) -> Option<TestCgroup> {
+    let place = match crate::process::cgroup::place() {
+        Ok(place) => place,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+    };
+    let dir = place
+        .parent
+        .join(format!("pm-clone-test-{}-{tag}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    Some(TestCgroup(dir))
+}
+
+/// Both ways into a cgroup put the child there before its program runs: born in it (`clone3`), or
+/// moved by its own write to `cgroup.procs` (the way where the kernel refuses `clone3`).
+#[test]
+fn the_child_runs_in_the_cgroup_of_its_plan_born_there_or_moved() {
+    for born in [true, false] {
+        let Some(cg) = test_cgroup(if born { "born" } else { "moved" }) else {
+            return;
+        };
+        let mut p = plan("/bin/sleep", &["30"]);
+        p.cgroup_procs = Some(c(cg.0.join("cgroup.procs").to_str().unwrap()));
+        if born {
+            p.cgroup_dir = Some(c(cg.0.to_str().unwrap()));
+        }
+        let pid = spawn(p).unwrap();
+        let reaped = Reaped(pid);
+        exec_done(pid, "sleep");
+        let procs = std::fs::read_to_string(cg.0.join("cgroup.procs")).unwrap();
+        assert_eq!(procs.trim(), pid.to_string(), "born: {born}");
+        if born {
+            // Linux 5.7 and later have it, and a refusal would be remembered for every child.
+            assert!(clone3_usable(), "clone3 with CLONE_INTO_CGROUP was refused");
+        }
+        drop(reaped);
+    }
 }

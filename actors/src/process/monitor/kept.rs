@@ -1,4 +1,5 @@
-//! The /proc files the monitor keeps open between ticks, within a share of the daemon's descriptors.
+//! The /proc (and cgroup) files the monitor keeps open between ticks, within a share of the daemon's
+//! descriptors.
 //!
 //! Re-reading an open /proc file costs a fraction of opening it, so each tree member keeps one. But
 //! every managed process also holds a pidfd, and at thousands of processes the kept files would take
@@ -8,6 +9,7 @@
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::process::descriptors::open_files_limit;
@@ -32,11 +34,14 @@ fn take_place() -> bool {
     .is_ok()
 }
 
-/// One /proc file of one process (`/proc/<pid>/<name>`): kept open when the budget allows.
+/// One /proc file of one process (`/proc/<pid>/<name>`), or a file at a path of its own (a cgroup's
+/// `cpu.stat`): kept open when the budget allows.
 #[derive(Debug)]
 pub(super) struct ProcFile {
     pid: i32,
     name: &'static str,
+    /// The file's path, when it is not the process's /proc file.
+    path: Option<Box<Path>>,
     /// Open and counted in [`KEPT`], or `None`: opened for each read.
     kept: Option<File>,
 }
@@ -47,6 +52,7 @@ impl ProcFile {
         let mut file = ProcFile {
             pid,
             name,
+            path: None,
             kept: None,
         };
         let f = file.open_now()?;
@@ -54,8 +60,21 @@ impl ProcFile {
         Ok(file)
     }
 
+    /// The file at `path`, opened at its first read.
+    pub(super) fn at(path: &Path) -> ProcFile {
+        ProcFile {
+            pid: 0,
+            name: "",
+            path: Some(path.into()),
+            kept: None,
+        }
+    }
+
     fn open_now(&self) -> io::Result<File> {
-        File::open(format!("/proc/{}/{}", self.pid, self.name))
+        match &self.path {
+            Some(path) => File::open(path),
+            None => File::open(format!("/proc/{}/{}", self.pid, self.name)),
+        }
     }
 
     fn keep(&mut self, f: File) {

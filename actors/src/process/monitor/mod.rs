@@ -26,11 +26,12 @@
 //!
 //! [`ProcessActor`]: super::ProcessActor
 
+mod cgroup_cpu;
 mod kept;
 mod tree;
 
 pub use kept::kept_files;
-pub use tree::{Sample, TreeSampler, FALLBACK_REFRESH_TICKS, REFRESH_TICKS};
+pub use tree::{Sample, TreeSampler, CGROUP_PAYS_FROM, FALLBACK_REFRESH_TICKS, REFRESH_TICKS};
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -195,6 +196,17 @@ impl Monitor {
     /// [`TreeSampler::started_now`]): nothing is read before its first tick.
     pub fn watch_started(&self, root: i32, notify: Recipient<TreeNotice>) -> TreeWatch {
         self.watch_with(TreeSampler::started_now(root), notify)
+    }
+
+    /// [`Monitor::watch_started`] for a process started just now in the cgroup at `cgroup` (see
+    /// [`TreeSampler::in_cgroup`]).
+    pub fn watch_started_in(
+        &self,
+        root: i32,
+        cgroup: &std::path::Path,
+        notify: Recipient<TreeNotice>,
+    ) -> TreeWatch {
+        self.watch_with(TreeSampler::started_now(root).in_cgroup(cgroup), notify)
     }
 
     fn watch_with(&self, sampler: TreeSampler, notify: Recipient<TreeNotice>) -> TreeWatch {

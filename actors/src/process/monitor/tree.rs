@@ -15,11 +15,13 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use pm_protocol::KernelState;
 
+use super::cgroup_cpu::CgroupCpu;
 use super::kept::ProcFile;
 
 use crate::process::procfs::{
@@ -53,6 +55,13 @@ pub struct Sample {
 /// spread by their root's pid, so that trees started together do not all refresh on the same tick.
 /// (`children` too: a `clone(CLONE_PARENT)` gives a process a child without it running.)
 pub const REFRESH_TICKS: u32 = 30;
+
+/// The smallest tree whose ticks read its cgroup's `cpu.stat` (in cgroup mode): a quiet tick then
+/// reads that one file instead of each member's `schedstat`. For a smaller tree the walk costs no
+/// more, and at 1,000 one-process trees reading `cpu.stat` beside the walk doubled the status tick's
+/// CPU (BENCHMARKS.md, "Cgroups"); what such a tree's processes that left it use is then not counted,
+/// as in group mode.
+pub const CGROUP_PAYS_FROM: usize = 3;
 
 /// Without schedstat, every this many ticks [`TreeSampler::tick`] reads every `children` list: a
 /// `vfork`ing shell can start a child without moving anything in its `stat`.
@@ -114,8 +123,8 @@ pub struct TreeSampler {
     next: Vec<Member>,
     queue: Vec<i32>,
     prev_at: Option<Instant>,
-    /// CPU clock ticks of every sample so far, summed ([`Sample::cpu_seconds`]).
-    cpu_ticks: u64,
+    /// CPU seconds of every sample so far, summed ([`Sample::cpu_seconds`]).
+    cpu_seconds: f64,
     /// Boot time (clock ticks) of the previous sample: a member first seen now that started before it
     /// was missed by a cheap tick, and its CPU time is not all from this interval.
     prev_boot_ticks: u64,
@@ -123,6 +132,10 @@ pub struct TreeSampler {
     ticks: u32,
     /// Whether members keep `schedstat` open and skip `stat` while they do not run.
     schedstat: bool,
+    /// The tree's cgroup, in cgroup mode: its CPU figure, and the gate of quiet ticks.
+    cgroup: Option<CgroupCpu>,
+    /// The previous reading, repeated by a tick that finds the cgroup quiet.
+    last: Option<Sample>,
 }
 
 thread_local! {
@@ -159,11 +172,22 @@ impl TreeSampler {
             next: Vec::new(),
             queue: Vec::new(),
             prev_at: None,
-            cpu_ticks: 0,
+            cpu_seconds: 0.0,
             prev_boot_ticks: 0,
             ticks: 0,
             schedstat,
+            cgroup: None,
+            last: None,
         }
+    }
+
+    /// The tree's processes are those of the cgroup at `dir` (cgroup mode): from
+    /// [`CGROUP_PAYS_FROM`] members on, its CPU comes from the cgroup's `cpu.stat` (see
+    /// `cgroup_cpu`), and a tick whose `cpu.stat` has not moved reads nothing else. State, memory and
+    /// the process count still come from the walk of the tree.
+    pub fn in_cgroup(mut self, dir: &Path) -> Self {
+        self.cgroup = Some(CgroupCpu::new(dir));
+        self
     }
 
     /// The root of the sampled tree.
@@ -197,6 +221,9 @@ impl TreeSampler {
 
     fn read_with(&mut self, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Sample> {
         let now = Instant::now();
+        if let Some(quiet) = self.quiet_cgroup(refresh, now, buf) {
+            return Ok(quiet);
+        }
         let boot_ticks = boot_ticks();
         let mut prev = std::mem::take(&mut self.members);
         let mut current = std::mem::take(&mut self.next);
@@ -237,11 +264,25 @@ impl TreeSampler {
         let Some(state) = root_state else {
             return self.fail(prev, current, io::Error::other("no stat"));
         };
+        // The cgroup's figure where it has one: the tree's own misses what left it or exited.
+        let gated = current.len() >= CGROUP_PAYS_FROM;
+        let cgroup_usec = match self.cgroup.as_mut() {
+            Some(c) if gated => c.used_usec(buf),
+            Some(c) => {
+                c.forget();
+                None
+            }
+            None => None,
+        };
+        let used = match cgroup_usec {
+            Some(usec) => usec as f64 / 1e6,
+            None => delta_ticks as f64 / clock_ticks() as f64,
+        };
         let cpu_percent = match self.prev_at {
             Some(then) => {
                 let secs = now.duration_since(then).as_secs_f64();
                 if secs > 0.0 {
-                    delta_ticks as f64 / clock_ticks() as f64 / secs * 100.0
+                    used / secs * 100.0
                 } else {
                     0.0
                 }
@@ -249,19 +290,51 @@ impl TreeSampler {
             None => 0.0,
         };
         let processes = current.len();
-        self.cpu_ticks = self.cpu_ticks.saturating_add(delta_ticks);
+        if self.prev_at.is_some() {
+            self.cpu_seconds += used;
+        }
         prev.clear(); // closes the files of members that left the tree
         self.members = current;
         self.next = prev;
         self.prev_at = Some(now);
         self.prev_boot_ticks = boot_ticks;
-        Ok(Sample {
+        let sample = Sample {
             state: KernelState::from_stat_letter(state),
             cpu_percent,
             rss_bytes: rss_pages.saturating_mul(page_size() as u64),
             processes,
-            cpu_seconds: self.cpu_ticks as f64 / clock_ticks() as f64,
-        })
+            cpu_seconds: self.cpu_seconds,
+        };
+        self.last = Some(sample);
+        Ok(sample)
+    }
+
+    /// Whether the cgroup's `cpu.stat` stands in for the tree: in cgroup mode, for a tree of
+    /// [`CGROUP_PAYS_FROM`] members or more at the last walk.
+    fn gated(&self) -> bool {
+        self.cgroup.is_some() && self.members.len() >= CGROUP_PAYS_FROM
+    }
+
+    /// In cgroup mode, a tick (not a refresh) whose cgroup used no CPU since the previous reading:
+    /// that reading again with no CPU, and nothing else read.
+    fn quiet_cgroup(
+        &mut self,
+        refresh: Refresh,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<Sample> {
+        let last = self.last.filter(|_| !refresh.stat && self.gated())?;
+        if !self.cgroup.as_mut()?.quiet(buf) {
+            return None;
+        }
+        self.prev_at = Some(now);
+        self.prev_boot_ticks = boot_ticks();
+        let quiet = Sample {
+            cpu_percent: 0.0,
+            ..last
+        };
+        self.last = Some(quiet);
+        Some(quiet)
     }
 
     /// A member new to the tree: its `schedstat` is opened and kept (its `stat` read once), or, without
@@ -321,6 +394,7 @@ impl TreeSampler {
     ) -> io::Result<Sample> {
         drop((prev, current));
         self.close();
+        self.last = None;
         Err(e)
     }
 }
