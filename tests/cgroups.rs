@@ -49,18 +49,24 @@ fn start_escaper(d: &mut Daemon, name: &str) -> Option<(PathBuf, Vec<i32>)> {
         ],
     );
     let cgroup = cgroup_of(d, name)?;
+    let pids = three_in(d, &cgroup);
+    Some((cgroup, pids))
+}
+
+/// Waits for the escaper's three processes in `cgroup` and answers them; whatever happens to the
+/// test, nothing it started outlives it.
+fn three_in(d: &mut Daemon, cgroup: &std::path::Path) -> Vec<i32> {
     let mut pids = Vec::new();
     wait_for(
         "three processes in the cgroup",
         Duration::from_secs(10),
         || {
-            pids = procs(&cgroup);
+            pids = procs(cgroup);
             pids.len() == 3
         },
     );
-    // Whatever happens to the test, nothing it started outlives it.
     d.extra_groups.extend(&pids);
-    Some((cgroup, pids))
+    pids
 }
 
 #[test]
@@ -377,4 +383,31 @@ fn a_restarted_daemon_adopts_a_detached_process_with_its_cgroup() {
     wait_for("every pid gone", Duration::from_secs(10), || {
         pids.iter().all(|&p| !alive(p))
     });
+}
+
+/// A kill goes through `cgroup.kill`; a child cloned into a cgroup once killed that way is killed at
+/// birth on some kernels, so the next start makes the cgroup anew: the restarted run lives.
+#[test]
+fn a_run_after_a_kill_lives_in_its_cgroup() {
+    let mut d = Daemon::start_with(&["--cgroups", "auto"], true);
+    let Some((cgroup, _)) = start_escaper(&mut d, "phoenix") else {
+        return;
+    };
+    ok(&d, &["kill", "--name", "phoenix"]);
+    assert!(procs(&cgroup).is_empty(), "{:?}", procs(&cgroup));
+    ok(&d, &["restart", "--name", "phoenix"]);
+    let mut pids = Vec::new();
+    wait_for(
+        "three processes in the cgroup",
+        Duration::from_secs(10),
+        || {
+            pids = procs(&cgroup);
+            pids.len() == 3
+        },
+    );
+    d.extra_groups.extend(&pids);
+    let v = d.status_json("phoenix");
+    assert_eq!(v["status"], "running", "{v}");
+    assert_eq!(v["cgroup"].as_str(), cgroup.to_str(), "{v}");
+    ok(&d, &["delete", "--name", "phoenix"]);
 }

@@ -28,6 +28,19 @@ impl ProcessActor {
         // removed at its delete. A restart makes no directory and writes no limit again (the spec
         // of an actor never changes).
         let path = match &self.cgroup {
+            Some(path) if self.cgroup_killed => {
+                // A child cloned with CLONE_INTO_CGROUP into a cgroup that was once killed through
+                // `cgroup.kill` is killed at birth on some kernels (6.18 here: the cgroup's kill
+                // count is ahead of the one the child took): a fresh directory takes its place.
+                // The stop that killed it is over, so it is empty.
+                self.cgroup_killed = false;
+                if std::fs::remove_dir(path).is_ok() {
+                    std::fs::create_dir(path)
+                        .map_err(|e| fail(format!("cannot make cgroup {}: {e}", path.display())))?;
+                    self.cgroup_limits_written = self.spec.limits == Default::default();
+                }
+                path.clone()
+            }
             Some(path) => path.clone(),
             None => {
                 let (path, token, made) = tree
@@ -84,9 +97,10 @@ impl ProcessActor {
     }
 
     /// Kills every process of the cgroup.
-    pub(super) fn cgroup_kill(&self) {
+    pub(super) fn cgroup_kill(&mut self) {
         if let Some(path) = &self.cgroup {
             cgroup::kill_all(path);
+            self.cgroup_killed = true;
         }
     }
 

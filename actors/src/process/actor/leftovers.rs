@@ -41,6 +41,8 @@ impl ProcessActor {
         signal_groups(&groups, signal);
         if let Some(path) = &cgroup {
             cgroup::signal_all(path, signal as i32);
+            // It may be killed below, after the grace (see `cgroup_for_start`).
+            self.cgroup_killed = true;
         }
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + grace;

@@ -172,6 +172,9 @@ pub struct ProcessActor {
     oom_kills_before: Option<u64>,
     /// The spec's limits are in the cgroup (written at the first start of this actor).
     cgroup_limits_written: bool,
+    /// The cgroup was killed through `cgroup.kill`: the next start makes it anew (see
+    /// `cgroup_for_start`).
+    cgroup_killed: bool,
 }
 
 fn now_rfc3339(t: DateTime<Local>) -> String {
@@ -237,6 +240,7 @@ impl ProcessActor {
             cgroup_token: adopted.map(|(_, token)| token),
             oom_kills_before: None,
             cgroup_limits_written: false,
+            cgroup_killed: false,
         }
     }
 
