@@ -49,6 +49,10 @@ pub struct ProcessOptions {
     pub strays: Option<StrayScanner>,
     /// Every captured line also goes here, prefixed with the process's name (`--log-stdout`).
     pub echo: Option<super::echo::LineEcho>,
+    /// The state file a registry's children name in their marker ([`crate::registry::ENV_STATE`],
+    /// beside [`crate::registry::ENV_NAME`]), added to the environment at each spawn rather than
+    /// kept in every spec; `None` (outside a registry): no marker.
+    pub marker: Option<PathBuf>,
 }
 
 impl ProcessOptions {
@@ -75,6 +79,7 @@ impl ProcessOptions {
             notify_dir: None,
             strays: None,
             echo: None,
+            marker: None,
         }
     }
 

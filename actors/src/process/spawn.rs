@@ -69,6 +69,7 @@ pub fn launch(
     plan: StdioPlan,
     log_dir: &Path,
     cgroup: Option<&Path>,
+    marker: Option<&Path>,
 ) -> Result<PendingSpawn, PmError> {
     let fail = |cause: String| PmError::Spawn {
         name: spec.name.clone(),
@@ -108,7 +109,7 @@ pub fn launch(
         .iter()
         .map(|a| cstring("an argument", a))
         .collect::<Result<Vec<_>, _>>()?;
-    let envp = environment(spec).map_err(fail)?;
+    let envp = environment(spec, marker).map_err(fail)?;
     let cwd = match &spec.cwd {
         Some(dir) if !dir.is_dir() => {
             return Err(fail(format!(
@@ -255,13 +256,24 @@ pub fn spawn_error(spec: &ProcessSpec, e: &SpawnFailure) -> PmError {
     }
 }
 
-/// The child's environment: the daemon's (unless cleared) under the spec's own variables.
-fn environment(spec: &ProcessSpec) -> Result<ChildEnv, String> {
-    let extra = spec
+/// The child's environment: the daemon's (unless cleared) under the spec's own variables, and a
+/// registry's marker (the process name and `marker`, the state file) over both.
+fn environment(spec: &ProcessSpec, marker: Option<&Path>) -> Result<ChildEnv, String> {
+    use crate::registry::{ENV_NAME, ENV_STATE};
+    let mut extra = spec
         .env
         .iter()
+        // A spec from an older state file still holds the marker: the one made here stands.
+        .filter(|(k, _)| marker.is_none() || (k.as_str() != ENV_NAME && k.as_str() != ENV_STATE))
         .map(|(k, v)| env_entry(k.as_bytes(), v.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(state_file) = marker {
+        extra.push(env_entry(ENV_NAME.as_bytes(), spec.name.as_bytes())?);
+        extra.push(env_entry(
+            ENV_STATE.as_bytes(),
+            state_file.as_os_str().as_bytes(),
+        )?);
+    }
     let base = if spec.env_clear {
         None
     } else {

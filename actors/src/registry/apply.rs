@@ -116,7 +116,7 @@ impl Registry {
             let change = match self.entries.get(&spec.name) {
                 None => Change::New,
                 Some(entry) => {
-                    let wanted = self.with_marker(self.apply_defaults(spec.clone()));
+                    let wanted = Self::unmarked(self.apply_defaults(spec.clone()));
                     let fields = spec_changes(&entry.spec, &wanted);
                     if fields.is_empty() {
                         Change::Unchanged

@@ -205,6 +205,8 @@ pub struct Registry {
     config: RegistryConfig,
     entries: BTreeMap<String, Entry>,
     next_id: u64,
+    /// What every process actor is given (see [`Registry::process_options`]).
+    shared_options: Option<Arc<ProcessOptions>>,
     /// Every process actor sends its events here; the registry reads them as a stream.
     events_tx: mpsc::UnboundedSender<ProcessEvent>,
     events_rx: Option<mpsc::UnboundedReceiver<ProcessEvent>>,
@@ -244,6 +246,7 @@ impl Registry {
             config,
             entries: BTreeMap::new(),
             next_id: 0,
+            shared_options: None,
             events_tx,
             events_rx: Some(events_rx),
             global_sinks: Vec::new(),
@@ -271,18 +274,26 @@ impl Registry {
         Actor::start(self)
     }
 
-    fn process_options(&self) -> ProcessOptions {
-        let mut opts = ProcessOptions::new(self.config.paths.log_dir.clone())
-            .with_tick(self.config.status_interval);
+    /// The options every process actor of this registry shares, made at the first call.
+    fn process_options(&mut self) -> Arc<ProcessOptions> {
+        let made = self
+            .shared_options
+            .get_or_insert_with(|| Arc::new(Self::options_of(&self.config)));
+        Arc::clone(made)
+    }
+
+    fn options_of(config: &RegistryConfig) -> ProcessOptions {
+        let mut opts =
+            ProcessOptions::new(config.paths.log_dir.clone()).with_tick(config.status_interval);
         // The notify sockets live in the daemon's run folder, beside its state file.
-        opts.notify_dir = self
-            .config
+        opts.notify_dir = config
             .paths
             .state_file
             .parent()
             .map(|dir| dir.join("notify"));
-        opts.strays = crate::process::strays::StrayScanner::shared(&self.config.paths.state_file);
-        opts.echo = self.config.echo.clone();
+        opts.strays = crate::process::strays::StrayScanner::shared(&config.paths.state_file);
+        opts.echo = config.echo.clone();
+        opts.marker = Some(config.paths.state_file.clone());
         opts
     }
 
@@ -379,7 +390,7 @@ impl Registry {
             CronSchedule::parse(expr)?;
         }
         self.check_cycle(&spec)?;
-        let spec = Arc::new(self.with_marker(self.apply_defaults(spec)));
+        let spec = Arc::new(Self::unmarked(self.apply_defaults(spec)));
         let addr = ProcessActor::new(Arc::clone(&spec), self.process_options()).start();
         self.register(spec.name.clone(), spec, addr, false);
         Ok(())

@@ -57,7 +57,7 @@ impl Registry {
         spec: ProcessSpec,
     ) -> ResponseActFuture<Self, Result<ProcessInfo, PmError>> {
         let name = spec.name.clone();
-        let asked = self.with_marker(self.apply_defaults(spec));
+        let asked = Self::unmarked(self.apply_defaults(spec));
         let differs = self.entries.get(&name).is_some_and(|e| *e.spec != asked);
         Box::pin(self.info_of(name.clone()).map(move |info, _, _| {
             Err(PmError::AlreadyExists {

@@ -362,7 +362,7 @@ impl Registry {
         let outcome = match live {
             Some(run) => {
                 self.check_new_name(&name)?;
-                let spec = self.with_marker(Arc::unwrap_or_clone(p.spec));
+                let spec = Self::unmarked(Arc::unwrap_or_clone(p.spec));
                 let actor = ProcessActor::adopt(
                     spec.clone(),
                     run.pid,
@@ -445,16 +445,14 @@ impl Registry {
         }
     }
 
-    /// The spec with the variables that let a restarted daemon recognise its children.
-    pub(crate) fn with_marker(
-        &self,
-        mut spec: pm_protocol::ProcessSpec,
-    ) -> pm_protocol::ProcessSpec {
-        spec.env.insert(ENV_NAME.into(), spec.name.clone());
-        spec.env.insert(
-            ENV_STATE.into(),
-            self.config.paths.state_file.display().to_string(),
-        );
+    /// The spec without the marker variables (an older daemon kept them in every spec; its state
+    /// file may still hold them): each spawn adds the marker (see [`ProcessOptions::marker`]), so that
+    /// ten thousand specs do not each carry a map of two variables.
+    ///
+    /// [`ProcessOptions::marker`]: crate::process::ProcessOptions::marker
+    pub(crate) fn unmarked(mut spec: pm_protocol::ProcessSpec) -> pm_protocol::ProcessSpec {
+        spec.env.remove(ENV_NAME);
+        spec.env.remove(ENV_STATE);
         spec
     }
 }

@@ -364,8 +364,9 @@ pub fn list_json(processes: &[ProcessInfo]) -> String {
     pretty_json_sized(&sorted, LIST_JSON_BYTES_PER_PROCESS * processes.len())
 }
 
-/// About what one `sleep` process takes in `list_json`'s array: a first guess at its buffer.
-const LIST_JSON_BYTES_PER_PROCESS: usize = 640;
+/// A little over what one `sleep` process takes in `list_json`'s array (about 645 bytes with the
+/// containment fields): a guess just short of it would copy megabytes once more at the doubling.
+const LIST_JSON_BYTES_PER_PROCESS: usize = 720;
 
 /// Captured lines: `<RFC 3339 time, milliseconds> [stdout] text`, one per line, as the log file has them.
 pub fn logs_text(lines: &[LogLine]) -> String {

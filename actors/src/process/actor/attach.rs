@@ -1,6 +1,7 @@
 //! Taking a process the daemon did not spawn: attached by pid, or adopted again after a daemon
 //! restart; checked to be the process recorded, and owned once the actor starts.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -25,8 +26,12 @@ struct ForeignFound {
 impl ProcessActor {
     /// Adopts a process the daemon did not start. Checks that `pid` exists and records its start time,
     /// so that a recycled pid is never signalled.
-    pub fn attach(pid: i32, name: String, opts: ProcessOptions) -> Result<ProcessActor, PmError> {
-        Self::attach_checked(pid, name, None, opts)
+    pub fn attach(
+        pid: i32,
+        name: String,
+        opts: impl Into<Arc<ProcessOptions>>,
+    ) -> Result<ProcessActor, PmError> {
+        Self::attach_checked(pid, name, None, opts.into())
     }
 
     /// Like [`ProcessActor::attach`], but only if `pid` still has the start time `start_ticks`
@@ -36,9 +41,9 @@ impl ProcessActor {
         pid: i32,
         name: String,
         start_ticks: u64,
-        opts: ProcessOptions,
+        opts: impl Into<Arc<ProcessOptions>>,
     ) -> Result<ProcessActor, PmError> {
-        Self::attach_checked(pid, name, Some(start_ticks), opts)
+        Self::attach_checked(pid, name, Some(start_ticks), opts.into())
     }
 
     /// Takes up again a run of `spec` that an earlier daemon started (its pid and start time, from the
@@ -51,7 +56,7 @@ impl ProcessActor {
         pid: i32,
         start_ticks: u64,
         log_tail: Vec<LogLine>,
-        opts: ProcessOptions,
+        opts: impl Into<Arc<ProcessOptions>>,
     ) -> Result<ProcessActor, PmError> {
         let (run, found) = Self::foreign_run(pid, Some(start_ticks), Origin::Adopted)?;
         let mut actor = ProcessActor::new(spec, opts);
@@ -68,7 +73,7 @@ impl ProcessActor {
         pid: i32,
         name: String,
         expected: Option<u64>,
-        opts: ProcessOptions,
+        opts: Arc<ProcessOptions>,
     ) -> Result<ProcessActor, PmError> {
         let (run, found) = Self::foreign_run(pid, expected, Origin::Attached)?;
         let cmdline = found.cmdline;

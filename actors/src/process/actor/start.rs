@@ -125,7 +125,13 @@ impl ProcessActor {
         if plan == StdioPlan::Null && !spec.detach && self.opts.echo.is_some() {
             plan = StdioPlan::Capture;
         }
-        match spawn::launch(spec, plan, &self.opts.log_dir, cgroup.as_deref()) {
+        match spawn::launch(
+            spec,
+            plan,
+            &self.opts.log_dir,
+            cgroup.as_deref(),
+            self.opts.marker.as_deref(),
+        ) {
             Ok(pending) => {
                 self.info.env_files = spec
                     .env_files

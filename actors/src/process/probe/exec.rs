@@ -57,6 +57,9 @@ impl ExecProbe {
             spawn::StdioPlan::Capture,
             std::path::Path::new("."),
             None,
+            // No marker: a check is not the process, and must never be taken for it (or for a
+            // stray of it) by a later daemon's scan.
+            None,
         )
         .map_err(|e| format!("exec {command}: {e}"))?;
         let pid = pending.pid();
