@@ -50,7 +50,7 @@ struct Args {
     #[arg(long)]
     log_stdout: bool,
     /// One cgroup per process (`auto`: where a writable cgroup v2 exists) or process groups only
-    /// (`off`) [default: pm.conf's `cgroups`, else off].
+    /// (`off`) [default: pm.conf's `cgroups`, else auto].
     #[arg(long, value_name = "auto|off")]
     cgroups: Option<String>,
     /// Milliseconds a connection has to authenticate (for tests).
@@ -412,9 +412,10 @@ fn remove_socket_if_ours(socket: &Path, inode: Option<u64>) {
 fn start_cgroups(args: &Args, config: &Config, socket: &Path) -> Result<(), String> {
     use pm_actors::process::cgroup;
     let mode = args.cgroups.as_deref().or(config.cgroups.as_deref());
-    // Off unless asked: on this kernel each move of a child into its cgroup costs more than the
-    // rest of its start, and grows with the number of cgroups (BENCHMARKS.md, "Cgroups").
-    let mode: cgroup::Mode = mode.unwrap_or("off").parse()?;
+    // Auto unless told otherwise: since the child is born in its cgroup (clone3) and the cgroup
+    // is kept across restarts, a start of 1,000 costs about 7% over group mode (BENCHMARKS.md,
+    // "Cgroups"), for a containment nothing escapes.
+    let mode: cgroup::Mode = mode.unwrap_or("auto").parse()?;
     match cgroup::discover(socket, mode) {
         Ok(tree) => {
             // The subtree's name and its parent apart: a test counts the mentions of the proc file
