@@ -138,6 +138,29 @@ impl Registry {
         true
     }
 
+    /// A cron fire of `name` is due: answers whether it waits for its dependencies (it is then
+    /// `waiting` and starts when they hold, as a start does). A fire while the last one still
+    /// waits is skipped and counted, as one during a run; a fire during a run is left to the start
+    /// to skip.
+    pub(crate) fn cron_fire_waits(&mut self, name: &str, ctx: &mut Context<Self>) -> bool {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return false;
+        };
+        if entry.reached.started {
+            return false;
+        }
+        if entry.lifecycle.waiting_for().is_some() {
+            entry.skipped_runs += 1;
+            tracing::info!(
+                process = name,
+                skipped = entry.skipped_runs,
+                "cron fire skipped: still waiting"
+            );
+            return true;
+        }
+        self.wait_for_dependencies(name, ctx)
+    }
+
     /// Whether `name` ended for good without being ready (a cron job may yet be, at its next fire).
     fn never_ready(&self, name: &str) -> bool {
         self.entries.get(name).is_some_and(|e| {
