@@ -107,6 +107,9 @@ impl ProcessActor {
 
     /// Readiness and health for run `id`, started by us or `adopted`.
     fn probes_run(&mut self, id: u64, adopted: bool, ctx: &mut Context<Self>) {
+        if let (Some(socket), Some(run)) = (&self.probes.notify, &self.run) {
+            socket.set_leader(run.pid);
+        }
         let settings = &self.spec.probes;
         self.probes.run_id = id;
         self.probes.ready = false;
@@ -319,6 +322,9 @@ impl ProcessActor {
         if let Some(h) = self.probes.watchdog.take() {
             ctx.cancel_future(h);
         }
+        if let Some(socket) = &self.probes.notify {
+            socket.set_leader(0);
+        }
         if by_probe {
             exit.reason = self.probes.stop_reason.take();
         }
@@ -342,12 +348,10 @@ impl ProcessActor {
             return;
         };
         let (id, leader) = (run.id, run.pid);
-        match d.pid {
-            Some(pid) if notify::belongs_to(pid, leader) => {}
-            other => {
-                tracing::debug!(process = %self.spec.name, "notify from {other:?} refused: not its tree");
-                return;
-            }
+        // Checked as it was read, while its sender was surely still there to look at.
+        if d.tree_of != Some(leader) {
+            tracing::debug!(process = %self.spec.name, pid = ?d.pid, "notify refused: not its tree");
+            return;
         }
         for (key, value) in d.assignments() {
             match (key, value) {
@@ -378,7 +382,7 @@ impl ProcessActor {
                 _ => {}
             }
         }
-        // `d.fds` (a barrier) close here, once its sender's credentials have been checked.
+        // `d.fds` (a barrier) close here, once the datagram has been handled.
         drop(d);
     }
 }
