@@ -39,6 +39,8 @@ pub(super) struct ProbeState {
     notify: Option<notify::NotifySocket>,
     /// The `ready:'log:...'` regex, compiled at the first start.
     ready_regex: Option<Arc<Regex>>,
+    /// What the readiness and the health check loops keep between checks.
+    prepared: [probe::Prepared; 2],
 }
 
 /// What a check's answer feeds.
@@ -213,7 +215,14 @@ impl ProcessActor {
             return;
         }
         let guard = self.guard().cloned();
-        let check = probe::check(probe, &self.spec, Duration::from_millis(timeout), guard);
+        let prepared = &mut self.probes.prepared[kind as usize];
+        let check = probe::check(
+            probe,
+            prepared,
+            &self.spec,
+            Duration::from_millis(timeout),
+            guard,
+        );
         ctx.spawn(check.into_actor(self).map(move |res, act, ctx| match kind {
             CheckKind::Ready => act.ready_answer(id, res, ctx),
             CheckKind::Health => act.health_answer(id, res, ctx),
