@@ -171,3 +171,111 @@ fn a_stack_waits_for_readiness_through_after() {
     });
     ok(&d, &["stop", "--all"]);
 }
+
+/// Starts `name` running `command` with `extra` flags, and waits until it has completed.
+fn completed_job(d: &Daemon, name: &str, command: &str, extra: &[&str]) {
+    let mut args = vec!["start", "--name", name, "--command", command];
+    args.extend_from_slice(extra);
+    ok(d, &args);
+    wait_for(
+        &format!("{name} completed"),
+        Duration::from_secs(10),
+        || status_of(d, name) == "completed",
+    );
+}
+
+#[test]
+fn a_dependency_that_completed_for_good_started_and_was_ready_if_its_run_was() {
+    let d = Daemon::start();
+    // A plain job is ready when it runs: once it has exited 0 for good, `started` and `ready`
+    // hold for a dependent started after it (it would otherwise wait for a run never coming).
+    completed_job(&d, "once", "true", &[]);
+    for (name, after) in [("a", "once:started"), ("b", "once")] {
+        ok(
+            &d,
+            &[
+                "start",
+                "--name",
+                name,
+                "--command",
+                "sleep 600",
+                "--after",
+                after,
+            ],
+        );
+        wait_for(&format!("{name} running"), Duration::from_secs(10), || {
+            status_of(&d, name) == "running"
+        });
+    }
+    // A `ready:exited` job is ready by completing.
+    completed_job(&d, "job", "true", &["--ready", "exited"]);
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "c",
+            "--command",
+            "sleep 600",
+            "--after",
+            "job",
+        ],
+    );
+    wait_for("c running", Duration::from_secs(10), || {
+        status_of(&d, "c") == "running"
+    });
+
+    // A run that ends for good without being ready fails what waits for it, whether it was
+    // already waiting or is started after the end; its own `started` still holds.
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "e",
+            "--command",
+            "sleep 600",
+            "--after",
+            "never",
+        ],
+    );
+    assert_eq!(status_of(&d, "e"), "waiting");
+    completed_job(&d, "never", "sleep 0.2", &["--ready", "exec:false"]);
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "f",
+            "--command",
+            "sleep 600",
+            "--after",
+            "never",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "start",
+            "--name",
+            "g",
+            "--command",
+            "sleep 600",
+            "--after",
+            "never:started",
+        ],
+    );
+    for name in ["e", "f"] {
+        wait_for(&format!("{name} failed"), Duration::from_secs(10), || {
+            status_of(&d, name) == "failed"
+        });
+        assert_eq!(
+            d.status_json(name)["error"],
+            "dependency 'never' exited before it was ready"
+        );
+    }
+    wait_for("g running", Duration::from_secs(10), || {
+        status_of(&d, "g") == "running"
+    });
+    ok(&d, &["stop", "--all"]);
+}

@@ -390,3 +390,45 @@ async fn the_shutdown_stops_dependents_first_level_by_level() {
         ["stop:web", "stop:api", "stop:cache", "stop:db"]
     );
 }
+
+#[actix_rt::test]
+async fn a_cron_fire_waits_for_its_dependencies() {
+    let mut h = Harness::new().await;
+    let flag = h.dir.path().join("gate-up");
+    let out = h.dir.path().join("fires");
+    let gate = probed(
+        "gate",
+        "sleep 600",
+        &format!("exec:test -f {}", flag.display()),
+    );
+    h.start(gate).await.unwrap();
+    let mut tick = after(
+        ProcessSpec::shell("tick", format!("echo fired >> {}", out.display())),
+        &["gate"],
+    );
+    tick.cron = Some("* * * * * *".into());
+    let info = h.start(tick).await.unwrap();
+    assert_eq!(info.status, Status::Scheduled, "{info:#?}");
+    let fires = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // The fire waits: the process is `waiting`, and further fires are skipped while it does.
+    let info = h
+        .until("tick", 10, |i| {
+            i.status == Status::Waiting && i.skipped_runs >= 1
+        })
+        .await;
+    assert_eq!(info.waiting_for, ["gate (ready)"], "{info:#?}");
+    assert_eq!(fires(), 0, "a fire ran before its dependency was ready");
+    std::fs::write(&flag, "").unwrap();
+    common::poll(
+        "a fire once the gate is ready",
+        Duration::from_secs(10),
+        || async { (fires() >= 1).then_some(()) },
+    )
+    .await;
+    h.shutdown().await;
+}

@@ -377,6 +377,39 @@ async fn notify_with_raw_datagrams_and_only_from_its_tree() {
     h.shutdown().await;
 }
 
+/// A sender of its tree that exits right after its datagram (a child of the shell, reaped at
+/// once) is heard every time: its credentials are checked as the datagram is read, not once the
+/// actor gets to it, when it may be gone.
+#[actix_rt::test]
+async fn notify_from_a_sender_that_exits_at_once_is_heard_every_time() {
+    if !have_python3() {
+        eprintln!("skipped: no python3 to send raw notify datagrams");
+        return;
+    }
+    const TRIES: usize = 50;
+    let mut h = Harness::new().await;
+    let dir = h.dir.path().to_path_buf();
+    // Each sender says its own number, from the shell's loop.
+    let sender = "I=$i python3 -c 'import os,socket; s=socket.socket(socket.AF_UNIX, \
+                  socket.SOCK_DGRAM); s.sendto((\"STATUS=\" + os.environ[\"I\"]).encode(), \
+                  os.environ[\"NOTIFY_SOCKET\"])'";
+    let command = format!(
+        "i=1; while [ $i -le {TRIES} ]; do while [ ! -f {d}/go-$i ]; do sleep 0.005; done; \
+         {sender}; i=$((i+1)); done; sleep 600",
+        d = dir.display()
+    );
+    let spec = probed("chatty", &command, "notify");
+    h.start(spec).await.unwrap();
+    h.until("chatty", 10, |i| i.status == Status::Running).await;
+    for i in 1..=TRIES {
+        std::fs::write(dir.join(format!("go-{i}")), "").unwrap();
+        let want = i.to_string();
+        h.until("chatty", 10, |info| info.health_detail == want)
+            .await;
+    }
+    h.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn reloading_makes_it_unready_until_ready_again() {
     if !have_python3() {

@@ -27,6 +27,11 @@ pub(crate) struct Reached {
     ready: bool,
     /// The last run exited 0 by itself.
     completed: bool,
+    /// The last run exited 0 and no restart follows: it did start, and it was ready if
+    /// `last_ready` says so, for good (until a new run).
+    finished: bool,
+    /// The last run was ready when it ended (a `ready:exited` job by completing).
+    last_ready: bool,
     /// When the registry saw the run start (what `restart_with` compares).
     since: Option<Instant>,
     /// The start of the dependency run that last restarted this one (`restart_with`), so that
@@ -46,11 +51,13 @@ impl Reached {
         self.ready = completed && spec.probes.ready == pm_protocol::Readiness::Exited;
     }
 
-    /// Whether `condition` holds now.
+    /// Whether `condition` holds now. A run that completed for good did start, and was ready if
+    /// it was so before its end: as with systemd's `After=` on a finished oneshot, what waits for
+    /// it is not held back by its having ended.
     fn holds(&self, condition: Condition) -> bool {
         match condition {
-            Condition::Started => self.started,
-            Condition::Ready => self.ready,
+            Condition::Started => self.started || self.finished,
+            Condition::Ready => self.ready || (self.finished && self.last_ready),
             Condition::Completed => self.completed,
         }
     }
@@ -102,20 +109,64 @@ impl Registry {
     }
 
     /// A start of `name` is asked: answers whether it waits (its dependencies do not all hold), in
-    /// which case it is now `waiting` and its subscribers are told.
-    pub(crate) fn wait_for_dependencies(&mut self, name: &str) -> bool {
+    /// which case it is now `waiting` and its subscribers are told; or fails at once, if it would
+    /// wait for the readiness of a run that ended for good without it.
+    pub(crate) fn wait_for_dependencies(&mut self, name: &str, ctx: &mut Context<Self>) -> bool {
         let unmet = self.unmet(name);
         if unmet.is_empty() {
             return false;
         }
-        if let Some(entry) = self.entries.get_mut(name) {
-            tracing::debug!(process = name, ?unmet, "waiting");
-            entry.process.announce(EventKind::Waiting {
-                waiting_for: unmet.clone(),
-            });
-            entry.on_wait(unmet);
+        let never = self.entries.get(name).and_then(|e| {
+            e.spec
+                .after
+                .iter()
+                .find(|d| d.condition == Condition::Ready && self.never_ready(&d.name))
+                .map(|d| d.name.clone())
+        });
+        let Some(entry) = self.entries.get_mut(name) else {
+            return true;
+        };
+        tracing::debug!(process = name, ?unmet, "waiting");
+        entry.process.announce(EventKind::Waiting {
+            waiting_for: unmet.clone(),
+        });
+        entry.on_wait(unmet);
+        if let Some(dependency) = never {
+            let why = format!("dependency '{dependency}' exited before it was ready");
+            self.fail_dependent(name, &why, ctx);
         }
         true
+    }
+
+    /// A cron fire of `name` is due: answers whether it waits for its dependencies (it is then
+    /// `waiting` and starts when they hold, as a start does). A fire while the last one still
+    /// waits is skipped and counted, as one during a run; a fire during a run is left to the start
+    /// to skip.
+    pub(crate) fn cron_fire_waits(&mut self, name: &str, ctx: &mut Context<Self>) -> bool {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return false;
+        };
+        if entry.reached.started {
+            return false;
+        }
+        if entry.lifecycle.waiting_for().is_some() {
+            entry.skipped_runs += 1;
+            tracing::info!(
+                process = name,
+                skipped = entry.skipped_runs,
+                "cron fire skipped: still waiting"
+            );
+            return true;
+        }
+        self.wait_for_dependencies(name, ctx)
+    }
+
+    /// Whether `name` ended for good without being ready (a cron job may yet be, at its next fire).
+    fn never_ready(&self, name: &str) -> bool {
+        self.entries.get(name).is_some_and(|e| {
+            let r = &e.reached;
+            r.finished && !r.last_ready && !r.ready && e.cron.is_none()
+        })
     }
 
     /// Run `pid` of `name` is alive (its `running` event, or the answer of its start).
@@ -132,6 +183,7 @@ impl Registry {
         // Without a `ready:` option a run is ready when it runs (and sends no `ready` event).
         r.ready = !entry.spec.probes.ready.is_explicit();
         r.completed = false;
+        r.finished = false;
         r.since = Some(Instant::now());
         self.milestone(name, ctx);
     }
@@ -159,10 +211,30 @@ impl Registry {
         let exited_ready = completed && entry.spec.probes.ready == pm_protocol::Readiness::Exited;
         let changed = r.started || r.completed != completed;
         r.started = false;
+        r.last_ready = r.ready || exited_ready;
         r.ready = r.ready && exited_ready;
         r.completed = completed;
         if changed {
             self.milestone(name, ctx);
+        }
+    }
+
+    /// The run of `name` that exited 0 is its last (no restart follows): what waits for it to
+    /// start or be ready now starts if that run was so; what waits for it to be ready when that run
+    /// never was fails, rather than wait for a run that is not coming. A cron job's next fire may
+    /// yet be ready, so what waits for one keeps waiting.
+    pub(crate) fn run_finished(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return;
+        };
+        if !entry.reached.completed {
+            return;
+        }
+        entry.reached.finished = true;
+        self.milestone(name, ctx);
+        if self.never_ready(name) {
+            let why = format!("dependency '{name}' exited before it was ready");
+            self.fail_waiting(name, &why, ctx);
         }
     }
 
@@ -199,7 +271,7 @@ impl Registry {
                     changed = true;
                     self.spawn_start(dependent, ctx);
                 } else if unmet != before {
-                    self.wait_for_dependencies(&dependent);
+                    self.wait_for_dependencies(&dependent, ctx);
                 }
             } else if entry.spec.restart_with {
                 self.restart_with(name, &dependent, ctx);
@@ -258,29 +330,43 @@ impl Registry {
     /// `name` failed for good (its policy gave up, it failed with no restart left, or it was
     /// deleted, `why`): every start waiting for it fails, and so on down the graph.
     pub(crate) fn dependency_failed(&mut self, name: &str, why: &str, ctx: &mut Context<Self>) {
+        self.fail_waiting(name, &format!("dependency '{name}' failed: {why}"), ctx);
+    }
+
+    /// Fails with `why` every start waiting for `name` that cannot hold now (those whose
+    /// dependencies already hold have started), and so on down the graph.
+    fn fail_waiting(&mut self, name: &str, why: &str, ctx: &mut Context<Self>) {
         let waiting: Vec<String> = self
             .dependents_of(name)
             .filter(|n| {
-                self.entries
-                    .get(*n)
-                    .is_some_and(|e| e.lifecycle.waiting_for().is_some())
+                self.entries.get(*n).is_some_and(|e| {
+                    e.lifecycle.waiting_for().is_some()
+                        && e.spec
+                            .after
+                            .iter()
+                            .any(|d| d.name == name && !self.holds(d))
+                })
             })
             .map(str::to_string)
             .collect();
         for dependent in waiting {
-            let why = format!("dependency '{name}' failed: {why}");
-            let Some(entry) = self.entries.get_mut(&dependent) else {
-                continue;
-            };
-            tracing::warn!(process = %dependent, "{why}");
-            entry.on_dependency_failed(why.clone());
-            entry.process.announce(EventKind::Status {
-                old: Status::Waiting,
-                new: Status::Failed,
-            });
-            self.state_changed(ctx);
-            self.dependency_failed(&dependent, &why, ctx);
+            self.fail_dependent(&dependent, why, ctx);
         }
+    }
+
+    /// Fails the waiting start of `dependent` with `why`, and what waits for it in turn.
+    fn fail_dependent(&mut self, dependent: &str, why: &str, ctx: &mut Context<Self>) {
+        let Some(entry) = self.entries.get_mut(dependent) else {
+            return;
+        };
+        tracing::warn!(process = %dependent, "{why}");
+        entry.on_dependency_failed(why.to_string());
+        entry.process.announce(EventKind::Status {
+            old: Status::Waiting,
+            new: Status::Failed,
+        });
+        self.state_changed(ctx);
+        self.dependency_failed(dependent, why, ctx);
     }
 
     /// `names` in the order a stop of them all goes: dependents before what they depend on, level

@@ -86,8 +86,10 @@ impl Registry {
             entry.on_exit(&decision, restart_timer);
         }
         self.state_changed(ctx);
-        // Failed for good: what waits for it will not start.
+        // Failed for good: what waits for it will not start. Completed for good: what waits for
+        // it to start or be ready holds now, or never will.
         match &decision {
+            Decision::Stay if success => self.run_finished(name, ctx),
             Decision::GiveUp(why) => self.dependency_failed(name, why, ctx),
             Decision::Stay
                 if !success && self.entries.get(name).is_some_and(|e| e.cron.is_none()) =>

@@ -416,7 +416,7 @@ impl Registry {
             return self.info_of(name);
         }
         // Answered at once: it starts from its dependencies' events when they hold.
-        if self.wait_for_dependencies(&name) {
+        if self.wait_for_dependencies(&name, ctx) {
             return self.info_of(name);
         }
         // A detached child outlives a crash of the daemon: its definition is on disk before the child

@@ -1,4 +1,5 @@
-//! Cron fires: each fire starts the process, or is skipped and counted while the last run goes on.
+//! Cron fires: each fire starts the process (once its dependencies hold), or is skipped and counted
+//! while the last run goes on.
 //!
 //! Timers run on the monotonic clock, which a suspend or a clock change does not move like the wall
 //! clock. So a timer never sleeps more than the config's `cron_recheck` (30 s): on waking it compares
@@ -91,6 +92,10 @@ impl Registry {
             return self.arm_cron_at(&name, at, ctx);
         }
         self.arm_cron(&name, ctx);
+        // A fire is a start: it waits for its dependencies as one does.
+        if self.cron_fire_waits(&name, ctx) {
+            return;
+        }
         let fire = self.start_run(name.clone()).map(move |res, act, _| {
             if let Err(PmError::AlreadyRunning(_)) = res {
                 if let Some(entry) = act.entries.get_mut(&name) {

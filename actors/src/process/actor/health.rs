@@ -39,6 +39,8 @@ pub(super) struct ProbeState {
     notify: Option<notify::NotifySocket>,
     /// The `ready:'log:...'` regex, compiled at the first start.
     ready_regex: Option<Arc<Regex>>,
+    /// What the readiness and the health check loops keep between checks.
+    prepared: [probe::Prepared; 2],
 }
 
 /// What a check's answer feeds.
@@ -107,6 +109,9 @@ impl ProcessActor {
 
     /// Readiness and health for run `id`, started by us or `adopted`.
     fn probes_run(&mut self, id: u64, adopted: bool, ctx: &mut Context<Self>) {
+        if let (Some(socket), Some(run)) = (&self.probes.notify, &self.run) {
+            socket.set_leader(run.pid);
+        }
         let settings = &self.spec.probes;
         self.probes.run_id = id;
         self.probes.ready = false;
@@ -210,7 +215,14 @@ impl ProcessActor {
             return;
         }
         let guard = self.guard().cloned();
-        let check = probe::check(probe, &self.spec, Duration::from_millis(timeout), guard);
+        let prepared = &mut self.probes.prepared[kind as usize];
+        let check = probe::check(
+            probe,
+            prepared,
+            &self.spec,
+            Duration::from_millis(timeout),
+            guard,
+        );
         ctx.spawn(check.into_actor(self).map(move |res, act, ctx| match kind {
             CheckKind::Ready => act.ready_answer(id, res, ctx),
             CheckKind::Health => act.health_answer(id, res, ctx),
@@ -319,6 +331,9 @@ impl ProcessActor {
         if let Some(h) = self.probes.watchdog.take() {
             ctx.cancel_future(h);
         }
+        if let Some(socket) = &self.probes.notify {
+            socket.set_leader(0);
+        }
         if by_probe {
             exit.reason = self.probes.stop_reason.take();
         }
@@ -342,12 +357,10 @@ impl ProcessActor {
             return;
         };
         let (id, leader) = (run.id, run.pid);
-        match d.pid {
-            Some(pid) if notify::belongs_to(pid, leader) => {}
-            other => {
-                tracing::debug!(process = %self.spec.name, "notify from {other:?} refused: not its tree");
-                return;
-            }
+        // Checked as it was read, while its sender was surely still there to look at.
+        if d.tree_of != Some(leader) {
+            tracing::debug!(process = %self.spec.name, pid = ?d.pid, "notify refused: not its tree");
+            return;
         }
         for (key, value) in d.assignments() {
             match (key, value) {
@@ -378,7 +391,7 @@ impl ProcessActor {
                 _ => {}
             }
         }
-        // `d.fds` (a barrier) close here, once its sender's credentials have been checked.
+        // `d.fds` (a barrier) close here, once the datagram has been handled.
         drop(d);
     }
 }

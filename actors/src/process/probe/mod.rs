@@ -14,6 +14,7 @@ use pm_protocol::{Probe, ProcessSpec};
 use super::guard::GroupGuard;
 
 pub(crate) use exec::ExecProbe;
+use http::HttpCheck;
 
 /// A check's failure, as the status shows it (`GET http://...: 503 after 12 ms`).
 pub(crate) type Failure = String;
@@ -52,17 +53,30 @@ pub(crate) fn coalesced(delay: Duration) -> Duration {
     rounded.saturating_duration_since(now)
 }
 
+/// What one check loop keeps between its checks: an http check made once for its target.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    http: Option<std::sync::Arc<HttpCheck>>,
+}
+
 /// Runs `probe` once for the process of `spec`, with `timeout`. An exec check must be started on
 /// the process actor's thread (its child dies with that thread), which is why this is not `async`:
-/// the spawn happens now, the waiting in the returned future.
+/// the spawn happens now, the waiting in the returned future. `prepared` is the check loop's own.
 pub(crate) fn check(
     probe: &Probe,
+    prepared: &mut Prepared,
     spec: &ProcessSpec,
     timeout: Duration,
     guard: Option<GroupGuard>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Failure>>>> {
     match probe {
-        Probe::Http(target) => Box::pin(http::get(target.clone(), timeout)),
+        Probe::Http(target) => {
+            let check = match prepared.http.as_ref().filter(|c| c.is_for(target)) {
+                Some(c) => std::sync::Arc::clone(c),
+                None => prepared.http.insert(HttpCheck::new(target)).clone(),
+            };
+            Box::pin(http::get(check, timeout))
+        }
         Probe::Tcp { host, port } => Box::pin(tcp(host.clone(), *port, timeout)),
         Probe::Exec(command) => match ExecProbe::start(spec, command, guard) {
             Ok(child) => Box::pin(child.finish(timeout)),

@@ -1,14 +1,17 @@
 //! The notify socket of a `ready:notify` process: a unix datagram socket of its own in the daemon's
 //! run folder, given to it as `NOTIFY_SOCKET`, speaking the systemd protocol (`READY=1`, `STATUS=`,
 //! `WATCHDOG=1`, `STOPPING=1`, `RELOADING=1`). Every datagram carries the sender's credentials
-//! (`SO_PASSCRED`), which the actor checks against the process's tree; descriptors that come with a
-//! datagram (`BARRIER=1` sends one, and waits until it is closed) are closed once the actor has
-//! handled it, so a `systemd-notify` is still alive while its credentials are checked.
+//! (`SO_PASSCRED`), checked against the current run's tree where the datagram is read: a sender
+//! that exits right after its datagram is gone from `/proc` by the time the actor would look, and
+//! the main pid needs no look at all. Descriptors that come with a datagram (`BARRIER=1` sends
+//! one, and waits until it is closed) are closed once the actor has handled it.
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 
 use actix::Message;
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
@@ -24,6 +27,9 @@ const DATAGRAM_MAX: usize = 4096;
 pub struct NotifyDatagram {
     /// The sender's pid from its credentials (`None` when none came).
     pub pid: Option<i32>,
+    /// The main pid of the run whose tree the sender was found in when the datagram was read
+    /// (`None`: of no run's tree, or no run then).
+    pub tree_of: Option<i32>,
     /// The text, `KEY=VALUE` lines.
     pub text: String,
     /// Descriptors that came with it, closed when the datagram is dropped.
@@ -40,6 +46,8 @@ impl NotifyDatagram {
 /// A bound notify socket: the file goes away with it, and so does its reading task.
 pub struct NotifySocket {
     path: PathBuf,
+    /// The main pid of the run that may speak (0: none), shared with the reading task.
+    leader: Arc<AtomicI32>,
 }
 
 impl NotifySocket {
@@ -55,6 +63,7 @@ impl NotifySocket {
         let std_socket = std::os::unix::net::UnixDatagram::bind(path)?;
         let socket = NotifySocket {
             path: path.to_path_buf(),
+            leader: Arc::new(AtomicI32::new(0)),
         };
         // A process run as another user must be able to send; its credentials decide, not the mode.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
@@ -62,8 +71,13 @@ impl NotifySocket {
         std_socket.set_nonblocking(true)?;
         let socket_io = tokio::net::UnixDatagram::from_std(std_socket)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        actix::spawn(read_datagrams(socket_io, tx));
+        actix::spawn(read_datagrams(socket_io, Arc::clone(&socket.leader), tx));
         Ok((socket, rx))
+    }
+
+    /// The run led by `pid` may speak from now on (0: none may).
+    pub fn set_leader(&self, pid: i32) {
+        self.leader.store(pid, Ordering::Relaxed);
     }
 
     /// The socket's path, for `NOTIFY_SOCKET`.
@@ -78,9 +92,11 @@ impl Drop for NotifySocket {
     }
 }
 
-/// Reads until the actor drops its receiver.
+/// Reads until the actor drops its receiver, checking each sender against the tree of `leader`
+/// as it reads.
 async fn read_datagrams(
     socket: tokio::net::UnixDatagram,
+    leader: Arc<AtomicI32>,
     tx: mpsc::UnboundedSender<NotifyDatagram>,
 ) {
     loop {
@@ -93,7 +109,12 @@ async fn read_datagrams(
             }
         }
         match socket.try_io(Interest::READABLE, || receive(socket.as_raw_fd())) {
-            Ok(d) => {
+            Ok(mut d) => {
+                let leader = leader.load(Ordering::Relaxed);
+                d.tree_of = d
+                    .pid
+                    .filter(|&p| leader > 0 && belongs_to(p, leader))
+                    .map(|_| leader);
                 if tx.send(d).is_err() {
                     return;
                 }
@@ -133,14 +154,15 @@ fn receive(fd: std::os::fd::RawFd) -> io::Result<NotifyDatagram> {
     buf.truncate(bytes);
     Ok(NotifyDatagram {
         pid,
+        tree_of: None,
         text: String::from_utf8_lossy(&buf).into_owned(),
         fds,
     })
 }
 
-/// Whether `pid` belongs to the tree of the run led by `leader` (in its process group, or one of
-/// its descendants).
-pub fn belongs_to(pid: i32, leader: i32) -> bool {
+/// Whether `pid` belongs to the tree of the run led by `leader` (it, in its process group, or one
+/// of its descendants). The leader itself is known without a look at `/proc`.
+fn belongs_to(pid: i32, leader: i32) -> bool {
     if pid == leader {
         return true;
     }
