@@ -437,6 +437,7 @@ fn a_restart_waits_for_the_stop_of_the_run_before() {
         let dir = tempfile::tempdir().unwrap();
         let (first, ready) = (dir.path().join("first"), dir.path().join("ready"));
         // The first run leaves a stray deaf to SIGTERM and is never ready; the second is ready at once.
+        // Wide margins (2 s to be ready, 3 s of grace): the suite also runs in an emulated machine.
         let command = format!(
             "if [ -e {f} ]; then touch {r}; exec sleep 3606; fi; touch {f}; \
          setsid sh -c \"trap '' TERM; sleep {a}\" & exec sleep 3606",
@@ -457,13 +458,13 @@ fn a_restart_waits_for_the_stop_of_the_run_before() {
                 "--ready-period",
                 "50ms",
                 "--ready-within",
-                "300ms",
+                "2s",
                 "--restart-policy",
                 "on-failure",
                 "--restarts",
                 "1",
                 "--grace",
-                "1s",
+                "3s",
             ],
         );
         let one: BTreeSet<u64> = [a].into();
