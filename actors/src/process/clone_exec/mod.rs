@@ -138,6 +138,8 @@ pub struct ExecPlan {
     /// (see [`super::descriptors::original_open_files_limit`]); `None` keeps the daemon's.
     pub open_files: Option<(u64, u64)>,
     /// The cgroup the child is born in (`clone3` with `CLONE_INTO_CGROUP`), where the kernel can.
+    /// The fork path does not read it: its child always moves itself (`cgroup_procs`).
+    #[cfg_attr(portable_spawn, allow(dead_code))]
     pub cgroup_dir: Option<CString>,
     /// The `cgroup.procs` file of that cgroup: where the kernel cannot, the child moves itself into
     /// it before anything else runs.
