@@ -353,16 +353,7 @@ fn a_restarted_daemon_adopts_a_detached_process_with_its_cgroup() {
         return;
     };
     assert!(cgroup.ends_with("detached/kept"), "{}", cgroup.display());
-    let mut pids = Vec::new();
-    wait_for(
-        "three processes in the cgroup",
-        Duration::from_secs(10),
-        || {
-            pids = procs(&cgroup);
-            pids.len() == 3
-        },
-    );
-    d.extra_groups.extend(&pids);
+    let pids = three_in(&mut d, &cgroup);
     // The cgroup of a process that is gone, as a crash between a delete and its rmdir leaves it.
     let gone = cgroup.parent().unwrap().join("gone");
     std::fs::create_dir(&gone).unwrap();
@@ -396,16 +387,7 @@ fn a_run_after_a_kill_lives_in_its_cgroup() {
     ok(&d, &["kill", "--name", "phoenix"]);
     assert!(procs(&cgroup).is_empty(), "{:?}", procs(&cgroup));
     ok(&d, &["restart", "--name", "phoenix"]);
-    let mut pids = Vec::new();
-    wait_for(
-        "three processes in the cgroup",
-        Duration::from_secs(10),
-        || {
-            pids = procs(&cgroup);
-            pids.len() == 3
-        },
-    );
-    d.extra_groups.extend(&pids);
+    three_in(&mut d, &cgroup);
     let v = d.status_json("phoenix");
     assert_eq!(v["status"], "running", "{v}");
     assert_eq!(v["cgroup"].as_str(), cgroup.to_str(), "{v}");
