@@ -459,9 +459,12 @@ mod tests {
     use super::*;
     use crate::process::procfs::read_stat;
 
+    // The samplers here read a child of their own, never this test process: its tree holds the
+    // children of every test running beside them, whose kept files the tests below count.
     #[test]
-    fn samples_its_own_process() {
-        let mut s = TreeSampler::new(std::process::id() as i32);
+    fn samples_a_process() {
+        let child = Spawned::sleeping();
+        let mut s = TreeSampler::new(child.pid());
         let a = s.sample().unwrap();
         assert!(a.rss_bytes > 0);
         assert!(s.sample().is_ok());
@@ -476,7 +479,8 @@ mod tests {
         );
         assert!(!schedstat_usable(None), "no CONFIG_SCHED_INFO");
         assert!(!schedstat_usable(Some(b"garbage")));
-        let mut fallback = TreeSampler::without_schedstat(std::process::id() as i32);
+        let child = Spawned::sleeping();
+        let mut fallback = TreeSampler::without_schedstat(child.pid());
         assert!(!fallback.schedstat);
         assert!(fallback.sample().unwrap().rss_bytes > 0);
         assert!(fallback.tick().unwrap().rss_bytes > 0);
@@ -494,6 +498,17 @@ mod tests {
                 .spawn()
                 .unwrap();
             Spawned(child)
+        }
+
+        /// `sleep 60`, once it has exec'd and sleeps.
+        fn sleeping() -> Spawned {
+            let child = Spawned::new("sleep", &["60"]);
+            let pid = child.pid();
+            wait_until("sleep to have exec'd and sleep", || {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                comm == "sleep\n" && read_stat(pid).is_ok_and(|s| s.state == 'S')
+            });
+            child
         }
 
         fn pid(&self) -> i32 {
@@ -523,12 +538,8 @@ mod tests {
 
     #[test]
     fn a_sleeping_process_keeps_one_file_open_in_either_mode() {
-        let child = Spawned::new("sleep", &["60"]);
+        let child = Spawned::sleeping();
         let pid = child.pid();
-        wait_until("sleep to have exec'd and sleep", || {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            comm == "sleep\n" && read_stat(pid).is_ok_and(|s| s.state == 'S')
-        });
         for (mut sampler, file) in [
             (
                 TreeSampler::new(pid),
