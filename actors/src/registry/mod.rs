@@ -181,6 +181,12 @@ pub(crate) struct Entry {
 impl Entry {
     /// The actor's status record with what only the registry knows: restarts, backoff, schedule.
     fn compose(&self, mut info: ProcessInfo) -> ProcessInfo {
+        self.compose_in_place(&mut info);
+        info
+    }
+
+    /// [`compose`](Self::compose) on a record where it lies (a list's records stay in their vector).
+    fn compose_in_place(&self, info: &mut ProcessInfo) {
         info.restarts = self.backoff.restarts;
         info.skipped_runs = self.skipped_runs;
         info.next_run = self.next_fire.map(|t| time_text(&t.at));
@@ -190,8 +196,7 @@ impl Entry {
         if let Some(cron) = &self.spec.cron {
             info.cron.clone_from(cron);
         }
-        self.overlay_status(&mut info);
-        info
+        self.overlay_status(info);
     }
 }
 

@@ -360,13 +360,16 @@ pub fn list_json(processes: &[ProcessInfo]) -> String {
     if !sorted.is_sorted_by(|a, b| a.name <= b.name) {
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
     }
-    // Sized for the whole array up front, so a long list is not copied again at every doubling.
-    pretty_json_sized(&sorted, LIST_JSON_BYTES_PER_PROCESS * processes.len())
+    // Sized for the whole array up front, so a long list is not copied again at every doubling,
+    // nor at the end by `frame`'s head and end mark: a quarter over what the first record takes. A
+    // fixed guess falls short when records grow (a cgroup's path made a `sleep`'s 728 bytes against
+    // the 720 guessed), and the buffer then doubles. Pages the body does not reach are never touched.
+    let first = sorted
+        .first()
+        .and_then(|p| serde_json::to_vec_pretty(p).ok())
+        .map_or(0, |v| v.len());
+    pretty_json_sized(&sorted, (first + first / 4) * processes.len() + 256)
 }
-
-/// A little over what one `sleep` process takes in `list_json`'s array (about 645 bytes with the
-/// containment fields): a guess just short of it would copy megabytes once more at the doubling.
-const LIST_JSON_BYTES_PER_PROCESS: usize = 720;
 
 /// Captured lines: `<RFC 3339 time, milliseconds> [stdout] text`, one per line, as the log file has them.
 pub fn logs_text(lines: &[LogLine]) -> String {
