@@ -33,6 +33,7 @@ mod orphans;
 mod pidfd;
 mod probe;
 pub mod procfs;
+pub mod record;
 pub mod signal;
 mod spawn;
 pub mod strays;

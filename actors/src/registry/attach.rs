@@ -26,7 +26,7 @@ impl Apply<AttachProcess> for Registry {
         // The registry's record of an adopted process: no restarts, and not ours to stop at shutdown.
         let mut spec = ProcessSpec::exec(msg.name.clone(), String::new(), Vec::<String>::new());
         spec.detach = true;
-        self.register(msg.name.clone(), spec, actor.start(), true);
+        self.register(msg.name.clone(), spec, actor, true);
         if let Some(entry) = self.entries.get_mut(&msg.name) {
             entry.on_start();
             entry.run = crate::process::procfs::read_stat(msg.pid)

@@ -65,6 +65,7 @@ use pm_protocol::{LogSettings, PmError, ProcessEvent, ProcessInfo, ProcessSpec, 
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+use crate::process::record::RecordReader;
 use crate::process::{EventSink, ProcessActor, ProcessHandle, ProcessOptions};
 use lifecycle::{Lifecycle, Timer};
 
@@ -162,6 +163,8 @@ pub(crate) struct Entry {
     spec: Arc<ProcessSpec>,
     /// Every message to the process actor goes through its handle.
     process: ProcessHandle,
+    /// The actor's status record, read in place by a list.
+    record: RecordReader,
     attached: bool,
     backoff: Backoff,
     /// When the current run started (for the backoff reset).
@@ -351,15 +354,19 @@ impl Registry {
         Ok(())
     }
 
-    /// Wires a new process actor: the registry's own event stream and every global subscriber.
+    /// Starts a new process actor and wires it: the registry's own event stream and every global
+    /// subscriber.
     fn register(
         &mut self,
         name: String,
         spec: impl Into<Arc<ProcessSpec>>,
-        addr: Addr<ProcessActor>,
+        actor: ProcessActor,
         attached: bool,
     ) {
         let spec = spec.into();
+        // Read by a list in place; the actor runs on this arbiter (see `super::process::record`).
+        let record = actor.record_reader();
+        let addr = actor.start();
         let cron = spec
             .cron
             .as_deref()
@@ -375,6 +382,7 @@ impl Registry {
             id: self.next_id,
             spec,
             process,
+            record,
             attached,
             backoff: Backoff::default(),
             started_at: None,
@@ -396,8 +404,8 @@ impl Registry {
         }
         self.check_cycle(&spec)?;
         let spec = Arc::new(Self::unmarked(self.apply_defaults(spec)));
-        let addr = ProcessActor::new(Arc::clone(&spec), self.process_options()).start();
-        self.register(spec.name.clone(), spec, addr, false);
+        let actor = ProcessActor::new(Arc::clone(&spec), self.process_options());
+        self.register(spec.name.clone(), spec, actor, false);
         Ok(())
     }
 

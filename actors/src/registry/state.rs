@@ -370,7 +370,7 @@ impl Registry {
                     tail,
                     self.process_options(),
                 )?;
-                self.register(name.clone(), spec, actor.start(), false);
+                self.register(name.clone(), spec, actor, false);
                 Restored::Adopted
             }
             None => {
@@ -434,7 +434,7 @@ impl Registry {
         });
         match attached {
             Ok(actor) => {
-                self.register(name.clone(), p.spec, actor.start(), true);
+                self.register(name.clone(), p.spec, actor, true);
                 if let Some(entry) = self.entries.get_mut(&name) {
                     entry.run = Some(run);
                 }

@@ -2,10 +2,10 @@
 //! signalled and killed with the group at a stop, waited for by an event until empty, removed when
 //! the process goes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use actix::prelude::*;
-use pm_protocol::PmError;
+use pm_protocol::{PmError, ProcessInfo};
 
 use super::super::cgroup;
 use super::ProcessActor;
@@ -27,21 +27,21 @@ impl ProcessActor {
         // One cgroup for every run of the process: made at its first start (or found by adoption),
         // removed at its delete. A restart makes no directory and writes no limit again (the spec
         // of an actor never changes).
-        let path = match &self.cgroup {
+        let path = match self.cgroup().map(Path::to_path_buf) {
             Some(path) if self.cgroup_killed => {
                 // A child cloned with CLONE_INTO_CGROUP into a cgroup that was once killed through
                 // `cgroup.kill` is killed at birth on some kernels (6.18 here: the cgroup's kill
                 // count is ahead of the one the child took): a fresh directory takes its place.
                 // The stop that killed it is over, so it is empty.
                 self.cgroup_killed = false;
-                if std::fs::remove_dir(path).is_ok() {
-                    std::fs::create_dir(path)
+                if std::fs::remove_dir(&path).is_ok() {
+                    std::fs::create_dir(&path)
                         .map_err(|e| fail(format!("cannot make cgroup {}: {e}", path.display())))?;
                     self.cgroup_limits_written = self.spec.limits == Default::default();
                 }
-                path.clone()
+                path
             }
-            Some(path) => path.clone(),
+            Some(path) => path,
             None => {
                 let (path, token, made) = tree
                     .create(&self.spec.name, self.spec.detach)
@@ -50,7 +50,7 @@ impl ProcessActor {
                 // lookups of files saved at each first start).
                 self.cgroup_limits_written = made && self.spec.limits == Default::default();
                 self.cgroup_token = Some(token);
-                self.cgroup = Some(path.clone());
+                set_cgroup(&mut self.info, Some(&path));
                 path
             }
         };
@@ -67,7 +67,7 @@ impl ProcessActor {
 
     /// Whether the OOM killer killed in the cgroup since the start: the description of the exit.
     pub(super) fn oom_killed(&self) -> Option<String> {
-        let path = self.cgroup.as_deref()?;
+        let path = self.cgroup()?;
         if !cgroup::tree()?.has("memory") {
             return None;
         }
@@ -86,19 +86,19 @@ impl ProcessActor {
 
     /// Whether the process's cgroup still holds a process.
     pub(super) fn cgroup_busy(&self) -> bool {
-        self.cgroup.as_deref().is_some_and(cgroup::populated)
+        self.cgroup().is_some_and(cgroup::populated)
     }
 
     /// Sends `sig` to every process of the cgroup (those that left the group included).
     pub(super) fn cgroup_signal(&self, sig: i32) {
-        if let Some(path) = &self.cgroup {
+        if let Some(path) = self.cgroup() {
             cgroup::signal_all(path, sig);
         }
     }
 
     /// Kills every process of the cgroup.
     pub(super) fn cgroup_kill(&mut self) {
-        if let Some(path) = &self.cgroup {
+        if let Some(path) = self.cgroup() {
             cgroup::kill_all(path);
             self.cgroup_killed = true;
         }
@@ -113,7 +113,7 @@ impl ProcessActor {
         ctx: &mut Context<Self>,
     ) {
         let (Some(path), Some(i)) = (
-            self.cgroup.clone(),
+            self.cgroup().map(Path::to_path_buf),
             self.stops.iter().position(|s| s.run_id == run_id),
         ) else {
             return;
@@ -127,40 +127,40 @@ impl ProcessActor {
         self.stops[i].poll = Some(ctx.spawn(wait));
     }
 
-    /// `containment` and `cgroup` of the status record: `cgroup` while this actor owns a cgroup (it
-    /// makes it at a start and removes it when it lets it go). Called for every status and list, so
-    /// it only writes what changed and asks the file system nothing it knows already.
-    pub(super) fn containment_info(&mut self) {
-        self.info.memory_max = self.spec.limits.memory_max;
-        let Some(path) = &self.cgroup else {
-            if self.info.containment != "group" {
-                self.info.containment = "group".into();
-                self.info.cgroup.clear();
-            }
-            return;
-        };
-        if std::path::Path::new(&self.info.cgroup) != path.as_path() {
-            self.info.containment = "cgroup".into();
-            self.info.cgroup = path.display().to_string();
-        }
-        // Only where the memory controller is on: elsewhere the files do not exist, and a list of
-        // thousands would try to open two missing files for each process.
-        if cgroup::tree().is_some_and(|t| t.has("memory")) {
-            self.info.memory_current = std::fs::read_to_string(path.join("memory.current"))
-                .ok()
-                .and_then(|t| t.trim().parse().ok());
-            self.info.oom_kills =
-                cgroup::keyed_value(path, "memory.events", "oom_kill").unwrap_or(0);
-        }
+    /// The process's cgroup, made at its first start (or found by adoption) and kept across its
+    /// restarts until its delete; `None` in group mode. The status record's `cgroup` is the one copy
+    /// of its path.
+    pub(super) fn cgroup(&self) -> Option<&Path> {
+        Some(Path::new(&self.info.cgroup)).filter(|p| !p.as_os_str().is_empty())
     }
 
     /// The actor goes away: a cgroup whose processes do not outlive the daemon is killed and, once
     /// empty, removed (unless a new actor of the same name owns it by now).
     pub(super) fn release_cgroup(&mut self, keep_alive: bool) {
-        if let Some((path, token)) = self.cgroup.take().zip(self.cgroup_token.take()) {
+        let path = self.cgroup().map(Path::to_path_buf);
+        set_cgroup(&mut self.info, None);
+        if let Some((path, token)) = path.zip(self.cgroup_token.take()) {
             if !keep_alive {
                 cgroup::release(path, token, true);
             }
+        }
+    }
+}
+
+/// Sets the cgroup of a status record (the actor's one copy of its path, see
+/// [`ProcessActor::cgroup`]), and its `containment` with it.
+pub(super) fn set_cgroup(info: &mut ProcessInfo, path: Option<&Path>) {
+    match path {
+        // A restart keeps its cgroup: nothing to write then.
+        Some(path) if Path::new(&info.cgroup) == path => {}
+        Some(path) => {
+            info.containment = "cgroup".into();
+            info.cgroup = path.display().to_string();
+        }
+        None => {
+            info.containment = "group".into();
+            info.cgroup.clear();
+            info.memory_current = None;
         }
     }
 }

@@ -101,6 +101,7 @@ impl ProcessActor {
         let Some(run) = self.run.take() else {
             return true;
         };
+        self.publish_run();
         self.finish_run(run, exit, ctx);
         true
     }
@@ -194,12 +195,14 @@ impl ProcessActor {
     /// The actor goes away (deleted, or its system stops): a non-detached child goes with it, and a
     /// thread reaps whatever child is left so that none becomes a zombie.
     pub(super) fn abandon_run(&mut self) {
+        let taken = self.run.take();
+        self.publish_run();
         let Some(Run {
             origin: Origin::Child(mut child),
             pid,
             guarded,
             ..
-        }) = self.run.take()
+        }) = taken
         else {
             return;
         };

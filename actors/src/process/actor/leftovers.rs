@@ -20,7 +20,10 @@ impl ProcessActor {
     /// populated.
     fn leftovers(&self) -> Option<(Vec<i32>, Option<PathBuf>)> {
         let groups: Vec<i32> = self.lingering.iter().map(|g| g.pgid).collect();
-        let cgroup = self.cgroup.clone().filter(|p| cgroup::populated(p));
+        let cgroup = self
+            .cgroup()
+            .map(std::path::Path::to_path_buf)
+            .filter(|p| cgroup::populated(p));
         (!groups.is_empty() || cgroup.is_some()).then_some((groups, cgroup))
     }
 

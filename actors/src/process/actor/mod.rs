@@ -52,6 +52,7 @@ use super::logs::{LogRing, RotatingFile};
 use super::messages::*;
 use super::monitor::{TreeNotice, TreeWatch};
 use super::options::ProcessOptions;
+use super::record::{Live, Record, RecordReader};
 
 type ExitSender = oneshot::Sender<Result<ExitInfo, PmError>>;
 
@@ -147,7 +148,8 @@ pub struct ProcessActor {
     /// Shared by every actor of a registry: at ten thousand processes a copy each (its paths
     /// included) was a few megabytes of the daemon's idle memory.
     opts: Arc<ProcessOptions>,
-    info: ProcessInfo,
+    /// The status record, which the registry reads in place (see [`super::record`]).
+    info: Record,
     run: Option<Run>,
     /// The attached (or adopted) process to own when the actor starts.
     pending_attach: Option<Run>,
@@ -165,9 +167,6 @@ pub struct ProcessActor {
     log_file: Option<Arc<Mutex<RotatingFile>>>,
     /// Readiness and health of the current run.
     probes: health::ProbeState,
-    /// The process's cgroup, made at its first start (or found by adoption) and kept across its
-    /// restarts until its delete; `None` in group mode.
-    cgroup: Option<std::path::PathBuf>,
     /// This actor's token as the owner of `cgroup` (see [`super::cgroup::release`]).
     cgroup_token: Option<u64>,
     /// The cgroup's OOM kill count at the start, to tell an OOM kill from another SIGKILL.
@@ -224,10 +223,15 @@ impl ProcessActor {
                 .map(|who| (who.uid, who.gid));
             Arc::new(Mutex::new(file))
         });
-        ProcessActor {
+        info.memory_max = spec.limits.memory_max;
+        let live = Live {
+            log_file: log_file.clone(),
+            ..Live::default()
+        };
+        let mut actor = ProcessActor {
             spec,
             opts,
-            info,
+            info: Record::new(info, live),
             run: None,
             pending_attach: None,
             next_run_id: 1,
@@ -241,13 +245,34 @@ impl ProcessActor {
             ring,
             log_file,
             probes: health::ProbeState::default(),
-            // An adopted (detached) process is in the cgroup of its name, if it is there.
-            cgroup: adopted.as_ref().map(|(path, _)| path.clone()),
-            cgroup_token: adopted.map(|(_, token)| token),
+            cgroup_token: adopted.as_ref().map(|(_, token)| *token),
             oom_kills_before: None,
             cgroup_limits_written: false,
             cgroup_killed: false,
-        }
+        };
+        // An adopted (detached) process is in the cgroup of its name, if it is there.
+        cgroup::set_cgroup(
+            &mut actor.info,
+            adopted.as_ref().map(|(path, _)| path.as_path()),
+        );
+        actor
+    }
+
+    /// The registry's end of this actor's status record (read by a list without a message).
+    pub fn record_reader(&self) -> RecordReader {
+        self.info.reader()
+    }
+
+    /// Tells the record where the current run's live fields come from: its start and its tree's
+    /// latest reading. Called wherever the current run is set or taken.
+    fn publish_run(&mut self) {
+        let run = self.run.as_ref();
+        let latest = run
+            .and_then(|r| r.watch.as_ref())
+            .map(TreeWatch::latest_reading);
+        let live = self.info.live_mut();
+        live.started = run.map(|r| r.started);
+        live.latest = latest;
     }
 
     fn emit(&mut self, pid: i32, kind: EventKind, exit: Option<ExitInfo>) {

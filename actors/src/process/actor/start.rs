@@ -187,7 +187,7 @@ impl ProcessActor {
         // Nothing is read from /proc here: the first tick gives state, CPU and memory (a burst of
         // starts is bound by CPU, and this read was a tenth of the daemon's share of it).
         let monitor = Monitor::shared(self.opts.tick);
-        let watch = match &self.cgroup {
+        let watch = match self.cgroup() {
             Some(dir) => monitor.watch_started_in(pid, dir, ctx.address().recipient()),
             None => monitor.watch_started(pid, ctx.address().recipient()),
         };
@@ -202,6 +202,7 @@ impl ProcessActor {
             deadline,
             guarded,
         });
+        self.publish_run();
         self.watch_exit(id, pid, ctx);
 
         let now = Local::now();

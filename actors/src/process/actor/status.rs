@@ -68,25 +68,8 @@ impl ProcessActor {
     }
 
     /// The status record now: the latest reading of the tree, the uptime, and a log file's write error.
-    pub(super) fn info_now(&mut self) -> ProcessInfo {
-        if let Some(file) = &self.log_file {
-            if let Some(err) = file.lock().ok().and_then(|f| f.error.clone()) {
-                self.info.error = err;
-            } else if self.info.error.starts_with("cannot write log file") {
-                self.info.error.clear();
-            }
-        }
-        self.containment_info();
-        let mut info = self.info.clone();
-        if let Some(run) = &self.run {
-            info.uptime_secs = Some(run.started.elapsed().as_secs_f64());
-            if let Some(s) = run.watch.as_ref().and_then(|w| w.latest()) {
-                info.cpu_percent = s.cpu_percent;
-                info.memory_mb = s.rss_bytes as f64 / 1_048_576.0;
-                info.cpu_seconds = s.cpu_seconds;
-            }
-        }
-        info
+    pub(super) fn info_now(&self) -> ProcessInfo {
+        self.info.now()
     }
 
     /// A page of the ring (an empty one if a reader thread panicked while holding it).

@@ -17,7 +17,7 @@ impl ProcessActor {
     /// Whether a stop sweeps strays: a marker scanner is set, the run is `ours` (an attached
     /// process carries no marker of ours), and it has no cgroup (which holds its strays anyway).
     pub(super) fn sweeps_strays(&self, ours: bool) -> bool {
-        self.opts.strays.is_some() && ours && self.cgroup.is_none()
+        self.opts.strays.is_some() && ours && self.cgroup().is_none()
     }
 
     /// The stop signal (or SIGKILL) to the strays of this process, outside group `pgid`.

@@ -278,6 +278,12 @@ impl TreeWatch {
         lock(&self.watch.cell).latest
     }
 
+    /// A handle on [`latest`](Self::latest) that does not keep the watch (and its files) once the
+    /// watch is gone.
+    pub(crate) fn latest_reading(&self) -> LatestReading {
+        LatestReading(Arc::downgrade(&self.watch))
+    }
+
     /// Reads the whole tree now ([`TreeSampler::sample`]) and keeps the reading as the latest.
     pub fn sample_now(&self) -> io::Result<Sample> {
         let mut cell = lock(&self.watch.cell);
@@ -295,6 +301,17 @@ impl TreeWatch {
     /// The root's command line, if the monitor has read it since it was wanted.
     pub fn take_command(&self) -> Option<Vec<String>> {
         lock(&self.watch.cell).command.take()
+    }
+}
+
+/// [`TreeWatch::latest`] for whoever holds a status record: `None` once the watch is gone.
+#[derive(Debug, Clone)]
+pub(crate) struct LatestReading(std::sync::Weak<Watch>);
+
+impl LatestReading {
+    /// The latest reading, while the watch lives.
+    pub(crate) fn get(&self) -> Option<Sample> {
+        lock(&self.0.upgrade()?.cell).latest
     }
 }
 
