@@ -7,7 +7,9 @@
 //! The daemon holds the only write end of the pipe (close-on-exec, so no managed child inherits it) and
 //! writes `+<pgid>` when a non-detached child's group appears and `-<pgid>` once that group is gone.
 //! When the daemon dies, however it dies, the kernel closes the pipe; the guard reads EOF and sends
-//! SIGKILL to every group still registered, then exits. Detached children are never registered.
+//! SIGKILL to every group still registered, then exits. Detached children are never registered. In
+//! cgroup mode it then writes `1` to the non-detached branch's `cgroup.kill`; where that file exists
+//! ([`GroupGuard::kills_cgroups`]) the actors register no group for a process in that branch.
 //!
 //! A line is written to the pipe at once, on the caller's thread, without blocking: a group is known to
 //! the guard before its start is answered, before its leader can have forked anything of its own. Only
@@ -50,16 +52,20 @@ while [ "$n" -gt 0 ]; do eval "kill -9 -\$q$n" 2>/dev/null; n=$((n - 1)); done
 "#;
 
 /// `sh` running the guard's program (its stdin is the caller's to set), with an empty environment:
-/// nothing the daemon was started with can reach the guard's variables.
-fn guard_command() -> Command {
+/// nothing the daemon was started with can reach the guard's variables; and whether it kills the
+/// cgroups of the non-detached processes.
+fn guard_command() -> (Command, bool) {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(GUARD_SCRIPT).arg("pm-guard").env_clear();
     // In cgroup mode the guard also kills every non-detached process's cgroup at once (Linux 5.14+),
     // which reaches the members that left their group.
+    let mut kills_cgroups = false;
     if let Some(tree) = super::cgroup::tree() {
-        cmd.arg(tree.branch(false).join("cgroup.kill"));
+        let kill = tree.branch(false).join("cgroup.kill");
+        kills_cgroups = kill.exists();
+        cmd.arg(kill);
     }
-    cmd
+    (cmd, kills_cgroups)
 }
 
 /// A handle on the guard process. Cheap to clone; registering never blocks.
@@ -67,6 +73,8 @@ fn guard_command() -> Command {
 pub struct GroupGuard {
     pipe: Arc<GuardPipe>,
     pid: u32,
+    /// It kills the branch of non-detached cgroups through its `cgroup.kill` when the daemon dies.
+    kills_cgroups: bool,
 }
 
 /// The daemon's end of the guard's stdin (non-blocking), and the lines it had no room for yet.
@@ -91,7 +99,10 @@ struct Backlog {
 impl GroupGuard {
     /// Starts a new guard process and its writer thread.
     pub fn start() -> std::io::Result<GroupGuard> {
-        GroupGuard::start_with(guard_command())
+        let (cmd, kills_cgroups) = guard_command();
+        let mut guard = GroupGuard::start_with(cmd)?;
+        guard.kills_cgroups = kills_cgroups;
+        Ok(guard)
     }
 
     /// Starts `cmd` as the guard, reading the `+pgid`/`-pgid` lines on its stdin.
@@ -124,7 +135,11 @@ impl GroupGuard {
         std::thread::Builder::new()
             .name("pm-group-guard".into())
             .spawn(move || writer.drain_backlog(child))?;
-        Ok(GroupGuard { pipe, pid })
+        Ok(GroupGuard {
+            pipe,
+            pid,
+            kills_cgroups: false,
+        })
     }
 
     /// The guard shared by every process actor of this daemon, started on first use.
@@ -140,6 +155,12 @@ impl GroupGuard {
     /// The guard process's pid.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Whether the guard kills every non-detached process's cgroup when the daemon dies (cgroup mode
+    /// on Linux 5.14+): a process in such a cgroup needs no group of its own registered.
+    pub fn kills_cgroups(&self) -> bool {
+        self.kills_cgroups
     }
 
     /// The group `pgid` is to be killed if the daemon dies. When this returns the line is in the
@@ -340,7 +361,7 @@ mod tests {
             forgotten.pgid(),
             kept.pgid()
         ));
-        run_guard(guard_command(), &lines);
+        run_guard(guard_command().0, &lines);
         wait_exited(&mut kept);
         assert!(!forgotten.killed(), "a forgotten group was killed");
     }
@@ -352,7 +373,7 @@ mod tests {
         let mut kept = Group::start();
         let mut bystander = Group::start();
         let (k, b) = (kept.pgid(), bystander.pgid());
-        let mut cmd = guard_command();
+        let (mut cmd, _) = guard_command();
         cmd.env("q1", b.to_string())
             .env("q2", b.to_string())
             .env(format!("g{k}"), "2")

@@ -58,7 +58,7 @@ impl ProcessActor {
                 // The guard learns the group now, before its leader can fork: were the daemon killed
                 // while the start is on its way, the leader's children would die with it too.
                 let pid = pending.pid();
-                if let Some(g) = self.guard() {
+                if let Some(g) = self.run_guard() {
                     g.register(pid);
                 }
                 let deadline = self.opts.start_deadline;
@@ -69,7 +69,7 @@ impl ProcessActor {
                         .map(move |res, act, ctx| {
                             let res = res.map_err(|e| spawn::spawn_error(&act.spec, &e));
                             let answer = act.on_spawned(res, plan, ctx);
-                            if let (Err(_), Some(g)) = (&answer, act.guard()) {
+                            if let (Err(_), Some(g)) = (&answer, act.run_guard()) {
                                 g.unregister(pid);
                             }
                             let _ = tx.send(answer);
@@ -172,7 +172,7 @@ impl ProcessActor {
         let id = self.next_run_id;
         self.next_run_id += 1;
 
-        let guarded = self.guard().is_some();
+        let guarded = self.run_guard().is_some();
         if plan == StdioPlan::Capture {
             let ready_line = self.ready_line(id, ctx);
             self.start_capture(stdout, stderr, ready_line);
