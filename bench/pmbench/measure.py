@@ -15,7 +15,8 @@ class Settings:
     """How much of each figure to measure and how long any wait may take."""
 
     def __init__(self, quick=False):
-        self.restart_tries = 5 if quick else 20
+        # 100: the p99 of 20 tries would be their worst, one unlucky kill.
+        self.restart_tries = 5 if quick else 100
         self.idle_s = 5.0 if quick else 20.0
         self.settle_s = 1.0 if quick else 3.0
         self.status_count = 100 if quick else 1000

@@ -10,7 +10,7 @@ FIGURES = [
     ("idle_rss_mb", "daemon memory, idle (RSS)", "MB", 1, False),
     ("idle_cpu_pct", "daemon CPU, idle (% of one core)", "%", 1, False),
     ("restart_median_ms", "restart after SIGKILL, median", "ms", 1, False),
-    ("restart_p99_ms", "restart after SIGKILL, p99 (worst of 20)", "ms", 1, False),
+    ("restart_p99_ms", "restart after SIGKILL, p99 (of 100 kills)", "ms", 1, False),
     ("status_median_ms", "status of one process over the socket, median", "ms", 1, False),
     ("status_p99_ms", "status of one process over the socket, p99", "ms", 1, False),
     ("throughput_qps", "status throughput, 16 clients in parallel", "/s", 1, True),
