@@ -794,3 +794,55 @@ async fn subscribers_get_the_events_of_every_process() {
 fn group_exists(pgid: i32) -> bool {
     kill(Pid::from_raw(-pgid), None).is_ok()
 }
+
+/// `ListJson` writes every record through one scratch record: each must come out as its own, with
+/// nothing left from the one before (a running process with arguments and a job id first, then a
+/// failed one, a stopped one and a scheduled one), exactly as `list_json` of `ListProcesses`.
+#[actix_rt::test]
+async fn the_json_list_is_every_record_as_the_list_has_it() {
+    let h = Harness::new();
+    let mut rich = ProcessSpec::exec("a-running", "sleep", ["30", "--", "x"]);
+    rich.job_id = Some("job-7".into());
+    h.start(rich).await.unwrap();
+    h.start(crashing("b-failed", 3, 0, RestartPolicy::Never))
+        .await
+        .unwrap();
+    h.until("b-failed", 10, |i| i.status == Status::Failed)
+        .await;
+    let stopped = h.start(immortal("c-stopped")).await.unwrap();
+    h.registry
+        .send(StopProcess {
+            name: "c-stopped".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!alive(stopped.pid));
+    let mut cron = ProcessSpec::shell("d-scheduled", "true");
+    cron.cron = Some("0 0 1 1 *".into());
+    h.start(cron).await.unwrap();
+
+    let streamed = h.registry.send(ListJson).await.unwrap().unwrap();
+    let records = h.registry.send(ListProcesses).await.unwrap().unwrap();
+    let listed = pm_protocol::response::list_json(&records);
+    // What is read live (uptime, CPU, memory) moves between the two lists, for the running one only.
+    let without_live = |text: &str| {
+        let mut all: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+        for key in ["uptime_secs", "cpu_percent", "memory_mb", "cpu_seconds"] {
+            all[0].as_object_mut().unwrap().remove(key);
+        }
+        all
+    };
+    let (streamed_all, listed_all) = (without_live(&streamed), without_live(&listed));
+    assert_eq!(streamed_all.len(), 4, "{streamed}");
+    assert_eq!(streamed_all, listed_all, "{streamed}\n{listed}");
+    assert_eq!(streamed_all[1]["exit_code"], 3, "{streamed}");
+    assert_eq!(streamed_all[3]["status"], "scheduled", "{streamed}");
+    assert!(streamed_all[1]["job_id"] == "" && streamed_all[0]["job_id"] == "job-7");
+    // Not running, its uptime is not carried over from the running one before it.
+    assert_eq!(streamed_all[1]["uptime_secs"], serde_json::Value::Null);
+    // The stopped and the scheduled ones read nothing live: their bytes are the list's bytes.
+    let tail = |text: &str| text[text.find("\"c-stopped\"").unwrap()..].to_string();
+    assert_eq!(tail(&streamed), tail(&listed));
+    h.shutdown().await;
+}

@@ -341,6 +341,84 @@ fn two_decimals<S: serde::Serializer>(value: &f64, out: S) -> Result<S::Ok, S::E
 }
 
 impl ProcessInfo {
+    /// Makes this record a copy of `source`, reusing what its strings and vectors already hold: a
+    /// list copies thousands of records through one. (The derived `clone_from` makes a new copy.)
+    pub fn copy_from(&mut self, source: &ProcessInfo) {
+        // Every field by name, no `..`: a field added to the record must be added here.
+        let ProcessInfo {
+            name,
+            command,
+            pid,
+            status,
+            cpu_percent,
+            memory_mb,
+            start_time,
+            log_enabled,
+            cron,
+            job_id,
+            deadline,
+            error,
+            state,
+            args,
+            exit_code,
+            exit_signal,
+            end_time,
+            restarts,
+            uptime_secs,
+            next_restart,
+            next_run,
+            skipped_runs,
+            detached,
+            attached,
+            cpu_seconds,
+            env_files,
+            health,
+            ready_since,
+            health_detail,
+            waiting_for,
+            containment,
+            cgroup,
+            memory_max,
+            memory_current,
+            oom_kills,
+        } = source;
+        self.name.clone_from(name);
+        self.command.clone_from(command);
+        self.pid.clone_from(pid);
+        self.status.clone_from(status);
+        self.cpu_percent.clone_from(cpu_percent);
+        self.memory_mb.clone_from(memory_mb);
+        self.start_time.clone_from(start_time);
+        self.log_enabled.clone_from(log_enabled);
+        self.cron.clone_from(cron);
+        self.job_id.clone_from(job_id);
+        self.deadline.clone_from(deadline);
+        self.error.clone_from(error);
+        self.state.clone_from(state);
+        self.args.clone_from(args);
+        self.exit_code.clone_from(exit_code);
+        self.exit_signal.clone_from(exit_signal);
+        self.end_time.clone_from(end_time);
+        self.restarts.clone_from(restarts);
+        self.uptime_secs.clone_from(uptime_secs);
+        self.next_restart.clone_from(next_restart);
+        self.next_run.clone_from(next_run);
+        self.skipped_runs.clone_from(skipped_runs);
+        self.detached.clone_from(detached);
+        self.attached.clone_from(attached);
+        self.cpu_seconds.clone_from(cpu_seconds);
+        self.env_files.clone_from(env_files);
+        self.health.clone_from(health);
+        self.ready_since.clone_from(ready_since);
+        self.health_detail.clone_from(health_detail);
+        self.waiting_for.clone_from(waiting_for);
+        self.containment.clone_from(containment);
+        self.cgroup.clone_from(cgroup);
+        self.memory_max.clone_from(memory_max);
+        self.memory_current.clone_from(memory_current);
+        self.oom_kills.clone_from(oom_kills);
+    }
+
     /// A record for a process that is defined and has never run.
     pub fn initial(name: impl Into<String>, command: impl Into<String>) -> Self {
         ProcessInfo {

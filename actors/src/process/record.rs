@@ -109,6 +109,15 @@ impl RecordReader {
         // `Record::deref`).
         unsafe { &*self.shared.get() }.now()
     }
+
+    /// Makes `out` a copy of the record with its live fields read now, reusing what `out` holds
+    /// (a JSON list copies every record through one).
+    pub fn copy_into(&self, out: &mut ProcessInfo) {
+        // SAFETY: as in `now`.
+        let shared = unsafe { &*self.shared.get() };
+        out.copy_from(&shared.info);
+        shared.live.read_into(out);
+    }
 }
 
 impl Shared {

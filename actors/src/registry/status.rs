@@ -3,7 +3,7 @@
 use actix::prelude::*;
 use pm_protocol::{PmError, ProcessInfo};
 
-use super::messages::{GetStatus, ListProcesses};
+use super::messages::{GetStatus, ListJson, ListProcesses};
 use super::Registry;
 
 impl Handler<GetStatus> for Registry {
@@ -29,5 +29,41 @@ impl Handler<ListProcesses> for Registry {
                 info
             })
             .collect())
+    }
+}
+
+impl Handler<ListJson> for Registry {
+    type Result = Result<String, PmError>;
+
+    fn handle(&mut self, _msg: ListJson, _ctx: &mut Context<Self>) -> Self::Result {
+        let count = self.entries.len();
+        Ok(pm_protocol::response::list_json_streamed(
+            &LiveRecords(self),
+            count,
+        ))
+    }
+}
+
+/// Every entry's record, composed, as a JSON array: each is copied into one scratch record in turn
+/// and written from there, so a list of thousands allocates no record of its own.
+struct LiveRecords<'a>(&'a Registry);
+
+impl serde::Serialize for LiveRecords<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.entries.len()))?;
+        let mut scratch: Option<ProcessInfo> = None;
+        for e in self.0.entries.values() {
+            let info = match &mut scratch {
+                Some(info) => {
+                    e.record.copy_into(info);
+                    info
+                }
+                None => scratch.insert(e.record.now()),
+            };
+            e.compose_in_place(info);
+            seq.serialize_element(info)?;
+        }
+        seq.end()
     }
 }

@@ -6,8 +6,8 @@ use actix::prelude::*;
 
 use crate::registry::{
     Applied, ApplyStack, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus,
-    KillProcess, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess, StartProcess,
-    StateWrites, StopAll, StopProcess, SubscribeEvents,
+    KillProcess, ListJson, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess,
+    StartProcess, StateWrites, StopAll, StopProcess, SubscribeEvents,
 };
 
 /// Where a session sends each kind of request. Those of the commands that change state
@@ -33,6 +33,8 @@ pub struct RegistryLink {
     pub status: Recipient<GetStatus>,
     /// Answers every status record.
     pub list: Recipient<ListProcesses>,
+    /// Answers every status record as `list format:json` writes them.
+    pub list_json: Recipient<ListJson>,
     /// Adopts a process the daemon did not start (answers once applied).
     pub attach: Recipient<Applied<AttachProcess>>,
     /// Answers captured lines and their numbers.
@@ -63,6 +65,7 @@ impl RegistryLink {
             + Handler<SignalProcess>
             + Handler<GetStatus>
             + Handler<ListProcesses>
+            + Handler<ListJson>
             + Handler<Applied<AttachProcess>>
             + Handler<GetProcessLogPage>
             + Handler<SubscribeEvents>
@@ -79,6 +82,7 @@ impl RegistryLink {
             + ToEnvelope<A, SignalProcess>
             + ToEnvelope<A, GetStatus>
             + ToEnvelope<A, ListProcesses>
+            + ToEnvelope<A, ListJson>
             + ToEnvelope<A, Applied<AttachProcess>>
             + ToEnvelope<A, GetProcessLogPage>
             + ToEnvelope<A, SubscribeEvents>
@@ -97,6 +101,7 @@ impl RegistryLink {
             signal: addr.clone().recipient(),
             status: addr.clone().recipient(),
             list: addr.clone().recipient(),
+            list_json: addr.clone().recipient(),
             attach: addr.clone().recipient(),
             logs: addr.clone().recipient(),
             subscribe: addr.clone().recipient(),

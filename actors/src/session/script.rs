@@ -15,8 +15,8 @@ use crate::counters;
 use crate::process::EventSink;
 use crate::registry::{
     Applied, ApplyStack, AttachProcess, DeleteProcess, Durable, GetProcessLogPage, GetStatus,
-    KillProcess, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess, StartProcess, StopAll,
-    StopProcess, SubscribeEvents, TemplateOption,
+    KillProcess, ListJson, ListProcesses, ReloadDaemon, RestartProcess, SignalProcess,
+    StartProcess, StopAll, StopProcess, SubscribeEvents, TemplateOption,
 };
 
 /// Events a watch may hold for a client before the registry drops them (it never waits on a watcher).
@@ -337,13 +337,14 @@ async fn run_command(command: Command, registry: &RegistryLink) -> String {
                 Err(e) => response::failure(Operation::Status, &e),
             }
         }
-        Command::List(c) => match registry_answer(registry.list.send(ListProcesses).await) {
-            Ok(all) => match c.format {
-                Format::Text => response::list_text(&all),
-                Format::Json => response::list_json(&all),
-            },
-            Err(e) => response::failure(Operation::List, &e),
-        },
+        Command::List(c) => {
+            let answer = match c.format {
+                Format::Text => registry_answer(registry.list.send(ListProcesses).await)
+                    .map(|all| response::list_text(&all)),
+                Format::Json => registry_answer(registry.list_json.send(ListJson).await),
+            };
+            answer.unwrap_or_else(|e| response::failure(Operation::List, &e))
+        }
         Command::Logs(c) => {
             let msg = GetProcessLogPage {
                 name: c.name,

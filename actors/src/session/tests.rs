@@ -171,6 +171,10 @@ answer_with!(ListProcesses, Vec<ProcessInfo>, |s, _m| Ok(s
     .values()
     .cloned()
     .collect()));
+answer_with!(ListJson, String, |s, _m| {
+    let all: Vec<ProcessInfo> = s.procs.values().cloned().collect();
+    Ok(pm_protocol::response::list_json(&all))
+});
 answer_with!(AttachProcess, ProcessInfo, |_s, m| Ok(
     ProcessInfo::initial(m.name, "attached")
 ));

@@ -3,11 +3,11 @@
 
 use actix_web::{web, HttpResponse};
 use pm_actors::registry::{
-    Applied, DeleteProcess, GetProcessLogPage, GetStatus, KillProcess, ListProcesses,
-    RestartProcess, SignalProcess, StartProcess, StopProcess,
+    Applied, DeleteProcess, GetProcessLogPage, GetStatus, KillProcess, ListJson, RestartProcess,
+    SignalProcess, StartProcess, StopProcess,
 };
 use pm_protocol::logs::LogPage;
-use pm_protocol::response::{self, list_json, logs_json, status_json, Operation};
+use pm_protocol::response::{self, logs_json, status_json, Operation};
 use pm_protocol::stack::StackOptions;
 use pm_protocol::{PmError, ProcessInfo, ProcessSpec};
 use serde::{Deserialize, Serialize};
@@ -66,8 +66,8 @@ pub struct LogsQuery {
 #[utoipa::path(get, path = "/api/v1/processes", tag = "processes",
     responses((status = 200, description = "Every process (`list format:json`)", body = [ProcessInfo])))]
 pub async fn list(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
-    let all = ask(Operation::List, &state.registry.list, ListProcesses).await?;
-    Ok(json_text(list_json(&all)))
+    let all = ask(Operation::List, &state.registry.list_json, ListJson).await?;
+    Ok(json_text(all))
 }
 
 /// `GET /api/v1/processes/{name}`: one process (`status format:json`).
