@@ -160,12 +160,15 @@ mod tests {
             .parent
             .join(format!("pm-monitor-test-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
-        // A tree of three: the cgroup's file stands in for trees of that size.
+        // A tree of three: the cgroup's file stands in for trees of that size. Its root asleep in
+        // `wait`, as it stays: the repeated reading at the end must show the state it has then.
         let root = InCgroup::new(&dir, "sleep 60 & sleep 60 & wait");
         let mut sampler = super::super::TreeSampler::new(root.0.id() as i32).in_cgroup(&dir);
         let mut first = sampler.sample().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while first.processes < super::super::tree::CGROUP_PAYS_FROM {
+        while first.processes < super::super::tree::CGROUP_PAYS_FROM
+            || first.state != pm_protocol::KernelState::Sleeping
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "no tree of three: {first:?}"
