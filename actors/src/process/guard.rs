@@ -100,13 +100,12 @@ impl GroupGuard {
     /// Starts a new guard process and its writer thread.
     pub fn start() -> std::io::Result<GroupGuard> {
         let (cmd, kills_cgroups) = guard_command();
-        let mut guard = GroupGuard::start_with(cmd)?;
-        guard.kills_cgroups = kills_cgroups;
-        Ok(guard)
+        GroupGuard::start_with(cmd, kills_cgroups)
     }
 
-    /// Starts `cmd` as the guard, reading the `+pgid`/`-pgid` lines on its stdin.
-    fn start_with(mut cmd: Command) -> std::io::Result<GroupGuard> {
+    /// Starts `cmd` as the guard, reading the `+pgid`/`-pgid` lines on its stdin (and killing the
+    /// non-detached cgroups at the end, if `kills_cgroups`).
+    fn start_with(mut cmd: Command, kills_cgroups: bool) -> std::io::Result<GroupGuard> {
         let mut own = super::orphans::own_children();
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -138,7 +137,7 @@ impl GroupGuard {
         Ok(GroupGuard {
             pipe,
             pid,
-            kills_cgroups: false,
+            kills_cgroups,
         })
     }
 
@@ -410,7 +409,7 @@ mod tests {
     fn a_group_is_in_the_pipe_when_register_returns() {
         let mut cmd = Command::new("sleep");
         cmd.arg("60"); // never reads: whatever is written stays in the pipe
-        let guard = StandIn(GroupGuard::start_with(cmd).unwrap());
+        let guard = StandIn(GroupGuard::start_with(cmd, false).unwrap());
         guard.0.register(4242);
         assert_eq!(guard.0.in_pipe(), "+4242\n".len());
         guard.0.unregister(4242);
@@ -431,7 +430,7 @@ mod tests {
         cmd.args(["-c", r#"read -r go < "$1"; exec cat > "$2""#, "sh"])
             .arg(&gate)
             .arg(&out);
-        let guard = StandIn(GroupGuard::start_with(cmd).unwrap());
+        let guard = StandIn(GroupGuard::start_with(cmd, false).unwrap());
         let mut expected = String::new();
         for pgid in 100_000..110_000 {
             expected.push_str(&format!("+{pgid}\n-{pgid}\n"));

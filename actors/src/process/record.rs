@@ -65,6 +65,12 @@ impl Record {
         }
     }
 
+    /// What the live fields are read from.
+    pub(crate) fn live(&self) -> &Live {
+        // SAFETY: see `deref`.
+        unsafe { &(*self.shared.get()).live }
+    }
+
     /// What the live fields are read from, to change it.
     pub(crate) fn live_mut(&mut self) -> &mut Live {
         // SAFETY: see `deref_mut`.

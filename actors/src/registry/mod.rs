@@ -188,7 +188,20 @@ impl Entry {
         info
     }
 
-    /// [`compose`](Self::compose) on a record where it lies (a list's records stay in their vector).
+    /// The status record now, read in place from the actor's cell and composed.
+    fn status_now(&self) -> ProcessInfo {
+        let mut info = self.record.now();
+        self.compose_in_place(&mut info);
+        info
+    }
+
+    /// [`status_now`](Self::status_now) into `out`, reusing what it holds.
+    fn status_into(&self, out: &mut ProcessInfo) {
+        self.record.copy_into(out);
+        self.compose_in_place(out);
+    }
+
+    /// [`compose`](Self::compose) on a record where it lies.
     fn compose_in_place(&self, info: &mut ProcessInfo) {
         info.restarts = self.backoff.restarts;
         info.skipped_runs = self.skipped_runs;

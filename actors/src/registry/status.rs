@@ -4,7 +4,7 @@ use actix::prelude::*;
 use pm_protocol::{PmError, ProcessInfo};
 
 use super::messages::{GetStatus, ListJson, ListProcesses};
-use super::Registry;
+use super::{Entry, Registry};
 
 impl Handler<GetStatus> for Registry {
     type Result = ResponseActFuture<Self, Result<ProcessInfo, PmError>>;
@@ -20,15 +20,7 @@ impl Handler<ListProcesses> for Registry {
     fn handle(&mut self, _msg: ListProcesses, _ctx: &mut Context<Self>) -> Self::Result {
         // Each actor's record is read where it lies (no message per process: see
         // `crate::process::record`); the map is sorted by name.
-        Ok(self
-            .entries
-            .values()
-            .map(|e| {
-                let mut info = e.record.now();
-                e.compose_in_place(&mut info);
-                info
-            })
-            .collect())
+        Ok(self.entries.values().map(Entry::status_now).collect())
     }
 }
 
@@ -56,12 +48,11 @@ impl serde::Serialize for LiveRecords<'_> {
         for e in self.0.entries.values() {
             let info = match &mut scratch {
                 Some(info) => {
-                    e.record.copy_into(info);
+                    e.status_into(info);
                     info
                 }
-                None => scratch.insert(e.record.now()),
+                None => scratch.insert(e.status_now()),
             };
-            e.compose_in_place(info);
             seq.serialize_element(info)?;
         }
         seq.end()

@@ -360,15 +360,7 @@ pub fn list_json(processes: &[ProcessInfo]) -> String {
     if !sorted.is_sorted_by(|a, b| a.name <= b.name) {
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
     }
-    // Sized for the whole array up front, so a long list is not copied again at every doubling,
-    // nor at the end by `frame`'s head and end mark: a quarter over what the first record takes. A
-    // fixed guess falls short when records grow (a cgroup's path made a `sleep`'s 728 bytes against
-    // the 720 guessed), and the buffer then doubles. Pages the body does not reach are never touched.
-    let first = sorted
-        .first()
-        .and_then(|p| serde_json::to_vec_pretty(p).ok())
-        .map_or(0, |v| v.len());
-    pretty_json_sized(&sorted, (first + first / 4) * processes.len() + 256)
+    list_json_streamed(&sorted, processes.len())
 }
 
 /// Captured lines: `<RFC 3339 time, milliseconds> [stdout] text`, one per line, as the log file has them.
@@ -428,8 +420,10 @@ fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 /// record): `records` serializes as the array [`list_json`] would write, in name order. The bytes are
 /// [`list_json`]'s.
 pub fn list_json_streamed<T: serde::Serialize>(records: &T, count: usize) -> String {
-    // Over what a record takes (about 730 bytes for a `sleep`): pages the body does not reach are
-    // never touched.
+    // Sized for the whole array up front, so a long list is not copied again at every doubling,
+    // nor at the end by `frame`'s head and end mark: over what a record takes (about 730 bytes for
+    // a `sleep` in cgroup mode; a guess just short of it copied megabytes once more). Pages the
+    // body does not reach are never touched.
     pretty_json_sized(records, 1024 * count + 256)
 }
 

@@ -170,8 +170,7 @@ impl ProcessActor {
             let (id, pid) = (run.id, run.pid);
             let adopted = matches!(run.origin, Origin::Adopted(_));
             let _ = self.watch_tree(&mut run, ctx);
-            self.run = Some(run);
-            self.publish_run();
+            self.replace_run(Some(run));
             self.watch_exit(id, pid, ctx);
             if adopted {
                 // After the messages already in the mailbox (the registry's subscription), so

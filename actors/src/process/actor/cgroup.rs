@@ -160,7 +160,6 @@ pub(super) fn set_cgroup(info: &mut ProcessInfo, path: Option<&Path>) {
         None => {
             info.containment = "group".into();
             info.cgroup.clear();
-            info.memory_current = None;
         }
     }
 }

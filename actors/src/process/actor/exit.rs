@@ -98,10 +98,9 @@ impl ProcessActor {
                 unknown_exit()
             }
         };
-        let Some(run) = self.run.take() else {
+        let Some(run) = self.replace_run(None) else {
             return true;
         };
-        self.publish_run();
         self.finish_run(run, exit, ctx);
         true
     }
@@ -195,14 +194,12 @@ impl ProcessActor {
     /// The actor goes away (deleted, or its system stops): a non-detached child goes with it, and a
     /// thread reaps whatever child is left so that none becomes a zombie.
     pub(super) fn abandon_run(&mut self) {
-        let taken = self.run.take();
-        self.publish_run();
         let Some(Run {
             origin: Origin::Child(mut child),
             pid,
             guarded,
             ..
-        }) = taken
+        }) = self.replace_run(None)
         else {
             return;
         };

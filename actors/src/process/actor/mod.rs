@@ -164,7 +164,6 @@ pub struct ProcessActor {
     lingering_check: Option<SpawnHandle>,
     subscribers: Subscribers,
     ring: Arc<Mutex<LogRing>>,
-    log_file: Option<Arc<Mutex<RotatingFile>>>,
     /// Readiness and health of the current run.
     probes: health::ProbeState,
     /// This actor's token as the owner of `cgroup` (see [`super::cgroup::release`]).
@@ -225,7 +224,7 @@ impl ProcessActor {
         });
         info.memory_max = spec.limits.memory_max;
         let live = Live {
-            log_file: log_file.clone(),
+            log_file,
             ..Live::default()
         };
         let mut actor = ProcessActor {
@@ -243,7 +242,6 @@ impl ProcessActor {
             lingering_check: None,
             subscribers: Subscribers::default(),
             ring,
-            log_file,
             probes: health::ProbeState::default(),
             cgroup_token: adopted.as_ref().map(|(_, token)| *token),
             oom_kills_before: None,
@@ -263,16 +261,17 @@ impl ProcessActor {
         self.info.reader()
     }
 
-    /// Tells the record where the current run's live fields come from: its start and its tree's
-    /// latest reading. Called wherever the current run is set or taken.
-    fn publish_run(&mut self) {
-        let run = self.run.as_ref();
-        let latest = run
+    /// Makes `run` the current run (or none) and answers the one before; the record learns where
+    /// the run's live fields come from (its start, its tree's latest reading) in the same step, so
+    /// the two cannot disagree.
+    fn replace_run(&mut self, run: Option<Run>) -> Option<Run> {
+        let live = self.info.live_mut();
+        live.started = run.as_ref().map(|r| r.started);
+        live.latest = run
+            .as_ref()
             .and_then(|r| r.watch.as_ref())
             .map(TreeWatch::latest_reading);
-        let live = self.info.live_mut();
-        live.started = run.map(|r| r.started);
-        live.latest = latest;
+        std::mem::replace(&mut self.run, run)
     }
 
     fn emit(&mut self, pid: i32, kind: EventKind, exit: Option<ExitInfo>) {

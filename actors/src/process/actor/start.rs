@@ -191,7 +191,7 @@ impl ProcessActor {
             Some(dir) => monitor.watch_started_in(pid, dir, ctx.address().recipient()),
             None => monitor.watch_started(pid, ctx.address().recipient()),
         };
-        self.run = Some(Run {
+        self.replace_run(Some(Run {
             id,
             pid,
             origin: Origin::Child(child),
@@ -201,8 +201,7 @@ impl ProcessActor {
             stop: None,
             deadline,
             guarded,
-        });
-        self.publish_run();
+        }));
         self.watch_exit(id, pid, ctx);
 
         let now = Local::now();
@@ -231,7 +230,7 @@ impl ProcessActor {
             ring: self.ring.clone(),
             file: match self.opts.output {
                 OutputTarget::DaemonStdio => None,
-                _ => self.log_file.clone(),
+                _ => self.info.live().log_file.clone(),
             },
             channel: match &self.opts.output {
                 OutputTarget::Channel(tx) => Some(tx.clone()),
