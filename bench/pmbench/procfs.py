@@ -25,14 +25,23 @@ def read_stat(pid):
 
 def daemon_cpu(pid):
     """CPU time of all the daemon's threads, in seconds, to the nanosecond (schedstat)."""
-    total = 0
+    return sum(thread_cpu(pid).values())
+
+
+def thread_cpu(pid):
+    """CPU time of each of the daemon's threads in seconds, by thread name (threads of one name
+    summed; a thread that ended is not counted)."""
+    by_name = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+                ns = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
         except (OSError, ValueError, IndexError):
-            pass  # a thread that ended between the listing and the read
-    return total / 1e9
+            continue  # a thread that ended between the listing and the read
+        by_name[name] = by_name.get(name, 0) + ns / 1e9
+    return by_name
 
 
 def rss_kb(pid):
