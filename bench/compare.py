@@ -78,11 +78,21 @@ def build_floor():
     return exe
 
 
-def floor_s(exe, n):
-    """The bare floor at n: seconds until n `sleep 3600` started by clone(CLONE_VM) have all exec'd."""
-    out = subprocess.run([exe, str(n), "1"], capture_output=True, text=True, timeout=600).stdout
-    m = re.search(r"all exec'd ([0-9.]+) s", out)
+def floor_s(exe, n, mode=1):
+    """The bare floor at n: seconds until n `sleep 3600` started by clone(CLONE_VM) (mode 1), or each
+    born in a new cgroup (mode 3), have all exec'd; None where the mode cannot run here."""
+    r = subprocess.run([exe, str(n), str(mode)], capture_output=True, text=True, timeout=600)
+    m = re.search(r"all exec'd ([0-9.]+) s", r.stdout)
+    if not m:
+        say(f"   no floor figure for mode {mode}: {r.stderr.strip()}")
     return float(m.group(1)) if m else None
+
+
+def ours_groups(args):
+    """Ours again, without cgroups (`--cgroups off`), installed: the scaling run times its start too."""
+    ours = Ours(ROOT, shell=args.ours_shell, cgroups=False)
+    ours.install()
+    return ours
 
 
 def make(name, args):
@@ -101,8 +111,9 @@ def main():
     ap.add_argument("--runs", type=int, default=1,
                     help="whole runs, one after the other; the table shows each figure's median")
     ap.add_argument("--scale", action="store_true",
-                    help="the scaling run: N=100,1000,5000,10000 (unless --n), the bare clone+exec floor "
-                         "(bench/floor.c) beside ours at each N, peers only up to --peer-max-n")
+                    help="the scaling run: N=100,1000,5000,10000 (unless --n), the bare clone+exec floor and "
+                         "the floor of a cgroup each (bench/floor.c) and ours's start without cgroups "
+                         "beside ours at each N, peers only up to --peer-max-n")
     ap.add_argument("--peer-max-n", type=int, default=None,
                     help="measure supervisord and pm2 only up to this N (default with --scale: 5000)")
     ap.add_argument("--out", default=os.path.join(BENCH, "results", "latest.md"))
@@ -155,7 +166,10 @@ def main():
                     res["status_rust_api_us"] = inproc_status_us(n)
                     if floor:
                         res["floor_s"] = floor_s(floor, n)
-                        say(f"   floor: {res['floor_s']} s")
+                        res["floor_cgroup_s"] = floor_s(floor, n, mode=3)
+                        res["start_groups_s"] = measure.measure_start(ours_groups(args), n, cfg)
+                        say(f"   floor: {res['floor_s']} s; a cgroup each: {res['floor_cgroup_s']} s; "
+                            f"ours without cgroups: {res['start_groups_s']:.3f} s")
                 per_run.setdefault(sysobj.name, {})[n] = res
         runs.append(per_run)
     results = report.median_of_runs(runs)

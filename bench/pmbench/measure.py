@@ -59,6 +59,44 @@ class Progress:
                 f"first request")
 
 
+def timed_start(system, names, tree, roots, before, cfg):
+    """Seconds from the first start request until every one of `names` runs (an exec'd `sleep`)."""
+    n = len(names)
+    new = procfs.NewPids(tree, roots, before)
+    t0 = time.monotonic()
+    system.start_all(names)
+    # Every 5 ms: each poll reads the pids new since the last one, and those still between fork and
+    # exec, again; every millisecond that took a fifth of a core from the system being measured.
+    progress = Progress(t0)
+    try:
+        procfs.wait_until(lambda: progress.saw(len(new.poll())) >= n, cfg.start_timeout_s,
+                          f"{n} processes to run", interval=0.005)
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}: {progress}") from None
+    took = time.monotonic() - t0
+    system.start_answers()
+    return took
+
+
+def measure_start(system, n, cfg):
+    """Only the start of N, as `measure` times it, on a fresh daemon; then everything is torn down."""
+    workdir = tempfile.mkdtemp(prefix=f"pmbench-{system.name}-start-{n}-")
+    tree = procfs.ProcTree()
+    try:
+        system.launch(workdir, [f"s{i}" for i in range(1, n + 1)], [])
+        roots = system.roots()
+        tree.refresh()
+        before = tree.managed(roots)
+        procfs.wait_quiet()
+        return timed_start(system, [f"s{i}" for i in range(1, n + 1)], tree, roots, before, cfg)
+    finally:
+        try:
+            system.shutdown()
+        finally:
+            kill_tree(system.roots())
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def measure(system, n, cfg, say):
     """Runs the whole workload on one system at one N; returns {figure: value} (missing = not reached)."""
     workdir = tempfile.mkdtemp(prefix=f"pmbench-{system.name}-{n}-")
@@ -74,19 +112,7 @@ def measure(system, n, cfg, say):
 
         # 1. start: first request until every pid exists (a running, exec'd `sleep`).
         res["busy_before_start"] = round(procfs.wait_quiet(), 3)
-        new = procfs.NewPids(tree, roots, before)
-        t0 = time.monotonic()
-        system.start_all(names)
-        # Every 5 ms: each poll reads the pids new since the last one, and those still between fork and
-        # exec, again; every millisecond that took a fifth of a core from the system being measured.
-        progress = Progress(t0)
-        try:
-            procfs.wait_until(lambda: progress.saw(len(new.poll())) >= n, cfg.start_timeout_s,
-                              f"{n} processes to run", interval=0.005)
-        except TimeoutError as e:
-            raise TimeoutError(f"{e}: {progress}") from None
-        res["start_s"] = time.monotonic() - t0
-        system.start_answers()
+        res["start_s"] = timed_start(system, names, tree, roots, before, cfg)
         say(f"start {res['start_s']:.3f} s")
         tree.refresh()
         started = tree.managed(roots) - before

@@ -103,8 +103,10 @@ def _throughput_worker(path, name, count, deadline_s, ready, go, out):
 class Ours(System):
     name = "ours"
 
-    def __init__(self, root, shell=False):
+    def __init__(self, root, shell=False, cgroups=True):
         self.root = root
+        # Without cgroups (`--cgroups off`) each process is contained by its process group only.
+        self.cgroup_flags = [] if cgroups else ["--cgroups", "off"]
         # `program:` execs sleep itself, as supervisord and pm2 do; `command:` goes through `sh -c`.
         self.what = "command:'sleep 3600'" if shell else "program:'sleep' args:'3600'"
         self.proc = None
@@ -125,7 +127,8 @@ class Ours(System):
         self.path = os.path.join(workdir, "pm.sock")
         self.log = open(os.path.join(workdir, "processmanager.log"), "wb")
         self.proc = subprocess.Popen(
-            [self.binary, "--socket", self.path, "--secret", SECRET, "--log-level", "warn"],
+            [self.binary, "--socket", self.path, "--secret", SECRET, "--log-level", "warn",
+             *self.cgroup_flags],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=daemon_env(),
         )

@@ -6,6 +6,8 @@ import statistics
 FIGURES = [
     ("start_s", "start: request to all running", "s", 1, False),
     ("floor_s", "bare clone+exec floor, same run (bench/floor.c)", "s", 1, False),
+    ("floor_cgroup_s", "floor of a cgroup each: mkdir, clone3 into it, exec (bench/floor.c 3)", "s", 1, False),
+    ("start_groups_s", "start without cgroups (--cgroups off), same run", "s", 1, False),
     ("stop_s", "stop: request to all gone", "s", 1, False),
     ("idle_rss_mb", "daemon memory, idle (RSS)", "MB", 1, False),
     ("idle_cpu_pct", "daemon CPU, idle (% of one core)", "%", 1, False),
@@ -65,6 +67,7 @@ def table(results, systems, versions, notes):
     if "ours" in systems and peers:
         out += "\n`ours vs X` is how many times better ours is (peer ÷ ours for times, memory and CPU; " \
                "ours ÷ peer for throughput): above 1× ours is better, below 1× it is worse.\n"
+    out += start_over_floor(results.get("ours", {}))
     for s in systems:
         for n, r in sorted(results.get(s, {}).items()):
             if r.get("error"):
@@ -73,6 +76,20 @@ def table(results, systems, versions, notes):
                 out += (f"\n- {s} at N={n:,}: only {r['status_count']} sequential status queries fit "
                         f"in the {notes['status_deadline_s']:.0f} s bound")
     return out.rstrip() + "\n"
+
+
+def start_over_floor(per_n):
+    """Lines of ours's start over the floors of the same run, where the run has them."""
+    out = ""
+    for n, r in sorted(per_n.items()):
+        pairs = [("start_s", "floor_s", "ours ÷ clone+exec floor"),
+                 ("start_s", "floor_cgroup_s", "ours ÷ floor of a cgroup each"),
+                 ("start_groups_s", "floor_s", "ours --cgroups off ÷ clone+exec floor")]
+        parts = [f"{label} {r[a] / r[b]:.2f}" for a, b, label in pairs
+                 if isinstance(r.get(a), (int, float)) and isinstance(r.get(b), (int, float)) and r[b] > 0]
+        if parts:
+            out += f"\n- start at N={n:,}: " + "; ".join(parts)
+    return out + ("\n" if out else "")
 
 
 def median_of_runs(runs):
