@@ -22,32 +22,39 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use std::os::unix::process::CommandExt;
 
-/// The guard's program. The groups live in a dense array `q1..q$n` with an index `g<pgid>` into it, so
-/// that registering and forgetting cost the same however many groups there are (a removal moves the
-/// last entry into the freed place). On EOF it SIGKILLs exactly `q1..q$n`. It trusts no variable it
-/// did not set (an index counts only if `q<index>` points back at the group) and never parses `set`
-/// output, in which a multi-line value could forge a group. Lines other than `+<pgid>` or `-<pgid>`
-/// are ignored, and so are groups 0 and 1 (`kill -9 -1` would reach every process) and numbers with
-/// a leading zero. Firing takes builtins only (no pipeline), so it needs no fork: it works when the
+/// The guard's program. The groups live in 1,021 variables `b0`..`b1020` (a group in the one its number
+/// modulo 1,021 names, as a list ` 12 34`: at 10,000 groups about ten a bucket, and about 26
+/// variables on each of dash's chains), so that registering and forgetting cost the same
+/// however many groups there are: dash keeps variables in a fixed table of 39 chains, and a variable
+/// per group made each line cost time in proportion to all the groups (30-50 us at 10,000). It sets
+/// every bucket empty first, so it trusts no variable it did not set, and never parses `set` output,
+/// in which a multi-line value could forge a group. Lines other than `+<pgid>` or `-<pgid>` are
+/// ignored, and so are groups 0 and 1 (`kill -9 -1` would reach every process), numbers with a leading
+/// zero and numbers of more than seven digits (a pid is at most 4194304). On EOF it SIGKILLs exactly
+/// the groups listed. Firing takes builtins only (no pipeline), so it needs no fork: it works when the
 /// machine is out of processes or memory for new ones.
 const GUARD_SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
-n=0
-known() {
-  eval "i=\${g$1:-0}"
-  case $i in *[!0-9]*) i=0 ;; esac
-  [ "$i" -ge 1 ] && [ "$i" -le "$n" ] && eval "[ \"\$q$i\" = $1 ]"
-}
+i=0
+while [ "$i" -lt 1021 ]; do eval "b$i="; i=$((i + 1)); done
 while read -r l; do
   case $l in
-    ?*[!0-9]*|?0*|?1) ;;
-    +?*) p=${l#+}; known "$p" || { n=$((n + 1)); eval "q$n=$p g$p=$n"; } ;;
-    -?*) p=${l#-}
-      if known "$p"; then
-        eval "t=\$q$n"; eval "q$i=$t g$t=$i"; unset "q$n" "g$p"; n=$((n - 1))
-      fi ;;
+    ?*[!0-9]*|?0*|?1|?????????*|[!+-]*|?) continue ;;
+  esac
+  p=${l#?}
+  i=$((p % 1021))
+  eval "v=\$b$i"
+  case "$v " in
+    *" $p "*) [ "${l%"$p"}" = - ] || continue
+      w="$v "; w="${w%%" $p "*} ${w#*" $p "}"; eval "b$i=\${w% }" ;;
+    *) [ "${l%"$p"}" = + ] && eval "b$i=\"\$v \$p\"" ;;
   esac
 done
-while [ "$n" -gt 0 ]; do eval "kill -9 -\$q$n" 2>/dev/null; n=$((n - 1)); done
+i=0
+while [ "$i" -lt 1021 ]; do
+  eval "v=\$b$i"
+  for p in $v; do kill -9 -"$p" 2>/dev/null; done
+  i=$((i + 1))
+done
 [ -n "$1" ] && echo 1 2>/dev/null >"$1"
 "#;
 
@@ -281,6 +288,14 @@ mod tests {
     use std::io::Write;
     use std::time::{Duration, Instant};
 
+    /// The guard's buckets, as its program spells them.
+    const BUCKETS: u32 = 1021;
+
+    #[test]
+    fn the_program_has_as_many_buckets_as_the_tests_think() {
+        assert_eq!(GUARD_SCRIPT.matches(&BUCKETS.to_string()).count(), 3);
+    }
+
     /// A `sleep` leading its own group, killed when the test ends.
     struct Group(std::process::Child);
     impl Group {
@@ -345,13 +360,30 @@ mod tests {
         let mut kept = Group::start();
         let mut forgotten = Group::start();
         let mut lines = format!("+{}\n", kept.pgid());
-        // Many groups that cannot exist (above any pid), forgotten in a scrambled order, and junk.
-        // The real forgotten group comes last, so the first removal moves it to another place.
-        let fake: Vec<u32> = (0..1000).map(|i| 5_000_000 + i).collect();
-        for p in &fake {
+        // Many groups that cannot exist (above any pid), forgotten in a scrambled order, and junk:
+        // a thousand in a row, and twenty in each of the buckets of the two real groups, around
+        // them in their lists.
+        let same_bucket = |pgid: u32, j: u32| {
+            5_000_000 + (pgid + BUCKETS - 5_000_000 % BUCKETS) % BUCKETS + BUCKETS * j
+        };
+        let mut fake: Vec<u32> = (0..1000).map(|i| 5_000_000 + i).collect();
+        for j in 0..20 {
+            fake.push(same_bucket(kept.pgid(), j));
+            fake.push(same_bucket(forgotten.pgid(), j));
+        }
+        fake.sort_unstable();
+        fake.dedup();
+        assert!(fake
+            .iter()
+            .all(|f| *f > 4_194_304 && f.to_string().len() == 7));
+        assert_eq!(same_bucket(kept.pgid(), 3) % BUCKETS, kept.pgid() % BUCKETS);
+        for p in &fake[..fake.len() / 2] {
             lines.push_str(&format!("+{p}\n"));
         }
-        lines.push_str(&format!("+{}\n", forgotten.pgid()));
+        lines.push_str(&format!("+{}\n+{}\n", forgotten.pgid(), kept.pgid()));
+        for p in &fake[fake.len() / 2..] {
+            lines.push_str(&format!("+{p}\n"));
+        }
         for i in 0..fake.len() {
             lines.push_str(&format!("-{}\n", fake[(i * 7919) % fake.len()]));
         }
@@ -373,12 +405,10 @@ mod tests {
         let mut bystander = Group::start();
         let (k, b) = (kept.pgid(), bystander.pgid());
         let (mut cmd, _) = guard_command();
-        cmd.env("q1", b.to_string())
-            .env("q2", b.to_string())
-            .env(format!("g{k}"), "2")
-            .env(format!("g{b}"), "1")
-            .env("n", "2")
-            .env("ML", format!("x\ng{b}=\nq1={b}\n"));
+        cmd.env(format!("b{}", b % BUCKETS), format!(" {b}"))
+            .env("v", format!(" {b}"))
+            .env("i", (b % BUCKETS).to_string())
+            .env("ML", format!("x\nb{}= {b}\n", b % BUCKETS));
         // Groups 0 and 1 and a leading zero are refused: `kill -9 -1` would reach every process.
         run_guard(cmd, &format!("+0\n+1\n+0{b}\n+{k}\n"));
         wait_exited(&mut kept);
