@@ -60,7 +60,6 @@ impl ProcessActor {
     ) -> Result<ProcessActor, PmError> {
         let (run, found) = Self::foreign_run(pid, Some(start_ticks), Origin::Adopted)?;
         let mut actor = ProcessActor::new(spec, opts);
-        actor.adopt_cgroup();
         if let Ok(mut ring) = actor.ring.lock() {
             for line in log_tail {
                 ring.push(line);

@@ -127,17 +127,6 @@ impl ProcessActor {
         self.stops[i].poll = Some(ctx.spawn(wait));
     }
 
-    /// Takes up the cgroup of the process's name that an earlier daemon made for this (adopted)
-    /// process, if it is there. Only adoption looks: a process defined afresh finds an existing
-    /// cgroup of its name at its first start, which keeps it (one `statx` less a start).
-    pub(super) fn adopt_cgroup(&mut self) {
-        let adopted = cgroup::tree().and_then(|t| t.adopt(&self.spec.name, self.spec.detach));
-        if let Some((path, token)) = adopted {
-            self.cgroup_token = Some(token);
-            set_cgroup(&mut self.info, Some(&path));
-        }
-    }
-
     /// The process's cgroup, made at its first start (or found by adoption) and kept across its
     /// restarts until its delete; `None` in group mode. The status record's `cgroup` is the one copy
     /// of its path.

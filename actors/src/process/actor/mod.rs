@@ -210,6 +210,7 @@ impl ProcessActor {
         info.job_id = spec.job_id.clone().unwrap_or_default();
         info.deadline = spec.deadline_secs.map(|d| d as i64).unwrap_or(0);
         info.detached = spec.detach;
+        let adopted = super::cgroup::tree().and_then(|t| t.adopt(&spec.name, spec.detach));
         let ring = Arc::new(Mutex::new(LogRing::new(spec.log.ring_lines)));
         let log_file = spec.log.enabled.then(|| {
             let mut file =
@@ -226,7 +227,7 @@ impl ProcessActor {
             log_file,
             ..Live::default()
         };
-        ProcessActor {
+        let mut actor = ProcessActor {
             spec,
             opts,
             info: Record::new(info, live),
@@ -242,11 +243,17 @@ impl ProcessActor {
             subscribers: Subscribers::default(),
             ring,
             probes: health::ProbeState::default(),
-            cgroup_token: None,
+            cgroup_token: adopted.as_ref().map(|(_, token)| *token),
             oom_kills_before: None,
             cgroup_limits_written: false,
             cgroup_killed: false,
-        }
+        };
+        // An adopted (detached) process is in the cgroup of its name, if it is there.
+        cgroup::set_cgroup(
+            &mut actor.info,
+            adopted.as_ref().map(|(path, _)| path.as_path()),
+        );
+        actor
     }
 
     /// The registry's end of this actor's status record (read by a list without a message).
