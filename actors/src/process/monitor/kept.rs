@@ -70,6 +70,22 @@ impl ProcFile {
         }
     }
 
+    /// Whether the file is kept open (a read costs no open).
+    pub(super) fn is_kept(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// A file opened for each read, never kept: for tests of what a read without a kept file does.
+    #[cfg(test)]
+    pub(super) fn unkept(pid: i32, name: &'static str) -> ProcFile {
+        ProcFile {
+            pid,
+            name,
+            path: None,
+            kept: None,
+        }
+    }
+
     fn open_now(&self) -> io::Result<File> {
         match &self.path {
             Some(path) => File::open(path),

@@ -8,7 +8,9 @@
 //! `stat` is read (open, read, close) when it is new, when its `schedstat` moved (a `vfork`ing shell runs
 //! too), when it has several threads (`schedstat` covers the main thread only), and on every
 //! [`REFRESH_TICKS`]th tick (resident memory shrinks by reclaim without the task running); its `children`
-//! list when its `stat` was read and shows it did something. A kernel without usable `schedstat` (see
+//! list when its `stat` was read and shows it did something. A member whose `schedstat` is not kept
+//! open, or that has several threads, asks its process CPU clock instead (see `clock_gate`): no file
+//! is opened while it stands still. A kernel without usable `schedstat` (see
 //! [`schedstat_usable`]) keeps `stat` open instead and reads it every tick, with every `children` list on
 //! every [`FALLBACK_REFRESH_TICKS`]th tick. A full [`TreeSampler::sample`] reads every `stat` and
 //! `children` list. Nothing else on the host is read.
@@ -25,8 +27,8 @@ use super::cgroup_cpu::CgroupCpu;
 use super::kept::ProcFile;
 
 use crate::process::procfs::{
-    boot_ticks, clock_ticks, page_size, parse_schedstat, parse_stat, pread_all, read_children,
-    read_schedstat, read_stat_into, unreadable, Schedstat, Stat,
+    boot_ticks, clock_ticks, page_size, parse_schedstat, parse_stat, pread_all, process_cpu_ns,
+    read_children, read_schedstat, read_stat_into, unreadable, Schedstat, Stat,
 };
 
 /// One reading of a process tree.
@@ -95,6 +97,9 @@ struct Member {
     kind: Kept,
     /// Its children at the last read of its `children` list.
     children: Vec<i32>,
+    /// Its process CPU clock at the last read, where a tick would otherwise open a file to see
+    /// whether it ran (see [`clock_gate`]).
+    clock: Option<u64>,
 }
 
 /// Which /proc file a member keeps open.
@@ -370,6 +375,9 @@ impl TreeSampler {
         Ok(MemberRead {
             member: Member {
                 pid,
+                clock: clock_gate(&kept, stat.num_threads)
+                    .then(|| process_cpu_ns(pid))
+                    .flatten(),
                 stat,
                 kept,
                 kind,
@@ -413,6 +421,22 @@ struct Refresh {
 /// and neither file is read. Otherwise its `stat` is read, and its `children` when it did something.
 fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<MemberRead> {
     let (stat, moved) = match m.kind {
+        Kept::Schedstat(_) if clock_gate(&m.kept, m.stat.num_threads) => {
+            // Read before anything else: if it runs in between, the next tick sees the clock moved.
+            let clock = process_cpu_ns(m.pid);
+            if !refresh.stat && clock.is_some() && clock == m.clock {
+                return Ok(MemberRead {
+                    member: m,
+                    cpu_ticks: 0,
+                });
+            }
+            m.clock = clock;
+            let stat = read_stat_into(m.pid, buf)?;
+            if stat.start_time != m.stat.start_time {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            (stat, true)
+        }
         Kept::Schedstat(last) => {
             let sched = m.kept.read(read_schedstat)?;
             // An unparsable schedstat counts as moved (and stays so): the member is read in full.
@@ -452,6 +476,17 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
         member: m,
         cpu_ticks: stat.cpu_ticks.saturating_sub(old.cpu_ticks),
     })
+}
+
+/// Whether a member's tick asks its process CPU clock whether it ran, rather than its `schedstat`:
+/// where that file is not kept open (the daemon's descriptors are short: at 10,000 processes on a
+/// limit of 20,000, half of them) a read would open it, walking its /proc path, and where it has
+/// several threads `schedstat` covers the main thread only and `stat` would be opened. The clock is
+/// one system call for the whole process; one that stood still since the last read means the member
+/// did not run. A clock that moved leads to the member's `stat` (and its children when it did
+/// something), as a moved `schedstat` does.
+fn clock_gate(kept: &ProcFile, threads: u64) -> bool {
+    !kept.is_kept() || threads != 1
 }
 
 #[cfg(test)]
@@ -576,6 +611,63 @@ mod tests {
             }
             assert!(Instant::now() < end, "no CPU seen for a busy loop");
         }
+    }
+
+    /// A member whose file is not kept is read again only when its process CPU clock moved (or on a
+    /// refresh): its last `stat`, marked here, survives a tick of a sleeping process and is replaced
+    /// on a refresh and once a busy process runs.
+    #[test]
+    fn without_a_kept_file_a_tick_reads_only_when_the_cpu_clock_moved() {
+        const MARK: u64 = 123_456_789;
+        let quiet = Refresh {
+            stat: false,
+            children: false,
+        };
+        let refresh = Refresh {
+            stat: true,
+            children: true,
+        };
+        let unkept = |pid: i32| {
+            let mut sampler = TreeSampler::new(pid);
+            sampler.sample().unwrap();
+            let mut m = sampler.members.pop().unwrap();
+            m.kept = ProcFile::unkept(pid, "schedstat");
+            m.clock = process_cpu_ns(pid);
+            assert!(m.clock.is_some(), "the clock of a live child reads");
+            m
+        };
+        let mut buf = Vec::new();
+
+        let sleeper = Spawned::sleeping();
+        let mut m = unkept(sleeper.pid());
+        assert!(clock_gate(&m.kept, m.stat.num_threads));
+        m.stat.rss_pages = MARK;
+        let read = reread(m, quiet, &mut buf).unwrap();
+        assert_eq!(read.cpu_ticks, 0);
+        assert_eq!(
+            read.member.stat.rss_pages, MARK,
+            "a sleeping process was read"
+        );
+        let read = reread(read.member, refresh, &mut buf).unwrap();
+        assert_ne!(read.member.stat.rss_pages, MARK, "a refresh did not read");
+
+        let busy = Spawned::new("sh", &["-c", "while :; do :; done"]);
+        let mut m = unkept(busy.pid());
+        m.stat.rss_pages = MARK;
+        let before = m.clock;
+        wait_until("the busy loop to run", || {
+            process_cpu_ns(busy.pid()) != before
+        });
+        let read = reread(m, quiet, &mut buf).unwrap();
+        assert_ne!(
+            read.member.stat.rss_pages, MARK,
+            "a running process was not read"
+        );
+        assert_ne!(read.member.clock, before);
+
+        let gone = sleeper.pid();
+        drop(sleeper);
+        assert_eq!(process_cpu_ns(gone), None, "a reaped process has no clock");
     }
 
     /// Polls `cond` every 10 ms for up to 20 s.
