@@ -82,13 +82,14 @@ def measure_start(system, n, cfg):
     """Only the start of N, as `measure` times it, on a fresh daemon; then everything is torn down."""
     workdir = tempfile.mkdtemp(prefix=f"pmbench-{system.name}-start-{n}-")
     tree = procfs.ProcTree()
+    names = [f"s{i}" for i in range(1, n + 1)]
     try:
-        system.launch(workdir, [f"s{i}" for i in range(1, n + 1)], [])
+        system.launch(workdir, names, [])
         roots = system.roots()
         tree.refresh()
         before = tree.managed(roots)
         procfs.wait_quiet()
-        return timed_start(system, [f"s{i}" for i in range(1, n + 1)], tree, roots, before, cfg)
+        return timed_start(system, names, tree, roots, before, cfg)
     finally:
         try:
             system.shutdown()

@@ -44,16 +44,10 @@ impl serde::Serialize for LiveRecords<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let mut seq = serializer.serialize_seq(Some(self.0.entries.len()))?;
-        let mut scratch: Option<ProcessInfo> = None;
+        let mut scratch = ProcessInfo::initial(String::new(), "");
         for e in self.0.entries.values() {
-            let info = match &mut scratch {
-                Some(info) => {
-                    e.status_into(info);
-                    info
-                }
-                None => scratch.insert(e.status_now()),
-            };
-            seq.serialize_element(info)?;
+            e.status_into(&mut scratch);
+            seq.serialize_element(&scratch)?;
         }
         seq.end()
     }

@@ -310,8 +310,7 @@ impl ProcessActor {
     }
 
     /// The guard a run's group is registered with: none when the run is in a cgroup the guard kills
-    /// whole. At 10,000 processes each registration cost the guard's `sh` 30-50 µs (its variables
-    /// are a hash of a few dozen chains), a tenth of a start burst's CPU besides the daemon's.
+    /// whole, where a registration (a line the guard's `sh` reads and files) would buy nothing.
     fn run_guard(&self) -> Option<&GroupGuard> {
         self.guard()
             .filter(|g| !(g.kills_cgroups() && self.cgroup().is_some()))

@@ -75,6 +75,13 @@ impl ProcFile {
         self.kept.is_some()
     }
 
+    /// Closes a kept file and gives its place back; later reads open the file for themselves.
+    pub(super) fn release(&mut self) {
+        if self.kept.take().is_some() {
+            KEPT.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// A file opened for each read, never kept: for tests of what a read without a kept file does.
     #[cfg(test)]
     pub(super) fn unkept(pid: i32, name: &'static str) -> ProcFile {
@@ -117,9 +124,7 @@ impl ProcFile {
 
 impl Drop for ProcFile {
     fn drop(&mut self) {
-        if self.kept.take().is_some() {
-            KEPT.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.release();
     }
 }
 

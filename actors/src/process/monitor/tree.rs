@@ -350,10 +350,13 @@ impl TreeSampler {
         } else {
             None
         };
+        // Its process CPU clock, for the ticks that ask it (see `clock_gate`).
+        let mut clock = None;
         let (kept, kind, stat) = match sched_file {
-            // schedstat before stat: if it runs in between, the next tick sees it moved.
+            // schedstat and the clock before stat: if it runs in between, the next tick sees it moved.
             Some(mut f) => {
                 let sched = f.read(read_schedstat).ok().flatten();
+                clock = process_cpu_ns(pid);
                 (f, Kept::Schedstat(sched), read_stat_into(pid, buf)?)
             }
             None => {
@@ -375,9 +378,7 @@ impl TreeSampler {
         Ok(MemberRead {
             member: Member {
                 pid,
-                clock: clock_gate(&kept, stat.num_threads)
-                    .then(|| process_cpu_ns(pid))
-                    .flatten(),
+                clock,
                 stat,
                 kept,
                 kind,
@@ -431,11 +432,10 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
                 });
             }
             m.clock = clock;
-            let stat = read_stat_into(m.pid, buf)?;
-            if stat.start_time != m.stat.start_time {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            (stat, true)
+            // Its `schedstat` is not read while the clock stands in: a kept one would hold a place
+            // of the kept files' budget for nothing.
+            m.kept.release();
+            (same_stat(&m, buf)?, true)
         }
         Kept::Schedstat(last) => {
             let sched = m.kept.read(read_schedstat)?;
@@ -449,12 +449,7 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
                     cpu_ticks: 0,
                 });
             }
-            let stat = read_stat_into(m.pid, buf)?;
-            if stat.start_time != m.stat.start_time {
-                // Gone, and its pid reused, between the two reads.
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            (stat, moved || refresh.stat)
+            (same_stat(&m, buf)?, moved || refresh.stat)
         }
         Kept::Stat => {
             m.kept.read(|f| pread_all(f, buf))?;
@@ -476,6 +471,16 @@ fn reread(mut m: Member, refresh: Refresh, buf: &mut Vec<u8>) -> io::Result<Memb
         member: m,
         cpu_ticks: stat.cpu_ticks.saturating_sub(old.cpu_ticks),
     })
+}
+
+/// The member's `stat` read now, if it is still the same process: ESRCH when it is gone and its pid
+/// reused between two reads (another start time).
+fn same_stat(m: &Member, buf: &mut Vec<u8>) -> io::Result<Stat> {
+    let stat = read_stat_into(m.pid, buf)?;
+    if stat.start_time != m.stat.start_time {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(stat)
 }
 
 /// Whether a member's tick asks its process CPU clock whether it ran, rather than its `schedstat`:
